@@ -1,0 +1,127 @@
+"""MIND news (https://msnews.github.io) in its published layout.
+
+A folder with ``behaviors.tsv`` and ``news.tsv``, or with split subfolders (``MINDsmall_train/``,
+``MINDsmall_dev/``, ...), all of which are read. Following the paper, clicks are the
+interactions: each user's click history (placed just before the impression time, in order) and
+the impressed news with label 1 (at the impression time). Deduplication and the "latest 23 clicks
+per user" truncation belong to the shared prepare step.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from morec.data.formats import DataFormatError, RawDataset
+from morec.data.formats.table import (
+    check_unique_items, finish, read_delimited, require_file, require_nonempty,
+)
+
+NEWS_COLUMNS = ("item", "category", "subcategory", "title", "abstract", "url",
+                "title_entities", "abstract_entities")
+TEXT_CHOICES = ("category", "subcategory", "title", "abstract")
+BEHAVIOR_LAYOUT = "impression_id<TAB>user_id<TAB>time<TAB>history<TAB>impressions"
+NEWS_LAYOUT = "news_id<TAB>category<TAB>subcategory<TAB>title<TAB>abstract<TAB>url<TAB>entities<TAB>entities"
+TIME_FORMAT = "%m/%d/%Y %I:%M:%S %p"  # "11/15/2019 10:22:32 AM"
+_SPLIT_ORDER = ("train", "dev", "test")
+
+
+def split_folders(folder: Path) -> list[Path]:
+    """The folders holding behaviors.tsv: the folder itself, or its split subfolders."""
+    if (folder / "behaviors.tsv").is_file():
+        return [folder]
+    found = [p for p in sorted(folder.iterdir()) if (p / "behaviors.tsv").is_file()] if folder.is_dir() else []
+
+    def rank(split: Path) -> int:
+        name = split.name.lower()
+        return next((i for i, key in enumerate(_SPLIT_ORDER) if key in name), len(_SPLIT_ORDER))
+
+    return sorted(found, key=rank)
+
+
+def _read_behaviors(path: Path, encoding: str) -> pd.DataFrame:
+    raw = read_delimited(path, sep="\t", header=False, min_fields=5, max_fields=5,
+                         layout=BEHAVIOR_LAYOUT, encoding=encoding)
+    require_nonempty(raw, {1: "user_id", 2: "time"}, path)
+    times = pd.to_datetime(raw[2], format=TIME_FORMAT, errors="coerce")
+    bad = times.isna()
+    if bad.any():
+        line = raw.index[bad.to_numpy()][0]
+        raise DataFormatError(
+            f"{path}, line {line}: time {raw.loc[line, 2]!r} is not like '11/15/2019 10:22:32 AM' "
+            f"({int(bad.sum())} lines like this). Fix or remove those lines."
+        )
+    seconds = (times - pd.Timestamp(0)) // pd.Timedelta(1, "s")
+    return pd.DataFrame({"user": raw[1], "time": seconds.astype("int64"),
+                         "history": raw[3], "impressions": raw[4]})
+
+
+def _history_clicks(behaviors: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """History items, spaced one second apart and ending one second before the impression."""
+    # MIND repeats a user's (fixed) history on every impression; read it once, at the earliest.
+    with_history = behaviors[behaviors["history"].str.strip() != ""]
+    once = with_history.sort_values("time", kind="stable").drop_duplicates(["user", "history"])
+    tokens = once["history"].str.split()
+    events = tokens.explode()
+    position = events.groupby(level=0).cumcount()
+    length = tokens.str.len().reindex(events.index)
+    times = once["time"].reindex(events.index) - (length - position)
+    clicks = pd.DataFrame({"user": once["user"].reindex(events.index), "item": events, "timestamp": times})
+    return clicks, len(with_history) - len(once)
+
+
+def _impression_clicks(behaviors: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    shown = behaviors["impressions"].str.split().explode().dropna()
+    parts = shown.str.extract(r"^(?P<item>.+)-(?P<label>[01])$")
+    unlabelled = int(parts["item"].isna().sum())
+    clicked = parts[parts["label"] == "1"]
+    clicks = pd.DataFrame({"user": behaviors["user"].reindex(clicked.index), "item": clicked["item"],
+                           "timestamp": behaviors["time"].reindex(clicked.index)})
+    return clicks, unlabelled
+
+
+def read_mind(
+    path: str | Path,
+    *,
+    text_columns: Sequence[str] = ("title",),
+    encoding: str = "utf-8",
+) -> RawDataset:
+    """Read MIND; ``text_columns`` picks item text among category, subcategory, title, abstract."""
+    folder = Path(path)
+    unknown = [c for c in text_columns if c not in TEXT_CHOICES]
+    if unknown:
+        raise DataFormatError(f"MIND text_columns {unknown} unknown; choose among {', '.join(TEXT_CHOICES)}.")
+    splits = split_folders(folder)
+    if not splits:
+        raise DataFormatError(
+            f"{folder}: no behaviors.tsv here or in a subfolder. Unzip MINDsmall_train.zip (and _dev) "
+            "so that <folder>/MINDsmall_train/behaviors.tsv exists, and point to <folder>."
+        )
+    notes: list[str] = []
+    behaviors_parts, news_parts = [], []
+    for split in splits:
+        behaviors_parts.append(_read_behaviors(split / "behaviors.tsv", encoding))
+        news_path = require_file(split / "news.tsv", "MIND needs news.tsv next to behaviors.tsv.")
+        news = read_delimited(news_path, sep="\t", header=False, min_fields=4, max_fields=len(NEWS_COLUMNS),
+                              layout=NEWS_LAYOUT, encoding=encoding)
+        require_nonempty(news, {0: "news_id"}, news_path)
+        check_unique_items(news[0], news_path)
+        news.columns = list(NEWS_COLUMNS[: news.shape[1]])
+        news_parts.append(news.reindex(columns=["item", *text_columns], fill_value=""))
+    behaviors = pd.concat(behaviors_parts, ignore_index=True)
+
+    history, repeated = _history_clicks(behaviors)
+    clicks, unlabelled = _impression_clicks(behaviors)
+    if repeated:
+        notes.append(f"{folder}: {repeated} impressions repeat a click history already read for the "
+                     "same user; each history was read once, before that user's earliest impression.")
+    if unlabelled:
+        notes.append(f"{folder}: {unlabelled} impressed news carry no click label (a test split?); "
+                     "they add no interactions.")
+    interactions = pd.concat([history, clicks], ignore_index=True)
+
+    # The same news is listed in every split it appears in; the first listing is kept.
+    items = pd.concat(news_parts, ignore_index=True).drop_duplicates("item", keep="first")
+    return finish(interactions, items, name=folder.name, root=folder, notes=notes,
+                  items_source=" / ".join(str(s / "news.tsv") for s in splits))

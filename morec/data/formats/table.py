@@ -1,0 +1,333 @@
+"""Generic interaction / item tables (CSV, TSV, Parquet) with a column mapping.
+
+This is also the native layout of ``morec data synth``: ``interactions.csv`` (user,item,timestamp)
+and ``items.csv`` (item,title,...,image). The module also holds the small parsing helpers the
+other readers share, so that every format reports bad input the same way.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from morec.data.formats import DataFormatError, RawDataset
+
+_TOKENIZER_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
+_TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet")
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def require_file(path: Path, hint: str) -> Path:
+    if not path.is_file():
+        raise DataFormatError(f"{path}: file not found. {hint}")
+    return path
+
+
+def _first_undecodable_line(path: Path, encoding: str) -> tuple[int, str]:
+    # Only runs after a decode failure, so a plain loop over the lines is fine here.
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode(encoding)
+            except UnicodeDecodeError as err:
+                return number, f"bytes {raw[err.start:err.end]!r} at column {err.start + 1}"
+    return 0, "unknown position"
+
+
+def read_delimited(
+    path: Path,
+    *,
+    sep: str,
+    header: bool,
+    layout: str,
+    encoding: str = "utf-8",
+    min_fields: int = 1,
+    max_fields: int | None = None,
+    quoting: int = csv.QUOTE_NONE,
+    usecols: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Read a delimited text file with every field as str ('' when empty or missing).
+
+    The index is the 1-based line number in the file, so callers can name the line of any bad
+    value. Blank lines carry no data and are skipped. ``layout`` describes the expected line in
+    words for error messages.
+    """
+    try:
+        frame = pd.read_csv(
+            path, sep=sep, header=0 if header else None, dtype=str, na_filter=False,
+            quoting=quoting, skip_blank_lines=False, encoding=encoding, usecols=usecols,
+        )
+    except FileNotFoundError:
+        raise DataFormatError(f"{path}: file not found. Expected {layout}.") from None
+    except pd.errors.EmptyDataError:
+        raise DataFormatError(f"{path}: the file is empty. Expected {layout}.") from None
+    except pd.errors.ParserError as err:
+        found = _TOKENIZER_ERROR.search(str(err))
+        if found is None:
+            raise DataFormatError(f"{path}: cannot parse the file ({err}). Expected {layout}.") from None
+        expected, line, saw = found.groups()
+        raise DataFormatError(
+            f"{path}, line {line}: {saw} fields where the file's first line has {expected} "
+            f"(separator {sep!r}). Expected {layout}. Fix or remove that line."
+        ) from None
+    except UnicodeDecodeError:
+        line, detail = _first_undecodable_line(path, encoding)
+        raise DataFormatError(
+            f"{path}, line {line}: not valid {encoding} text ({detail}). Re-save the file as "
+            f"{encoding}, or pass encoding='...' with the file's real encoding (e.g. 'latin-1')."
+        ) from None
+
+    n_fields = frame.shape[1]
+    if n_fields < min_fields or (max_fields is not None and n_fields > max_fields):
+        wanted = str(min_fields) if max_fields == min_fields else f"{min_fields} to {max_fields or 'any'}"
+        raise DataFormatError(
+            f"{path}, line 1: {n_fields} fields (separator {sep!r}) where {wanted} are expected. "
+            f"Expected {layout}."
+        )
+    frame.index = np.arange(len(frame)) + (2 if header else 1)
+    blank = (frame == "").all(axis=1)
+    return frame[~blank] if blank.any() else frame
+
+
+def require_nonempty(frame: pd.DataFrame, columns: Sequence | dict, path: Path, *, where: str = "line") -> None:
+    """Fail on the first empty required field; ``columns`` may map positions to readable names."""
+    labels = columns if isinstance(columns, dict) else {column: column for column in columns}
+    for column, label in labels.items():
+        empty = frame[column].isna() | (frame[column].astype(str) == "")
+        if empty.any():
+            raise DataFormatError(
+                f"{path}, {where} {frame.index[empty.to_numpy()][0]}: the {label} field is empty "
+                f"({int(empty.sum())} {where}s like this). Every row needs a {label}; fix or remove them."
+            )
+
+
+def _seconds_since_epoch(dates: pd.Series) -> pd.Series:
+    if dates.dt.tz is not None:
+        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+    return (dates - pd.Timestamp(0)) // pd.Timedelta(1, "s")
+
+
+def parse_timestamps(
+    values: pd.Series, path: Path, column: str, *, where: str = "line", allow_dates: bool = False
+) -> pd.Series:
+    """Numbers (or, if allowed, ISO dates) -> int64 when all integral, else float64."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return _seconds_since_epoch(values).astype("int64")
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() | ~np.isfinite(numbers.astype("float64"))
+    if bad.any() and allow_dates:
+        dates = pd.to_datetime(values, errors="coerce", format="ISO8601")
+        if dates.notna().all():
+            return _seconds_since_epoch(dates).astype("int64")
+        if dates.isna().sum() < bad.sum():
+            bad = dates.isna()
+    if bad.any():
+        line = values.index[bad.to_numpy()][0]
+        kind = "a number or an ISO date" if allow_dates else "a number"
+        raise DataFormatError(
+            f"{path}, {where} {line}: {column} {values.loc[line]!r} is not {kind} "
+            f"({int(bad.sum())} {where}s like this). Fix those {where}s or remove them."
+        )
+    if pd.api.types.is_integer_dtype(numbers):
+        return numbers.astype("int64")
+    as_float = numbers.astype("float64")
+    if (as_float == np.round(as_float)).all() and np.abs(as_float).max(initial=0) < 2**53:
+        return as_float.astype("int64")
+    return as_float
+
+
+def check_unique_items(ids: pd.Series, path: Path, *, where: str = "line") -> None:
+    repeated = ids.duplicated(keep=False)
+    if repeated.any():
+        first = ids[repeated].iloc[0]
+        lines = ids.index[(ids == first).to_numpy()][:5].tolist()
+        raise DataFormatError(
+            f"{path}: item {first!r} appears more than once ({where}s {', '.join(map(str, lines))}; "
+            f"{int(ids[repeated].nunique())} ids are repeated). Each item needs exactly one row: "
+            "remove or merge the duplicates."
+        )
+
+
+def apply_image_pattern(items: pd.Series, pattern: str) -> pd.Series:
+    """'covers/{item}.jpg' -> one path per item; any str.format field of ``item`` works."""
+    pieces = pattern.split("{item}")
+    if all("{" not in piece and "}" not in piece for piece in pieces):
+        # The common case, done without a Python loop.
+        ids = items.astype(str)
+        result = pd.Series(pieces[0], index=items.index, dtype=str)
+        for piece in pieces[1:]:
+            result = result + ids + piece
+        return result
+    return pd.Series([pattern.format(item=item) for item in items.astype(str)], index=items.index, dtype=str)
+
+
+def finish(
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    *,
+    name: str,
+    root: Path | None,
+    notes: list[str],
+    items_source: Path | str,
+) -> RawDataset:
+    """Canonical dtypes and column order, plus a note for interactions without item content."""
+    interactions = pd.DataFrame({
+        "user": interactions["user"].astype(str).to_numpy(),
+        "item": interactions["item"].astype(str).to_numpy(),
+        "timestamp": interactions["timestamp"].to_numpy(),
+    })
+    items = items.reset_index(drop=True)
+    items["item"] = items["item"].astype(str)
+    for column in items.columns:
+        if column != "item":
+            items[column] = items[column].fillna("").astype(str)
+    missing = ~interactions["item"].isin(items["item"])
+    if missing.any():
+        notes.append(
+            f"{int(missing.sum())} interactions refer to {interactions['item'][missing].nunique()} "
+            f"items missing from {items_source}; they are kept, with empty content."
+        )
+    return RawDataset(interactions=interactions, items=items, name=name, root=root, notes=notes)
+
+
+# --------------------------------------------------------------------------- the table reader
+
+
+def _locate(folder: Path, given: str | Path | None, stem: str, *, required: bool) -> Path | None:
+    if given is not None:
+        path = Path(given) if Path(given).is_absolute() else folder / given
+        return require_file(path, f"Check the {stem}_file option.")
+    found = [folder / f"{stem}{suffix}" for suffix in _TABLE_SUFFIXES if (folder / f"{stem}{suffix}").is_file()]
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        raise DataFormatError(
+            f"{folder}: several {stem} tables ({', '.join(p.name for p in found)}); "
+            f"pass {stem}_file= to pick one."
+        )
+    if required:
+        raise DataFormatError(
+            f"{folder}: no {stem}.csv / .tsv / .parquet found. Pass {stem}_file= with the file name."
+        )
+    return None
+
+
+def _load(path: Path, columns: Sequence[str] | None, sep: str | None, encoding: str) -> tuple[pd.DataFrame, str]:
+    """The table (index: line number, or row number for Parquet) and the word for its rows."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        present = pq.read_schema(path).names
+        _check_columns(path, present, columns)
+        frame = pd.read_parquet(path, columns=list(columns) if columns is not None else None)
+        frame.index = np.arange(len(frame)) + 1
+        return frame, "row"
+    if sep is None:
+        if path.suffix not in _SEPARATORS:
+            raise DataFormatError(f"{path}: cannot tell the separator from the extension; pass sep=','.")
+        sep = _SEPARATORS[path.suffix]
+    if columns is not None:
+        # Only the header line is read here; decoding problems are reported by the full read below.
+        try:
+            header = pd.read_csv(path, sep=sep, nrows=0, encoding=encoding, encoding_errors="replace").columns
+        except pd.errors.EmptyDataError:
+            raise DataFormatError(f"{path}: the file is empty. Expected a header line naming the columns.") from None
+        _check_columns(path, list(header), columns)
+    frame = read_delimited(path, sep=sep, header=True, layout="a header line naming the columns",
+                           encoding=encoding, quoting=csv.QUOTE_MINIMAL, usecols=columns)
+    return frame, "line"
+
+
+def _check_columns(path: Path, present: Sequence[str], wanted: Sequence[str] | None) -> None:
+    missing = [c for c in (wanted or []) if c not in present]
+    if missing:
+        raise DataFormatError(
+            f"{path}: no column {', '.join(map(repr, missing))}; its columns are "
+            f"{', '.join(map(repr, present))}. Pass the matching *_column option (e.g. user_column=...)."
+        )
+
+
+def _looks_textual(values: pd.Series) -> bool:
+    if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
+        return False
+    filled = values[values.astype(str) != ""]
+    return len(filled) > 0 and pd.to_numeric(filled, errors="coerce").isna().any()
+
+
+def read_table(
+    path: str | Path,
+    *,
+    interactions_file: str | Path | None = None,
+    items_file: str | Path | None = None,
+    user_column: str = "user",
+    item_column: str = "item",
+    time_column: str | None = "timestamp",
+    item_id_column: str = "item",
+    text_columns: Sequence[str] | None = None,
+    image_column: str | None = None,
+    image_pattern: str | None = None,
+    sep: str | None = None,
+    encoding: str = "utf-8",
+) -> RawDataset:
+    """Read an interactions table and an optional item table.
+
+    ``path`` is a folder (file names default to ``interactions.*`` / ``items.*``) or the
+    interactions file itself. ``time_column=None`` uses the file order as time. ``text_columns``
+    defaults to every non-id column of the item table holding text (not numbers);
+    ``image_column`` defaults to ``image`` when the item table has that column.
+    ``image_pattern`` builds image paths from item ids, e.g. ``"images/{item}.jpg"``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataFormatError(f"{path}: no such file or folder.")
+    folder = path if path.is_dir() else path.parent
+    if path.is_file() and interactions_file is None:
+        interactions_file = path.name
+    inter_path = _locate(folder, interactions_file, "interactions", required=True)
+    items_path = _locate(folder, items_file, "items", required=False)
+    notes: list[str] = []
+
+    wanted = [user_column, item_column] + ([time_column] if time_column else [])
+    inter, where = _load(inter_path, wanted, sep, encoding)
+    require_nonempty(inter, [user_column, item_column], inter_path, where=where)
+    if time_column:
+        times = parse_timestamps(inter[time_column], inter_path, time_column, where=where, allow_dates=True)
+    else:
+        times = pd.Series(np.arange(len(inter), dtype="int64"), index=inter.index)
+    interactions = pd.DataFrame({"user": inter[user_column], "item": inter[item_column], "timestamp": times})
+
+    if items_path is None:
+        # ID-only data is legitimate (IDRec needs nothing else); say so rather than fail.
+        items = pd.DataFrame({"item": pd.unique(interactions["item"].astype(str))})
+        notes.append(f"{folder}: no item table; the {len(items)} items have no text or image content.")
+        items_source: Path | str = "the (absent) item table"
+    else:
+        raw_items, item_where = _load(items_path, None, sep, encoding)
+        _check_columns(items_path, list(raw_items.columns), [item_id_column])
+        raw_items[item_id_column] = raw_items[item_id_column].astype(str)
+        if image_column is None and "image" in raw_items.columns:
+            image_column = "image"  # the native layout written by `morec data synth`
+        require_nonempty(raw_items, [item_id_column], items_path, where=item_where)
+        check_unique_items(raw_items[item_id_column], items_path, where=item_where)
+        if text_columns is None:
+            text_columns = [c for c in raw_items.columns
+                            if c not in (item_id_column, image_column) and _looks_textual(raw_items[c])]
+        _check_columns(items_path, list(raw_items.columns), list(text_columns) + ([image_column] if image_column else []))
+        items = pd.DataFrame({"item": raw_items[item_id_column]})
+        for column in text_columns:
+            items[column] = raw_items[column]
+        if image_column:
+            items["image"] = raw_items[image_column]
+        items_source = items_path
+    if image_pattern:
+        items["image"] = apply_image_pattern(items["item"], image_pattern)
+
+    return finish(interactions, items, name=folder.name, root=(items_path or inter_path).parent,
+                  notes=notes, items_source=items_source)
