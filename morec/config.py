@@ -1,0 +1,258 @@
+"""Typed configuration: dataclasses with the paper's defaults, a YAML file, and ``--section.key=value``
+overrides. An unknown key, a wrong type or an impossible value is an error that names it."""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class PrepareConfig:
+    """How a raw dataset becomes a prepared one (the paper's section 3.1)."""
+
+    min_user_interactions: int = 5  # the paper removes users with fewer than 5
+    min_item_interactions: int = 0  # warm-N setting: drop items with fewer than N (applied before the user filter)
+    dedup: str = "first"  # first | last | none: which of a user's repeated (user, item) pairs is kept
+    max_seq_len: int = 0  # keep each user's latest N interactions (paper: 23 text, 13 image); 0 = keep all
+    n_users: int = 0  # subsample this many users at random (paper Table 4: 50K); 0 = all
+    seed: int = 42
+
+    def validate(self) -> None:
+        _check(self.min_user_interactions >= 3, "prepare.min_user_interactions must be >= 3 (train, valid and test need one item each)")
+        _check(self.min_item_interactions >= 0, "prepare.min_item_interactions must be >= 0")
+        _check(self.dedup in ("first", "last", "none"), f"prepare.dedup must be first, last or none, not {self.dedup!r}")
+        _check(self.max_seq_len == 0 or self.max_seq_len >= 3, "prepare.max_seq_len must be 0 (keep all) or >= 3")
+        _check(self.n_users >= 0, "prepare.n_users must be >= 0")
+
+
+@dataclass
+class EncoderConfig:
+    """The item encoder: the only part that differs between IDRec and MoRec."""
+
+    kind: str = "id"  # id | text | vision (registry in morec.encoders)
+    pretrained: str = ""  # local model directory or hub name, for text / vision
+    from_scratch: bool = False  # same architecture, random init (paper Table 4)
+    mode: str = "e2e"  # e2e | frozen (two-stage features) | top (only the top `train_layers` trained)
+    train_layers: int = 0  # with mode=top: how many top layers are trained
+    mlp_layers: int = 0  # extra MLP layers on the item vector (TS-DNN, paper Table 5)
+    fusion: str = "none"  # none | add | concat: ID embedding combined with the modality vector (Table 7)
+    fusion_mlp: bool = False
+    text_fields: list[str] = field(default_factory=lambda: ["title"])
+    max_tokens: int = 30
+    pooling: str = "cls"  # cls | mean
+    image_size: int = 224
+    lr: float = 1e-4  # the encoder's own learning rate (paper: from {1e-4, 5e-5, 1e-5})
+    weight_decay: float = 0.01
+    batch_size: int = 256  # items per forward pass when encoding the catalogue
+
+    def validate(self) -> None:
+        _check(self.mode in ("e2e", "frozen", "top"), f"model.encoder.mode must be e2e, frozen or top, not {self.mode!r}")
+        _check(self.fusion in ("none", "add", "concat"), f"model.encoder.fusion must be none, add or concat, not {self.fusion!r}")
+        _check(self.pooling in ("cls", "mean"), f"model.encoder.pooling must be cls or mean, not {self.pooling!r}")
+        _check(self.max_tokens > 0, "model.encoder.max_tokens must be > 0")
+        _check(self.lr > 0, "model.encoder.lr must be > 0")
+        _check(self.weight_decay >= 0, "model.encoder.weight_decay must be >= 0")
+        _check(self.mlp_layers >= 0 and self.train_layers >= 0, "model.encoder.mlp_layers and train_layers must be >= 0")
+        _check(self.mode != "top" or self.train_layers > 0, "model.encoder.mode=top needs model.encoder.train_layers > 0")
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "sasrec"  # sasrec | dssm (registry in morec.backbones)
+    dim: int = 64
+    n_layers: int = 2  # SASRec transformer blocks (paper: 2)
+    n_heads: int = 2  # paper: 2
+    dropout: float = 0.1  # paper: 0.1
+    max_len: int = 50  # SASRec input length
+    ffn_mult: int = 4  # transformer feed-forward width = ffn_mult * dim (the paper's code: 4; original SASRec: 1)
+    tower_layers: int = 0  # DSSM MLP hidden layers per tower (paper's best: 0)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+
+    def validate(self) -> None:
+        _check(self.dim > 0, "model.dim must be > 0")
+        _check(self.n_layers >= 0 and self.tower_layers >= 0, "model.n_layers and model.tower_layers must be >= 0")
+        _check(self.n_heads > 0 and self.dim % self.n_heads == 0, f"model.dim ({self.dim}) must be divisible by model.n_heads ({self.n_heads})")
+        _check(0 <= self.dropout < 1, "model.dropout must be in [0, 1)")
+        _check(self.max_len > 0, "model.max_len must be > 0")
+        _check(self.ffn_mult > 0, "model.ffn_mult must be > 0")
+        self.encoder.validate()
+
+
+@dataclass
+class TrainConfig:
+    loss: str = "bce"  # bce (paper eq. 1, sampled negatives) | ce (full softmax)
+    n_negatives: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    batch_size: int = 128  # paper: 128 SASRec, 1024 DSSM
+    epochs: int = 200
+    patience: int = 10  # epochs without a better validation score before stopping
+    windows: str = "all"  # all: tile each user's whole training sequence into max_len windows; last: only the latest
+    grad_clip: float = 0.0
+    seed: int = 42
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    progress: bool = True
+
+    def validate(self) -> None:
+        _check(self.loss in ("bce", "ce"), f"train.loss must be bce or ce, not {self.loss!r}")
+        _check(self.n_negatives >= 1, "train.n_negatives must be >= 1")
+        _check(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
+        _check(self.weight_decay >= 0, "train.weight_decay must be >= 0")
+        _check(self.batch_size > 0 and self.epochs > 0 and self.patience > 0, "train.batch_size, epochs and patience must be > 0")
+        _check(self.windows in ("all", "last"), f"train.windows must be all or last, not {self.windows!r}")
+
+
+@dataclass
+class EvalConfig:
+    ks: list[int] = field(default_factory=lambda: [10])
+    select_metric: str = "ndcg@10"  # validation metric used for early stopping and model choice
+    mask_history: bool = True  # the user's earlier items cannot be recommended (the target itself never masked)
+    user_batch: int = 1024
+    item_chunk: int = 65536
+
+    def validate(self) -> None:
+        _check(all(k > 0 for k in self.ks), "eval.ks must be positive")
+        name, _, k = self.select_metric.partition("@")
+        _check(name in ("hr", "ndcg") and k.isdigit() and int(k) in self.ks, f"eval.select_metric {self.select_metric!r} must be hr@K or ndcg@K with K in eval.ks {self.ks}")
+
+
+@dataclass
+class Config:
+    data: str = ""  # prepared dataset directory
+    out: str = "runs/run"  # run directory
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def validate(self) -> "Config":
+        _check(bool(self.data), "data: the prepared dataset directory must be set (morec data prepare makes one)")
+        self.model.validate()
+        self.train.validate()
+        self.eval.validate()
+        return self
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+# --- generic dataclass <-> dict -------------------------------------------------------------
+
+def to_dict(obj: Any) -> Any:
+    return dataclasses.asdict(obj)
+
+
+def from_dict(cls: type, values: dict[str, Any] | None, where: str = "") -> Any:
+    """Build dataclass ``cls`` from nested dicts, refusing unknown keys and wrong types."""
+    values = values or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in names:
+            raise ConfigError(f"unknown config key {where + key!r}; known keys here: {', '.join(sorted(names))}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in values:
+            kwargs[f.name] = _coerce(hints[f.name], values[f.name], where + f.name)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where + ".")
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if value is None else _coerce(args[0], value, where)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(item_tp, v, where) for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit())):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def parse_overrides(args: list[str]) -> dict[str, Any]:
+    """``["--train.lr=1e-3", "--model.encoder.kind", "text"]`` -> nested dict (YAML-typed values)."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            raise ConfigError(f"unexpected argument {arg!r}; overrides look like --section.key=value")
+        key, eq, raw = arg[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(args):
+                raise ConfigError(f"override {arg!r} has no value")
+            raw = args[i + 1]
+            i += 1
+        i += 1
+        value = yaml.safe_load(raw) if raw != "" else ""
+        node = out
+        parts = key.replace("-", "_").split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in extra.items():
+        merged[k] = deep_merge(merged[k], v) if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
+    return merged
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None, cls: type = Config) -> Any:
+    values: dict[str, Any] = {}
+    if path:
+        text = Path(path).read_text(encoding="utf-8")
+        values = yaml.safe_load(text) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: expected a YAML mapping at the top level")
+    if overrides:
+        extra = parse_overrides(overrides) if isinstance(overrides, list) else overrides
+        values = deep_merge(values, extra)
+    cfg = from_dict(cls, values)
+    return cfg.validate() if hasattr(cfg, "validate") and cls is Config else cfg
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")

@@ -1,0 +1,142 @@
+"""The paper's preprocessing, once: raw interactions -> a prepared dataset directory.
+
+Steps, in order (each reports what it removed): subsample users, de-duplicate (user, item),
+warm-N item filter, order by time (stable), keep each user's latest N, drop short users,
+re-index items 1..M (0 = padding) and users 0..n-1. The split is leave-one-out and implicit in the
+stored sequences: last item = test, second-to-last = valid, the rest = train.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..config import PrepareConfig
+from .formats import DataFormatError, RawDataset
+
+FORMAT_VERSION = 1
+
+
+class _FilterLog:
+    """Records what each step removed, so nothing is dropped silently."""
+
+    def __init__(self, name: str, log: Callable[[str], None]):
+        self.name, self.log, self.steps = name, log, []
+
+    def __call__(self, step: str, before: pd.DataFrame, after: pd.DataFrame, why: str) -> pd.DataFrame:
+        removed = {
+            "interactions": len(before) - len(after),
+            "users": before["user"].nunique() - after["user"].nunique(),
+            "items": before["item"].nunique() - after["item"].nunique(),
+        }
+        self.steps.append({"step": step, "why": why, **{f"removed_{k}": int(v) for k, v in removed.items()}})
+        self.log(f"[{self.name}] {step}: removed {removed['interactions']:,} interactions, "
+                 f"{removed['users']:,} users, {removed['items']:,} items ({why})")
+        return after
+
+
+def filter_interactions(df: pd.DataFrame, cfg: PrepareConfig, step: _FilterLog) -> pd.DataFrame:
+    """Apply the paper's filters; ``df`` has user, item, timestamp, _order. Returns rows sorted by user, time."""
+    if cfg.n_users and cfg.n_users < df["user"].nunique():
+        users = df["user"].drop_duplicates().to_numpy()
+        keep = np.random.default_rng(cfg.seed).choice(users, size=cfg.n_users, replace=False)
+        df = step("subsample", df, df[df["user"].isin(keep)], f"kept a random {cfg.n_users:,} users, seed {cfg.seed}")
+
+    # _order breaks timestamp ties, so equal times keep the file order
+    df = df.sort_values(["user", "timestamp", "_order"], kind="stable")
+    if cfg.dedup != "none":
+        df = step("dedup", df, df.drop_duplicates(["user", "item"], keep=cfg.dedup),
+                  f"repeated (user, item) pairs, kept the {cfg.dedup}")
+
+    if cfg.min_item_interactions > 0:
+        counts = df["item"].value_counts()
+        warm = counts.index[counts >= cfg.min_item_interactions]
+        df = step("warm items", df, df[df["item"].isin(warm)], f"items with fewer than {cfg.min_item_interactions} interactions")
+
+    if cfg.max_seq_len:
+        from_end = df.groupby("user", sort=False).cumcount(ascending=False)
+        df = step("truncate", df, df[from_end < cfg.max_seq_len], f"kept each user's latest {cfg.max_seq_len}")
+
+    sizes = df.groupby("user", sort=False)["item"].transform("size")
+    df = step("short users", df, df[sizes >= cfg.min_user_interactions],
+              f"users with fewer than {cfg.min_user_interactions} interactions")
+    return df
+
+
+def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = None, log=print) -> Path:
+    cfg = cfg or PrepareConfig()
+    cfg.validate()
+    out = Path(out_dir)
+    for note in raw.notes:
+        log(f"[{raw.name}] reader: {note}")
+
+    df = raw.interactions[["user", "item", "timestamp"]].astype({"user": str, "item": str})
+    df = df.assign(_order=np.arange(len(df)))
+    log(f"[{raw.name}] read {len(df):,} interactions, {df['user'].nunique():,} users, {df['item'].nunique():,} items")
+    step = _FilterLog(raw.name, log)
+    df = filter_interactions(df, cfg, step)
+    if df.empty:
+        raise DataFormatError(
+            f"[{raw.name}] every user was filtered out (min_user_interactions={cfg.min_user_interactions}, "
+            f"min_item_interactions={cfg.min_item_interactions}, max_seq_len={cfg.max_seq_len}); lower these thresholds"
+        )
+
+    items = _catalogue(raw, pd.Index(df["item"].unique()), log)
+    item_index = pd.Series(np.arange(1, len(items) + 1), index=items["item"].to_numpy())
+    users = df.sort_values("_order", kind="stable")["user"].drop_duplicates().to_numpy()
+    user_index = pd.Series(np.arange(len(users)), index=users)
+
+    df = df.assign(u=user_index.loc[df["user"]].to_numpy(), i=item_index.loc[df["item"]].to_numpy())
+    df = df.sort_values(["u", "timestamp", "_order"], kind="stable")
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(df["u"].to_numpy(), minlength=len(users)))])
+
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "seq_offsets.npy", offsets.astype(np.int64))
+    np.save(out / "seq_items.npy", df["i"].to_numpy().astype(np.int32))
+    np.save(out / "seq_times.npy", pd.to_numeric(df["timestamp"]).to_numpy())
+    items.to_parquet(out / "items.parquet", index=False)
+    pd.DataFrame({"user": users}).to_parquet(out / "users.parquet", index=False)
+
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "name": raw.name,
+        "n_users": len(users),
+        "n_items": len(items),
+        "n_interactions": len(df),
+        "split": "leave-one-out: last = test, second-to-last = valid, rest = train",
+        "text_columns": [c for c in raw.text_columns if c in items.columns],
+        "has_images": "image" in items.columns,
+        "image_root": str(Path(raw.root).resolve()) if raw.root else None,
+        "prepare": vars(cfg),
+        "filters": step.steps,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    log(f"[{raw.name}] prepared {len(users):,} users, {len(items):,} items, {len(df):,} interactions -> {out}")
+    return out
+
+
+def _catalogue(raw: RawDataset, used: pd.Index, log) -> pd.DataFrame:
+    """Content rows of the interacted items, in the item table's order; missing ones get empty content."""
+    table = raw.items.astype({"item": str})
+    dup = table["item"].duplicated()
+    if dup.any():
+        raise DataFormatError(f"[{raw.name}] item table lists item {table['item'][dup].iloc[0]!r} more than once; "
+                              "make item ids unique")
+    rows = table[table["item"].isin(used)]
+    missing = used.difference(pd.Index(rows["item"]))
+    if len(missing):
+        log(f"[{raw.name}] {len(missing):,} interacted items have no content row (e.g. {missing[0]!r}); they get empty content")
+        rows = pd.concat([rows, pd.DataFrame({"item": missing.to_numpy()})], ignore_index=True)
+    unused = len(table) - len(rows) + len(missing)
+    if unused:
+        log(f"[{raw.name}] {unused:,} items of the item table have no remaining interaction; left out of the catalogue")
+    rows = rows.reset_index(drop=True)
+    for col in rows.columns:
+        if col != "item":
+            rows[col] = rows[col].astype("string").fillna("")
+    return rows

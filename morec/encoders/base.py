@@ -1,0 +1,26 @@
+"""The item encoder interface: item indices -> vectors. The only part that differs between IDRec and MoRec."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ItemEncoder(nn.Module):
+    """Maps item indices (1..n_items; 0 = padding is never passed in) to vectors of size ``dim``.
+
+    Subclasses implement :meth:`forward`. They may override :meth:`encoder_parameters` to name the
+    parameters that take the encoder's own learning rate (a pretrained text or vision model), and
+    :meth:`on_epoch_start` to refresh caches of frozen layers.
+    """
+
+    dim: int
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:  # (N,) -> (N, dim)
+        raise NotImplementedError
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """Parameters trained with ``model.encoder.lr`` / ``weight_decay`` instead of the recommender's."""
+        return []
+
+    def on_epoch_start(self, epoch: int) -> None:
+        pass

@@ -1,0 +1,110 @@
+"""Full-ranking evaluation: every item is a candidate, the user's history is masked (by default), ties
+count against the model: rank = 1 + number of other candidates scoring >= the target.
+
+Item vectors are computed once per evaluation; users are scored in blocks sized so that a block's
+score matrix stays under ``score_budget`` floats, whatever the catalogue size.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .data.dataset import PreparedDataset
+from .model import Recommender
+
+
+def metrics_from_ranks(ranks: np.ndarray, ks: list[int]) -> dict[str, float]:
+    """HR@k and NDCG@k (one relevant item per user) from 1-based ranks."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    out: dict[str, float] = {}
+    for k in ks:
+        hit = ranks <= k
+        out[f"hr@{k}"] = float(hit.mean()) if len(ranks) else 0.0
+        out[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0).mean()) if len(ranks) else 0.0
+    return out
+
+
+def ranks_from_scores(scores: torch.Tensor, targets: torch.Tensor, mask_rows: torch.Tensor | None = None,
+                      mask_cols: torch.Tensor | None = None) -> torch.Tensor:
+    """Ranks of ``targets`` in ``scores`` (B, n_items + 1; column 0 = padding, never a candidate).
+
+    ``mask_rows``/``mask_cols`` list (row, item) pairs that are not candidates (the user's history);
+    a target is never masked, even if it appears there.
+    """
+    scores = scores.clone()
+    scores[:, 0] = float("-inf")
+    if mask_rows is not None and len(mask_rows):
+        keep = mask_cols != targets[mask_rows]
+        scores[mask_rows[keep], mask_cols[keep]] = float("-inf")
+    target_scores = scores.gather(1, targets[:, None])  # (B, 1)
+    # NaN scores never beat the target, so a diverged model is not rewarded; the target counts itself once.
+    return (scores >= target_scores).sum(1).clamp(min=1)
+
+
+def csr_rows(offsets: np.ndarray, items: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flatten CSR rows: (row number within ``rows``, position from the row's end (0 = last), item)."""
+    counts = offsets[rows + 1] - offsets[rows]
+    row_id = np.repeat(np.arange(len(rows)), counts)
+    local = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    from_end = np.repeat(counts, counts) - 1 - local
+    return row_id, from_end, items[np.repeat(offsets[rows], counts) + local]
+
+
+def left_padded(offsets: np.ndarray, items: np.ndarray, rows: np.ndarray, max_len: int) -> np.ndarray:
+    """The latest ``max_len`` items of each row, left-padded with 0. (len(rows), max_len)"""
+    row_id, from_end, values = csr_rows(offsets, items, rows)
+    keep = from_end < max_len
+    out = np.zeros((len(rows), max_len), dtype=np.int64)
+    out[row_id[keep], max_len - 1 - from_end[keep]] = values[keep]
+    return out
+
+
+@torch.no_grad()
+def rank_users(model: Recommender, dataset: PreparedDataset, split: str, max_len: int, mask_history: bool = True,
+               user_batch: int = 1024, score_budget: int = 1 << 26, users: np.ndarray | None = None) -> np.ndarray:
+    """1-based rank of each user's ``split`` target among all items. Returns (len(users),) int64."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    inputs = model.encode_all_items()  # (n_items + 1, d): every item encoded once per evaluation
+    table = model.backbone.item_output(inputs)
+    users = np.arange(dataset.n_users) if users is None else np.asarray(users)
+    targets = dataset.targets(split)
+    offsets, hist_items = dataset.history_csr(split)
+    block = max(1, min(user_batch, score_budget // (dataset.n_items + 1)))
+    ranks = np.empty(len(users), dtype=np.int64)
+    for start in range(0, len(users), block):
+        chunk = users[start:start + block]
+        u = torch.from_numpy(chunk).to(device)
+        if model.backbone.uses_history:
+            hist = torch.from_numpy(left_padded(offsets, hist_items, chunk, max_len)).to(device)
+            vecs = model.user_states(u, hist, inputs[hist])[:, -1]
+        else:
+            vecs = model.user_states(u, None)[:, -1]
+        scores = vecs.float() @ table.float().T  # (b, n_items + 1)
+        rows = cols = None
+        if mask_history:
+            row_id, _, items = csr_rows(offsets, hist_items, chunk)
+            rows, cols = torch.from_numpy(row_id).to(device), torch.from_numpy(items.astype(np.int64)).to(device)
+        t = torch.from_numpy(targets[chunk]).to(device)
+        ranks[start:start + len(chunk)] = ranks_from_scores(scores, t, rows, cols).cpu().numpy()
+    model.train(was_training)
+    return ranks
+
+
+def evaluate(model: Recommender, dataset: PreparedDataset, split: str, ks: list[int] = (10,), max_len: int = 50,
+             mask_history: bool = True, user_batch: int = 1024, score_budget: int = 1 << 26) -> dict[str, float]:
+    ranks = rank_users(model, dataset, split, max_len, mask_history, user_batch, score_budget)
+    return metrics_from_ranks(ranks, list(ks))
+
+
+def most_popular_ranks(dataset: PreparedDataset, split: str, mask_history: bool = True) -> np.ndarray:
+    """Ranks under the most-popular baseline (training counts), same protocol as the models."""
+    counts = torch.from_numpy(dataset.train_item_counts.astype(np.float32))
+    scores = counts[None, :].expand(dataset.n_users, -1)
+    offsets, items = dataset.history_csr(split)
+    rows = cols = None
+    if mask_history:
+        rows = torch.from_numpy(np.repeat(np.arange(dataset.n_users), np.diff(offsets)))
+        cols = torch.from_numpy(items.astype(np.int64))
+    return ranks_from_scores(scores, torch.from_numpy(dataset.targets(split)), rows, cols).numpy()

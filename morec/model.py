@@ -1,0 +1,87 @@
+"""Recommender = ItemEncoder + Backbone (the paper's Figure 1). IDRec and MoRec differ only in the
+item encoder; every distinct item in a batch is encoded once and its vector scattered back."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .backbones import Backbone, build_backbone
+from .config import ModelConfig
+from .encoders import ItemEncoder, build_item_encoder
+
+
+@dataclass
+class Batch:
+    users: torch.Tensor  # (B,) user indices
+    history: torch.Tensor | None  # (B, L) item indices, left-padded with 0 (sequence backbones)
+    targets: torch.Tensor  # (B, T) the item each position predicts; 0 = no loss here
+    negatives: torch.Tensor | None = None  # (B, T, K) sampled negatives
+
+    def to(self, device) -> "Batch":
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return Batch(move(self.users), move(self.history), move(self.targets), move(self.negatives))
+
+
+class Recommender(nn.Module):
+    def __init__(self, item_encoder: ItemEncoder, backbone: Backbone):
+        super().__init__()
+        self.item_encoder = item_encoder
+        self.backbone = backbone
+        self.dedup = True  # False encodes every position, padding included (only to measure what dedup saves)
+
+    @property
+    def dim(self) -> int:
+        return self.item_encoder.dim
+
+    def encode_items(self, *id_tensors: torch.Tensor) -> list[torch.Tensor]:
+        """Vectors for each tensor of item indices (shape + (d,)); each distinct item encoded once, 0 -> zeros."""
+        flat = torch.cat([t.reshape(-1) for t in id_tensors])
+        if self.dedup:
+            uniq, inverse = torch.unique(flat, return_inverse=True)
+            real = uniq > 0
+            vecs = self.item_encoder(uniq[real])  # (U, d)
+            table = vecs.new_zeros(len(uniq), vecs.shape[-1])
+            table[real] = vecs
+            out = table[inverse]
+        else:
+            out = self.item_encoder(flat) * (flat > 0).unsqueeze(-1)
+        sizes = [t.numel() for t in id_tensors]
+        return [chunk.view(*t.shape, -1) for chunk, t in zip(out.split(sizes), id_tensors)]
+
+    def user_states(self, users: torch.Tensor, history: torch.Tensor | None, history_vectors: torch.Tensor | None = None):
+        if self.backbone.uses_history:
+            if history_vectors is None:
+                (history_vectors,) = self.encode_items(history)
+            return self.backbone(history_vectors, history > 0, users)
+        return self.backbone(None, None, users)
+
+    def forward(self, batch: Batch):
+        """(states (B, T, d), positive vectors (B, T, d), negative vectors (B, T, K, d) or None)."""
+        ids = [batch.targets] + ([batch.negatives] if batch.negatives is not None else [])
+        uses_history = self.backbone.uses_history
+        if uses_history:
+            ids.append(batch.history)
+        vecs = self.encode_items(*ids)
+        states = self.user_states(batch.users, batch.history, vecs[-1] if uses_history else None)
+        pos = self.backbone.item_output(vecs[0])
+        neg = self.backbone.item_output(vecs[1]) if batch.negatives is not None else None
+        return states, pos, neg
+
+    def encode_all_items(self, batch_size: int = 4096) -> torch.Tensor:
+        """Every item's encoder vector, (n_items + 1, d), row 0 = padding (zeros)."""
+        device = next(self.parameters()).device
+        ids = torch.arange(1, self.item_encoder.n_items + 1, device=device)
+        vecs = torch.cat([self.item_encoder(chunk) for chunk in ids.split(batch_size)])
+        return torch.cat([vecs.new_zeros(1, vecs.shape[-1]), vecs])
+
+    def item_table(self, batch_size: int = 4096) -> torch.Tensor:
+        """Every item's output vector (what user states are scored against), (n_items + 1, d)."""
+        return self.backbone.item_output(self.encode_all_items(batch_size))
+
+
+def build_model(cfg: ModelConfig, dataset) -> Recommender:
+    encoder = build_item_encoder(cfg.encoder, dataset, cfg.dim)
+    encoder.n_items = dataset.n_items
+    return Recommender(encoder, build_backbone(cfg, dataset))
