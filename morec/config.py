@@ -50,6 +50,8 @@ class EncoderConfig:
     text_fields: list[str] = field(default_factory=lambda: ["title"])
     max_tokens: int = 30
     pooling: str = "cls"  # cls | mean
+    cache_lower: bool = True  # mode=top: frozen lower layers' outputs computed once (false: every step)
+    disk_cache: bool = True  # keep frozen features / lower-layer outputs in the dataset's cache dir
     image_size: int = 224
     lr: float = 1e-4  # the encoder's own learning rate (paper: from {1e-4, 5e-5, 1e-5})
     weight_decay: float = 0.01
@@ -64,6 +66,8 @@ class EncoderConfig:
         _check(self.weight_decay >= 0, "model.encoder.weight_decay must be >= 0")
         _check(self.mlp_layers >= 0 and self.train_layers >= 0, "model.encoder.mlp_layers and train_layers must be >= 0")
         _check(self.mode != "top" or self.train_layers > 0, "model.encoder.mode=top needs model.encoder.train_layers > 0")
+        _check(not self.fusion_mlp or self.fusion != "none", "model.encoder.fusion_mlp needs model.encoder.fusion=add or concat")
+        _check(self.batch_size > 0, "model.encoder.batch_size must be > 0")
 
 
 @dataclass

@@ -9,6 +9,7 @@ from .base import ItemEncoder
 # kind -> module defining build(cfg: EncoderConfig, dataset: PreparedDataset, dim: int) -> ItemEncoder
 REGISTRY = {
     "id": "morec.encoders.id",
+    "text": "morec.encoders.text",
 }
 
 

@@ -1,0 +1,100 @@
+"""Item content stores: item texts tokenized once into token-id arrays.
+
+Training never sees a string. The first time a (tokenizer, text fields, max_tokens) combination is
+used on a prepared dataset, every item's text is tokenized and the arrays are written to the
+dataset's cache directory; later runs load them in milliseconds.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import ConfigError
+from .dataset import PreparedDataset
+
+
+@dataclass
+class ItemTokens:
+    """Token ids of every item, right-padded. Row ``i`` is item index ``i``; row 0 (padding) holds an
+    empty text so that encoding it is harmless."""
+
+    ids: np.ndarray  # (n_items + 1, T) int32, T = the longest tokenized text (<= max_tokens)
+    lengths: np.ndarray  # (n_items + 1,) int32, number of real tokens per row (>= 1)
+    pad_id: int
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.ids.shape[1])
+
+
+def item_texts(dataset: PreparedDataset, fields: list[str]) -> list[str]:
+    """One string per item (index 1..n_items, in order): the chosen text fields joined by ' ; '.
+
+    Missing values count as empty, so an item without an abstract still has its title.
+    """
+    items = dataset.items
+    missing = [f for f in fields if f not in items.columns]
+    if missing:
+        known = ", ".join(dataset.text_columns) or "none"
+        raise ConfigError(f"model.encoder.text_fields: {', '.join(missing)} not in {dataset.path} "
+                          f"(its text columns: {known})")
+    if not fields:
+        raise ConfigError("model.encoder.text_fields is empty; name at least one text column, e.g. title")
+    parts = [items[f].astype("string").fillna("").str.strip() for f in fields]
+    joined = parts[0]
+    for p in parts[1:]:
+        # join only non-empty parts, so a missing field leaves no dangling separator
+        joined = pd.Series([" ; ".join(x for x in pair if x) for pair in zip(joined, p)], index=joined.index)
+    return [str(t) for t in joined]
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """A digest of what decides the token ids: the full tokenizer definition, not its name, so two
+    copies of one tokenizer share a cache and a retrained vocabulary never reuses a stale one."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        spec = backend.to_str()
+    else:  # slow (pure Python) tokenizers: the vocabulary and class decide
+        spec = type(tokenizer).__name__ + json.dumps(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(spec.encode("utf-8")).hexdigest()[:16]
+
+
+def tokenize_texts(tokenizer, texts: list[str], max_tokens: int, batch: int = 4096) -> ItemTokens:
+    """Tokenize (with the model's special tokens, truncated to ``max_tokens``) into padded arrays."""
+    rows: list[list[int]] = []
+    for start in range(0, len(texts), batch):
+        enc = tokenizer(texts[start:start + batch], truncation=True, max_length=max_tokens,
+                        add_special_tokens=True, return_attention_mask=False, return_token_type_ids=False)
+        rows.extend(enc["input_ids"])
+    pad = tokenizer.pad_token_id
+    if pad is None:  # decoder tokenizers (GPT-2, OPT) may have none; padding is masked out anyway
+        pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+    lengths = np.array([max(len(r), 1) for r in rows], dtype=np.int32)
+    ids = np.full((len(rows), int(lengths.max(initial=1))), pad, dtype=np.int32)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = r
+    return ItemTokens(ids, lengths, int(pad))
+
+
+def item_tokens(dataset: PreparedDataset, tokenizer, fields: list[str], max_tokens: int, log=None) -> ItemTokens:
+    """Every item's token ids, from the dataset cache or tokenized now and cached."""
+    key = hashlib.sha256(json.dumps([tokenizer_fingerprint(tokenizer), list(fields), max_tokens,
+                                     dataset.n_items]).encode()).hexdigest()[:16]
+    path = Path(dataset.cache_dir) / f"tokens-{key}.npz"
+    if path.exists():
+        z = np.load(path)
+        return ItemTokens(z["ids"], z["lengths"], int(z["pad_id"]))
+    texts = [""] + item_texts(dataset, fields)  # row 0 = padding item
+    tokens = tokenize_texts(tokenizer, texts, max_tokens)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, ids=tokens.ids, lengths=tokens.lengths, pad_id=np.int64(tokens.pad_id))
+    tmp.replace(path)  # atomic: a run killed mid-write leaves no half-written cache
+    if log:
+        log(f"tokenized {dataset.n_items:,} item texts ({'+'.join(fields)}, <= {max_tokens} tokens, "
+            f"longest {tokens.n_tokens}) -> {path}")
+    return tokens
