@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .data.batches import trim_left_padding
 from .data.dataset import PreparedDataset
 from .model import Recommender
 
@@ -37,8 +38,9 @@ def ranks_from_scores(scores: torch.Tensor, targets: torch.Tensor, mask_rows: to
         keep = mask_cols != targets[mask_rows]
         scores[mask_rows[keep], mask_cols[keep]] = float("-inf")
     target_scores = scores.gather(1, targets[:, None])  # (B, 1)
-    # NaN scores never beat the target, so a diverged model is not rewarded; the target counts itself once.
-    return (scores >= target_scores).sum(1).clamp(min=1)
+    ranks = (scores >= target_scores).sum(1)  # the target counts itself, so this is 1 + others >= target
+    # A NaN target score would compare false with everything: rank it last, so divergence is never rewarded.
+    return torch.where(target_scores[:, 0].isnan(), scores.shape[1] - 1, ranks)
 
 
 def csr_rows(offsets: np.ndarray, items: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,7 +79,8 @@ def rank_users(model: Recommender, dataset: PreparedDataset, split: str, max_len
         chunk = users[start:start + block]
         u = torch.from_numpy(chunk).to(device)
         if model.backbone.uses_history:
-            hist = torch.from_numpy(left_padded(offsets, hist_items, chunk, max_len)).to(device)
+            (hist,) = trim_left_padding(left_padded(offsets, hist_items, chunk, max_len))
+            hist = torch.from_numpy(hist).to(device)
             vecs = model.user_states(u, hist, inputs[hist])[:, -1]
         else:
             vecs = model.user_states(u, None)[:, -1]

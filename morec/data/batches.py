@@ -40,6 +40,13 @@ class NegativeSampler:
         return neg
 
 
+def trim_left_padding(inputs: np.ndarray, *aligned: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Drop the leading columns that are padding in every row (short sequences need no max_len compute)."""
+    real = (inputs != 0).any(0)
+    start = int(real.argmax()) if real.any() else inputs.shape[1] - 1
+    return (inputs[:, start:], *(a[:, start:] for a in aligned))
+
+
 class SequenceBatches:
     """Seq2seq windows: every position predicts the next item, over each user's whole training sequence.
 
@@ -83,9 +90,10 @@ class SequenceBatches:
         order = rng.permutation(len(self.users))
         for start in range(0, len(order), self.batch_size):
             rows = order[start:start + self.batch_size]
-            users, targets = self.users[rows], self.targets[rows]
+            users = self.users[rows]
+            inputs, targets = trim_left_padding(self.inputs[rows], self.targets[rows])
             neg = self.sampler.sample(users, targets.shape + (self.n_negatives,), rng) * (targets > 0)[..., None]
-            yield Batch(torch.from_numpy(users), torch.from_numpy(self.inputs[rows]),
+            yield Batch(torch.from_numpy(users), torch.from_numpy(inputs),
                         torch.from_numpy(targets), torch.from_numpy(neg))
 
 

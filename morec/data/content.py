@@ -58,7 +58,9 @@ def tokenizer_fingerprint(tokenizer) -> str:
     copies of one tokenizer share a cache and a retrained vocabulary never reuses a stale one."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        spec = backend.to_str()
+        spec = json.loads(backend.to_str())
+        # truncation / padding are call-time state (set by the last call), not the tokenizer
+        spec = json.dumps({k: v for k, v in spec.items() if k not in ("truncation", "padding")}, sort_keys=True)
     else:  # slow (pure Python) tokenizers: the vocabulary and class decide
         spec = type(tokenizer).__name__ + json.dumps(sorted(tokenizer.get_vocab().items()))
     return hashlib.sha256(spec.encode("utf-8")).hexdigest()[:16]
