@@ -1,0 +1,33 @@
+"""The `morec` command end to end, in process."""
+import json
+
+import pytest
+
+from morec.cli import main
+
+
+def last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_synth_prepare_stats_train_evaluate(tmp_path, capsys):
+    raw, prepared, run = tmp_path / "raw", tmp_path / "prepared", tmp_path / "run"
+    assert main(["data", "synth", str(raw), "--synth.n_users=200", "--synth.n_items=80", "--synth.image_size=0"]) == 0
+    assert main(["data", "prepare", str(raw), "--out", str(prepared), "--prepare.max_seq_len=15"]) == 0
+    assert last_json(capsys.readouterr().out)["users"] == 200
+    assert main(["data", "stats", str(prepared)]) == 0
+    assert "item popularity plot" in capsys.readouterr().out and (prepared / "item_popularity.png").stat().st_size > 1000
+    assert main(["train", f"--data={prepared}", f"--out={run}", "--train.epochs=2", "--model.dim=16", "--json"]) == 0
+    trained = last_json(capsys.readouterr().out)
+    assert main(["evaluate", str(run), "--json"]) == 0
+    rescored = last_json(capsys.readouterr().out)
+    assert rescored["test"] == pytest.approx(trained["test"]) and rescored["valid"] == pytest.approx(trained["valid"])
+
+
+def test_errors_are_for_people(tmp_path, capsys):
+    assert main(["train", f"--data={tmp_path}", "--train.lrr=1"]) == 2
+    assert "unknown config key 'train.lrr'" in capsys.readouterr().err
+    assert main(["train", f"--data={tmp_path}"]) == 2
+    assert "morec data prepare" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "config.yaml" in capsys.readouterr().err

