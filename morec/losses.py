@@ -23,3 +23,12 @@ def full_softmax(states: torch.Tensor, item_table: torch.Tensor, targets: torch.
 
 
 LOSSES = ("bce", "ce")
+
+
+def compute_loss(model, batch, loss_name: str) -> torch.Tensor:
+    """The training loss of ``model`` on ``batch`` (a morec.model.Batch already on the model's device)."""
+    if loss_name == "ce":
+        states = model.user_states(batch.users, batch.history)
+        return full_softmax(states, model.item_table(), batch.targets)
+    states, pos, neg = model(batch)
+    return bce(states, pos, neg, batch.targets)

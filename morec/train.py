@@ -17,11 +17,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from . import losses
 from .config import Config, load_config, save_config, to_dict
 from .data.batches import make_batches
 from .data.dataset import PreparedDataset
 from .evaluate import metrics_from_ranks, rank_users
+from .losses import compute_loss
 from .model import Recommender, build_model
 
 
@@ -57,14 +57,6 @@ def make_optimizer(model: Recommender, cfg: Config) -> torch.optim.Optimizer:
     if encoder:
         groups.append({"params": encoder, "lr": cfg.model.encoder.lr, "weight_decay": cfg.model.encoder.weight_decay})
     return torch.optim.AdamW([g for g in groups if g["params"]])
-
-
-def compute_loss(model: Recommender, batch, loss_name: str) -> torch.Tensor:
-    if loss_name == "ce":
-        states = model.user_states(batch.users, batch.history)
-        return losses.full_softmax(states, model.item_table(), batch.targets)
-    states, pos, neg = model(batch)
-    return losses.bce(states, pos, neg, batch.targets)
 
 
 def validation_score(metrics: dict[str, float], name: str) -> float:

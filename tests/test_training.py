@@ -75,7 +75,7 @@ def test_seeded_runs_repeat_and_saved_runs_rescore(synth_prepared, tmp_path):
 
 def test_dedup_encoding_matches_every_position(synth_prepared):
     from morec.model import build_model
-    from morec.train import compute_loss
+    from morec.losses import compute_loss
 
     ds = PreparedDataset(synth_prepared)
     cfg = small_config(synth_prepared, "unused", "--model.dropout=0")
