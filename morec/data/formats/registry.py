@@ -11,6 +11,11 @@ from morec.data.formats.movielens import read_movielens
 from morec.data.formats.recbole import read_recbole
 from morec.data.formats.sequences import read_sequences
 from morec.data.formats.table import read_table
+from morec.data.formats.hm import read_hm
+from morec.data.formats.lmdb_images import read_lmdb_images
+from morec.data.formats.microlens import read_microlens
+from morec.data.formats.ninerec import read_ninerec
+from morec.data.formats.pixelrec import read_pixelrec
 
 Reader = Callable[..., RawDataset]
 
@@ -20,6 +25,11 @@ READERS: dict[str, Reader] = {
     "sequences": read_sequences,
     "table": read_table,
     "mind": read_mind,
+    "hm": read_hm,
+    "lmdb": read_lmdb_images,
+    "pixelrec": read_pixelrec,
+    "ninerec": read_ninerec,
+    "microlens": read_microlens,
 }
 
 
@@ -45,6 +55,17 @@ def detect_format(path: str | Path) -> str:
         return "recbole"
     if split_folders(path):
         return "mind"
+    # image datasets, before table / sequences: their folders also hold CSV / TSV files
+    if has("transactions_train.csv", "articles.csv"):
+        return "hm"
+    if any(path.glob("*/data.mdb")) or any(p.is_file() for p in path.glob("*.lmdb")):
+        return "lmdb"
+    if any(path.glob("*_pairs.*")) and any(path.glob("*_titles.csv")):
+        return "microlens"
+    if any(path.glob("*_pair.csv")) and any(path.glob("*_item.csv")):
+        return "ninerec"
+    if any(p.is_dir() for p in path.glob("*cover*")) and not has("interactions.csv"):
+        return "pixelrec"
     if any(has(f"interactions{suffix}") for suffix in (".csv", ".tsv", ".txt", ".parquet")):
         return "table"
     if len([p for p in path.iterdir() if p.suffix in (".tsv", ".txt")]) >= 2:
@@ -53,7 +74,9 @@ def detect_format(path: str | Path) -> str:
     raise DataFormatError(
         f"{path}: cannot tell the format (found: {present}). Known formats: movielens (u.data, u.item), "
         "recbole (<name>.inter, <name>.item), mind (behaviors.tsv, news.tsv), table (interactions.csv, "
-        "items.csv), sequences (a user<TAB>items file and an id<TAB>title file). Pass format= explicitly."
+        "items.csv), sequences (a user<TAB>items file and an id<TAB>title file), hm (transactions_train.csv, "
+        "articles.csv, images/), lmdb (sequences + an image LMDB), pixelrec (interactions CSV + cover/), ninerec "
+        "(*_pair.csv, *_item.csv), microlens (*_pairs.tsv, *_titles.csv, *_covers/). Pass format= explicitly."
     )
 
 

@@ -1,0 +1,224 @@
+"""The image store: every item image decoded and resized once into a memory-mapped uint8 array.
+
+Training never decodes a JPEG. The first time a (dataset, image size) pair is used, each item's
+image is read (a file path relative to the raw dataset's folder, or an ``lmdb:`` reference written
+by the LMDB reader), converted to RGB and resized to ``size`` x ``size`` (a plain resize, as the
+paper's 224 x 224 preprocessing), and written to ``<dataset>/cache/images-<size>px-<key>.npy``:
+an ``(n_items + 1, size, size, 3)`` uint8 array whose row ``i`` is item index ``i`` (row 0 =
+padding, blank). A JSON index beside it lists every image that could not be used, by item id and
+file. Normalization is the encoder's business and happens on the device at load time
+(:func:`to_model_input`), so one store serves every encoder of that size.
+
+Missing or corrupt images follow a policy: ``error`` stops and names them; ``blank`` puts a blank
+(mid-grey) image in their row and counts them in the log and the index. Nothing is dropped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .formats import DataFormatError
+
+POLICIES = ("error", "blank")
+BLANK_VALUE = 128  # mid-grey: about 0 after any usual normalization, so a blank item carries no signal
+LMDB_SCHEME = "lmdb:"  # "lmdb:<database path>#<key>", written by morec.data.formats.lmdb_images
+STORE_VERSION = 1
+
+
+@dataclass
+class ImageProblem:
+    row: int  # item index
+    item: str  # original item id
+    file: str  # the image reference as the dataset gives it ('' = none listed)
+    reason: str
+
+    def __str__(self) -> str:
+        return f"item {self.item!r} (index {self.row}): {self.file or '<no image listed>'}: {self.reason}"
+
+
+@dataclass
+class ImageStore:
+    """Pixels of every item, ``(n_items + 1, size, size, 3)`` uint8, memory-mapped (read-only)."""
+
+    pixels: np.ndarray
+    path: Path
+    problems: list[ImageProblem] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def n_items(self) -> int:
+        return int(self.pixels.shape[0]) - 1
+
+    def gather(self, items: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 (N, size, size, 3) for item indices (read from the page cache, no decoding)."""
+        idx = items.cpu().numpy() if isinstance(items, torch.Tensor) else np.asarray(items)
+        # Sorted reads touch the memory map in file order (fewer, longer page-ins on a cold cache).
+        order = np.argsort(idx, kind="stable")
+        out = np.empty((len(idx),) + self.pixels.shape[1:], dtype=np.uint8)
+        out[order] = self.pixels[idx[order]]
+        return torch.from_numpy(out)
+
+
+# --- normalization at load time ------------------------------------------------------------
+
+def to_model_input(pixels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, device: torch.device,
+                   channels_last: bool = False) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float (N, 3, H, W), normalized with the encoder's mean / std (0..1 scale).
+
+    The uint8 pixels travel to the device (a quarter of the float bytes) and are normalized there.
+    Permuting (N, H, W, 3) gives channels-last strides for free; contiguous() only when NCHW is wanted.
+    """
+    if device.type == "cuda":
+        pixels = pixels.pin_memory()
+    x = pixels.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+    x = x.mul_(1 / 255).sub_(mean.view(1, 3, 1, 1)).div_(std.view(1, 3, 1, 1))
+    return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+# --- decoding -----------------------------------------------------------------------------
+
+class _Decoder:
+    """Reads one image reference into a (size, size, 3) uint8 array; LMDB handles opened once."""
+
+    def __init__(self, root: Path | None, size: int):
+        self.root, self.size = root, size
+        self._lmdb: dict[str, object] = {}
+
+    def path_of(self, ref: str) -> Path:
+        p = Path(ref)
+        return p if p.is_absolute() or self.root is None else self.root / p
+
+    def __call__(self, ref: str) -> np.ndarray:
+        from PIL import Image
+
+        if ref.startswith(LMDB_SCHEME):
+            img = self._from_lmdb(ref[len(LMDB_SCHEME):])
+        else:
+            path = self.path_of(ref)
+            if not path.is_file():
+                raise FileNotFoundError("file not found")
+            img = Image.open(path)
+            # JPEG draft mode decodes at a reduced scale that is still >= the target: much faster for
+            # large product photos (H&M's are ~1166 x 1750) and no loss after the resize.
+            img.draft("RGB", (self.size, self.size))
+        img.load()  # decode now: truncated or corrupt files fail here, not later
+        img = img.convert("RGB")
+        if img.size != (self.size, self.size):
+            img = img.resize((self.size, self.size), Image.Resampling.BILINEAR, reducing_gap=None)
+        return np.asarray(img, dtype=np.uint8)
+
+    def _from_lmdb(self, ref: str):
+        from .formats.lmdb_images import LmdbImages
+
+        db, sep, key = ref.rpartition("#")
+        if not sep:
+            raise ValueError(f"bad LMDB image reference {ref!r} (expected <database>#<key>)")
+        path = str(self.path_of(db))
+        if path not in self._lmdb:
+            self._lmdb[path] = LmdbImages(path)
+        return self._lmdb[path].image(key)
+
+
+def _store_key(refs: list[str], root: Path | None, size: int) -> str:
+    spec = json.dumps([STORE_VERSION, size, str(root) if root else "", refs])
+    return hashlib.sha256(spec.encode("utf-8")).hexdigest()[:16]
+
+
+def image_refs(dataset) -> tuple[list[str], Path | None]:
+    """One image reference per item (index 1..n_items, in order; '' = none) and the folder they are
+    relative to."""
+    if "image" not in dataset.items.columns:
+        raise DataFormatError(f"{dataset.path}: the prepared dataset has no item images (no 'image' column). "
+                              "Prepare it from a reader that lists images (e.g. --format table "
+                              "--option image_column=... or image_pattern=...)")
+    root = dataset.manifest.get("image_root")
+    return [str(x) if x is not None else "" for x in dataset.items["image"].tolist()], Path(root) if root else None
+
+
+def build_image_store(dataset, size: int = 224, missing: str = "error", workers: int = 0,
+                      log=print) -> ImageStore:
+    """The dataset's image store at ``size`` px: loaded if built before, else built now (once).
+
+    ``missing``: ``error`` raises naming every unusable image (first 20 listed); ``blank`` fills
+    them with a blank image and reports the count. ``workers``: decoding threads (0 = CPU count;
+    Pillow releases the GIL while decoding and resizing).
+    """
+    if missing not in POLICIES:
+        raise ValueError(f"image missing policy must be one of {POLICIES}, not {missing!r}")
+    refs, root = image_refs(dataset)
+    key = _store_key(refs, root, size)
+    base = Path(dataset.cache_dir) / f"images-{size}px-{key}"
+    npy, index = base.with_suffix(".npy"), base.with_suffix(".json")
+    if npy.exists() and index.exists():
+        meta = json.loads(index.read_text(encoding="utf-8"))
+        problems = [ImageProblem(**p) for p in meta["problems"]]
+        store = ImageStore(np.load(npy, mmap_mode="r"), npy, problems)
+    else:
+        store = _build(dataset, refs, root, size, npy, index, workers, log)
+    _apply_policy(store, missing, log)
+    return store
+
+
+def _build(dataset, refs, root, size, npy: Path, index: Path, workers: int, log) -> ImageStore:
+    items = dataset.items["item"].astype(str).tolist()
+    n = len(refs)
+    tmp = npy.with_name(npy.stem + f".tmp{os.getpid()}.npy")
+    pixels = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n + 1, size, size, 3))
+    pixels[0] = BLANK_VALUE
+    decode = _Decoder(root, size)
+    problems: list[ImageProblem] = []
+
+    def work(row: int) -> ImageProblem | None:
+        ref = refs[row - 1]
+        try:
+            if not ref:
+                raise FileNotFoundError("no image listed for this item")
+            pixels[row] = decode(ref)
+            return None
+        except Exception as err:  # noqa: BLE001 -- any decoder failure is a per-image problem to report
+            pixels[row] = BLANK_VALUE
+            reason = str(err) or type(err).__name__
+            return ImageProblem(row, items[row - 1], ref, f"{type(err).__name__}: {reason}"
+                                if not isinstance(err, FileNotFoundError) else reason)
+
+    n_threads = workers or min(8, os.cpu_count() or 1)
+    if n_threads > 1 and n > 64 and not any(r.startswith(LMDB_SCHEME) for r in refs[:1]):
+        with ThreadPoolExecutor(n_threads) as pool:
+            results = list(pool.map(work, range(1, n + 1), chunksize=64))
+    else:  # LMDB read transactions are per thread; one thread keeps it simple and is I/O-light
+        results = [work(row) for row in range(1, n + 1)]
+    problems = [p for p in results if p is not None]
+    pixels.flush()
+    del pixels
+    tmp.replace(npy)  # atomic: an interrupted build leaves no half-written store behind
+    index.write_text(json.dumps({
+        "version": STORE_VERSION, "size": size, "n_items": n, "image_root": str(root) if root else None,
+        "problems": [vars(p) for p in problems],
+    }, indent=1), encoding="utf-8")
+    log(f"[{dataset.name}] image store: {n - len(problems):,} of {n:,} item images decoded and resized to "
+        f"{size}x{size} -> {npy} ({npy.stat().st_size / 2**20:,.1f} MiB)")
+    return ImageStore(np.load(npy, mmap_mode="r"), npy, problems)
+
+
+def _apply_policy(store: ImageStore, missing: str, log) -> None:
+    if not store.problems:
+        return
+    listed = "\n  ".join(str(p) for p in store.problems[:20])
+    more = f"\n  ... and {len(store.problems) - 20:,} more" if len(store.problems) > 20 else ""
+    if missing == "error":
+        raise DataFormatError(
+            f"{len(store.problems):,} of {store.n_items:,} item images are missing or unreadable:\n  {listed}{more}\n"
+            f"Fix or supply them, or set model.encoder.image_missing=blank to use a blank image for these items "
+            f"(the full list is in {store.path.with_suffix('.json')})")
+    log(f"image store: {len(store.problems):,} of {store.n_items:,} items have no usable image and get a blank "
+        f"one (model.encoder.image_missing=blank):\n  {listed}{more}")
