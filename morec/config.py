@@ -117,6 +117,10 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads; 0 = torch's default
     progress: bool = True
+    accumulate: int = 1  # micro-batches of batch_size per optimizer step (effective batch = accumulate x batch_size)
+    precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16 (autocast + gradient scaler)
+    checkpoints: bool = True  # write a resumable checkpoint every epoch (morec train --resume RUN_DIR)
+    checkpoint_every_steps: int = 0  # also every K optimizer steps within an epoch; 0 = only at epoch ends
 
     def validate(self) -> None:
         _check(self.loss in ("bce", "ce"), f"train.loss must be bce or ce, not {self.loss!r}")
@@ -125,6 +129,14 @@ class TrainConfig:
         _check(self.weight_decay >= 0, "train.weight_decay must be >= 0")
         _check(self.batch_size > 0 and self.epochs > 0 and self.patience > 0, "train.batch_size, epochs and patience must be > 0")
         _check(self.windows in ("all", "last"), f"train.windows must be all or last, not {self.windows!r}")
+        _check(self.grad_clip >= 0, f"train.grad_clip must be >= 0 (0 = no clipping), got {self.grad_clip}")
+        _check(self.threads >= 0, f"train.threads must be >= 0 (0 = torch's default), got {self.threads}")
+        _check(self.accumulate >= 1, f"train.accumulate must be >= 1 (micro-batches per optimizer step), got {self.accumulate}")
+        _check(self.precision in ("fp32", "bf16", "fp16"), f"train.precision must be fp32, bf16 or fp16, not {self.precision!r}")
+        _check(self.checkpoint_every_steps >= 0, f"train.checkpoint_every_steps must be >= 0 (0 = every epoch only), got {self.checkpoint_every_steps}")
+        _check(self.checkpoints or not self.checkpoint_every_steps, "train.checkpoint_every_steps needs train.checkpoints=true")
+        _check(self.device == "auto" or self.device in ("cpu", "cuda", "mps") or self.device.startswith("cuda:"),
+               f"train.device must be auto, cpu, cuda or cuda:N, not {self.device!r}")
 
 
 @dataclass
