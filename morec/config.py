@@ -16,6 +16,10 @@ class ConfigError(ValueError):
     pass
 
 
+LOSSES = ("bce", "ce", "inbatch", "sampled")  # implemented in morec.losses
+SUBSETS = ("all", "warm", "cold", "new")  # evaluation subsets of test users, by the target's training count
+
+
 @dataclass
 class PrepareConfig:
     """How a raw dataset becomes a prepared one (the paper's section 3.1)."""
@@ -25,6 +29,9 @@ class PrepareConfig:
     dedup: str = "first"  # first | last | none: which of a user's repeated (user, item) pairs is kept
     max_seq_len: int = 0  # keep each user's latest N interactions (paper: 23 text, 13 image); 0 = keep all
     n_users: int = 0  # subsample this many users at random (paper Table 4: 50K); 0 = all
+    new_items: float = 0  # new-item setting: hold out this fraction (< 1) or count (>= 1) of items, drawn from
+    # the items that end some user's sequence; every interaction with them is removed except a user's last one
+    # (their test target), so they never appear in training (paper Table 9)
     seed: int = 42
 
     def validate(self) -> None:
@@ -33,6 +40,8 @@ class PrepareConfig:
         _check(self.dedup in ("first", "last", "none"), f"prepare.dedup must be first, last or none, not {self.dedup!r}")
         _check(self.max_seq_len == 0 or self.max_seq_len >= 3, "prepare.max_seq_len must be 0 (keep all) or >= 3")
         _check(self.n_users >= 0, "prepare.n_users must be >= 0")
+        _check(self.new_items >= 0 and (self.new_items < 1 or float(self.new_items).is_integer()),
+               f"prepare.new_items must be a fraction in [0, 1) or a whole number of items, not {self.new_items!r}")
 
 
 @dataclass
@@ -82,7 +91,7 @@ class EncoderConfig:
 
 @dataclass
 class ModelConfig:
-    backbone: str = "sasrec"  # sasrec | dssm (registry in morec.backbones)
+    backbone: str = "sasrec"  # sasrec | dssm | gru4rec | nextitnet | bert4rec (registry in morec.backbones)
     dim: int = 64
     n_layers: int = 2  # SASRec transformer blocks (paper: 2)
     n_heads: int = 2  # paper: 2
@@ -90,6 +99,11 @@ class ModelConfig:
     max_len: int = 50  # SASRec input length
     ffn_mult: int = 4  # transformer feed-forward width = ffn_mult * dim (the paper's code: 4; original SASRec: 1)
     tower_layers: int = 0  # DSSM MLP hidden layers per tower (paper's best: 0)
+    # gru4rec: n_layers GRU layers. nextitnet: n_layers repeats of the dilation stack, kernel_size wide.
+    dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    kernel_size: int = 3
+    mask_prob: float = 0.2  # bert4rec: fraction of training input items replaced by [MASK] and predicted
+    mask_last: float = 1.0  # bert4rec: share of training windows whose latest item is masked too (the prediction task)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
 
     def validate(self) -> None:
@@ -99,13 +113,19 @@ class ModelConfig:
         _check(0 <= self.dropout < 1, "model.dropout must be in [0, 1)")
         _check(self.max_len > 0, "model.max_len must be > 0")
         _check(self.ffn_mult > 0, "model.ffn_mult must be > 0")
+        _check(len(self.dilations) > 0 and all(d >= 1 for d in self.dilations), f"model.dilations must be a non-empty list of integers >= 1, not {self.dilations}")
+        _check(self.kernel_size >= 2, "model.kernel_size must be >= 2")
+        _check(0 < self.mask_prob < 1, f"model.mask_prob must be in (0, 1), not {self.mask_prob}")
+        _check(0 <= self.mask_last <= 1, f"model.mask_last must be in [0, 1], not {self.mask_last}")
         self.encoder.validate()
 
 
 @dataclass
 class TrainConfig:
-    loss: str = "bce"  # bce (paper eq. 1, sampled negatives) | ce (full softmax)
-    n_negatives: int = 1
+    loss: str = "bce"  # bce (paper eq. 1, K sampled negatives) | ce (full softmax) | inbatch (in-batch softmax) | sampled (sampled softmax, K negatives)
+    n_negatives: int = 1  # K, for bce and sampled
+    negative_sampler: str = "uniform"  # uniform | popularity (training counts); negatives never a user's training item
+    logq: bool = True  # inbatch / sampled with popularity negatives: subtract log(sampling probability) from logits
     lr: float = 1e-3
     weight_decay: float = 0.1
     batch_size: int = 128  # paper: 128 SASRec, 1024 DSSM
@@ -123,7 +143,8 @@ class TrainConfig:
     checkpoint_every_steps: int = 0  # also every K optimizer steps within an epoch; 0 = only at epoch ends
 
     def validate(self) -> None:
-        _check(self.loss in ("bce", "ce"), f"train.loss must be bce or ce, not {self.loss!r}")
+        _check(self.loss in LOSSES, f"train.loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        _check(self.negative_sampler in ("uniform", "popularity"), f"train.negative_sampler must be uniform or popularity, not {self.negative_sampler!r}")
         _check(self.n_negatives >= 1, "train.n_negatives must be >= 1")
         _check(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
         _check(self.weight_decay >= 0, "train.weight_decay must be >= 0")
@@ -146,9 +167,15 @@ class EvalConfig:
     mask_history: bool = True  # the user's earlier items cannot be recommended (the target itself never masked)
     user_batch: int = 1024
     item_chunk: int = 65536
+    # Test users grouped by their target's training interactions: new = 0, cold = 1..cold_threshold-1,
+    # warm = the rest, all = everyone (paper Table 9: cold < 10). Reported from the one trained model.
+    subsets: list[str] = field(default_factory=lambda: ["all", "cold", "new"])
+    cold_threshold: int = 10
 
     def validate(self) -> None:
         _check(all(k > 0 for k in self.ks), "eval.ks must be positive")
+        _check(all(s in SUBSETS for s in self.subsets), f"eval.subsets must be among {', '.join(SUBSETS)}, not {self.subsets}")
+        _check(self.cold_threshold >= 1, "eval.cold_threshold must be >= 1")
         name, _, k = self.select_metric.partition("@")
         _check(name in ("hr", "ndcg") and k.isdigit() and int(k) in self.ks, f"eval.select_metric {self.select_metric!r} must be hr@K or ndcg@K with K in eval.ks {self.ks}")
 

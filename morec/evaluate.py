@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .config import SUBSETS
 from .data.batches import trim_left_padding
 from .data.dataset import PreparedDataset
 from .model import Recommender
@@ -111,3 +112,47 @@ def most_popular_ranks(dataset: PreparedDataset, split: str, mask_history: bool 
         rows = torch.from_numpy(np.repeat(np.arange(dataset.n_users), np.diff(offsets)))
         cols = torch.from_numpy(items.astype(np.int64))
     return ranks_from_scores(scores, torch.from_numpy(dataset.targets(split)), rows, cols).numpy()
+
+
+# --- settings: subsets of test users -----------------------------------------------------------
+
+def subset_users(dataset: PreparedDataset, split: str, name: str, cold_threshold: int = 10) -> np.ndarray:
+    """Indices of the users of ``split`` in subset ``name``, by their target's training interactions:
+
+    - ``all``: every user;
+    - ``new``: the target has none (an item held out of training: prepare.new_items, or seen only as
+      a valid / test target);
+    - ``cold``: 1 .. cold_threshold - 1 (the paper's Table 9: fewer than 10);
+    - ``warm``: cold_threshold or more.
+    """
+    if name not in SUBSETS:
+        raise ValueError(f"unknown subset {name!r}; known: {', '.join(SUBSETS)}")
+    if name == "all":
+        return np.arange(dataset.n_users)
+    count = dataset.train_item_counts[dataset.targets(split)]
+    keep = {"new": count == 0, "cold": (count > 0) & (count < cold_threshold), "warm": count >= cold_threshold}[name]
+    return np.flatnonzero(keep)
+
+
+def subset_metrics(ranks: np.ndarray, dataset: PreparedDataset, split: str, ks: list[int],
+                   subsets: list[str] = ("all", "cold", "new"), cold_threshold: int = 10) -> dict[str, dict]:
+    """Metrics per subset from every user's ranks (``ranks[u]`` for user u, e.g. from rank_users or
+    most_popular_ranks): {name: {"users": n, "hr@10": ..., "ndcg@10": ...}}. An empty subset has users 0
+    and metrics 0.0."""
+    ranks = np.asarray(ranks)
+    if len(ranks) != dataset.n_users:
+        raise ValueError(f"need one rank per user ({dataset.n_users}), got {len(ranks)}")
+    out = {}
+    for name in subsets:
+        users = subset_users(dataset, split, name, cold_threshold)
+        out[name] = {"users": int(len(users)), **metrics_from_ranks(ranks[users], list(ks))}
+    return out
+
+
+def evaluate_subsets(model: Recommender, dataset: PreparedDataset, split: str, ks: list[int] = (10,), max_len: int = 50,
+                     mask_history: bool = True, subsets: list[str] = ("all", "cold", "new"), cold_threshold: int = 10,
+                     user_batch: int = 1024, score_budget: int = 1 << 26) -> dict[str, dict]:
+    """The regular, cold and new settings (any of SUBSETS) from one trained model and one ranking of
+    every user: {name: {"users": n, metric: value}}."""
+    ranks = rank_users(model, dataset, split, max_len, mask_history, user_batch, score_budget)
+    return subset_metrics(ranks, dataset, split, ks, subsets, cold_threshold)

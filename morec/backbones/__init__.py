@@ -9,6 +9,9 @@ from .base import Backbone
 REGISTRY = {
     "sasrec": "morec.backbones.sasrec",
     "dssm": "morec.backbones.dssm",
+    "gru4rec": "morec.backbones.gru4rec",
+    "nextitnet": "morec.backbones.nextitnet",
+    "bert4rec": "morec.backbones.bert4rec",
 }
 
 

@@ -15,29 +15,67 @@ from .dataset import PreparedDataset
 
 
 class NegativeSampler:
-    """Uniform negatives from 1..n_items that are not in the user's training sequence."""
+    """Negatives that are not in the user's training sequence, drawn from the items of the training split.
 
-    def __init__(self, dataset: PreparedDataset, rounds: int = 20):
-        self.n_items = dataset.n_items
-        self.rounds = rounds
+    ``distribution``: uniform over those items, or popularity (proportional to training counts).
+    Items with no training interaction (held-out new items, items seen only as valid / test targets)
+    are never drawn: training knows nothing about them. (logQ correction, morec.losses.LossContext, uses
+    the probabilities before the rejection of the user's own items.)
+    """
+
+    def __init__(self, dataset: PreparedDataset, distribution: str = "uniform", rounds: int = 20):
+        if distribution not in ("uniform", "popularity"):
+            raise ValueError(f"negative sampler must be uniform or popularity, not {distribution!r}")
+        self.n_items, self.rounds, self.distribution = dataset.n_items, rounds, distribution
         self.keys = np.unique(dataset.train_users.astype(np.int64) * (self.n_items + 1) + dataset.train_items)
+        counts = dataset.train_item_counts.astype(np.float64)
+        self.pool = np.flatnonzero(counts > 0)  # item indices (0 = padding has no count)
+        weights = counts[self.pool] if distribution == "popularity" else np.ones(len(self.pool))
+        self.cdf = np.cumsum(weights) / weights.sum()
 
     def _seen(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         keys = users * (self.n_items + 1) + items
         pos = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
         return self.keys[pos] == keys
 
+    def _draw(self, size, rng: np.random.Generator) -> np.ndarray:
+        if self.distribution == "uniform":
+            return self.pool[rng.integers(0, len(self.pool), size=size)]
+        return self.pool[np.searchsorted(self.cdf, rng.random(size=size), side="right").clip(max=len(self.pool) - 1)]
+
     def sample(self, users: np.ndarray, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         """Negatives of ``shape`` whose leading dims match ``users`` (broadcast over the rest)."""
         users = users.astype(np.int64).reshape(users.shape + (1,) * (len(shape) - users.ndim))
         users = np.broadcast_to(users, shape)
-        neg = rng.integers(1, self.n_items + 1, size=shape)
+        neg = self._draw(shape, rng)
         for _ in range(self.rounds):  # a user who has seen nearly every item may keep a collision; rare and harmless
             bad = self._seen(users, neg)
             if not bad.any():
                 break
-            neg[bad] = rng.integers(1, self.n_items + 1, size=int(bad.sum()))
+            neg[bad] = self._draw(int(bad.sum()), rng)
         return neg
+
+
+def tile_windows(dataset: PreparedDataset, n_positions: np.ndarray, max_len: int, stride: int = 0,
+                 last_only: bool = False) -> tuple[np.ndarray, ...]:
+    """Windows of ``max_len`` over the first ``n_positions[u]`` positions of each user's training sequence,
+    tiled from the end, consecutive windows ``stride`` apart (default ``max_len``).
+
+    Returns (window user (W,), flat index into train_items (W, L), real (W, L): a position exists,
+    counted (W, L): the position belongs to this window only, so each one is counted once).
+    """
+    stride = stride or max_len
+    users = np.flatnonzero(n_positions > 0)
+    n_windows = np.ones_like(users) if last_only else -(-n_positions[users] // stride)
+    w_user = np.repeat(users, n_windows)
+    first = np.concatenate([[0], np.cumsum(n_windows)[:-1]])
+    w_rank = np.arange(len(w_user)) - np.repeat(first, n_windows)  # 0 = the latest window
+    end = n_positions[w_user] - w_rank * stride  # exclusive end of the window's positions
+    pos = end[:, None] - max_len + np.arange(max_len)  # (W, L) positions in the user's sequence
+    real = pos >= 0
+    counted = real if last_only else real & (pos >= end[:, None] - stride)
+    flat = dataset.train_offsets[w_user][:, None] + pos.clip(min=0)
+    return w_user, flat, real, counted
 
 
 def trim_left_padding(inputs: np.ndarray, *aligned: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -60,20 +98,7 @@ class SequenceBatches:
                  stride: int = 0, last_only: bool = False, sampler: NegativeSampler | None = None):
         self.batch_size, self.n_negatives = batch_size, n_negatives
         self.sampler = sampler or NegativeSampler(dataset)
-        stride = stride or max_len
-        n_pairs = dataset.train_lengths - 1  # (input, next) pairs per user
-        users = np.flatnonzero(n_pairs > 0)
-        n_windows = np.ones_like(users) if last_only else -(-n_pairs[users] // stride)
-        w_user = np.repeat(users, n_windows)
-        first = np.concatenate([[0], np.cumsum(n_windows)[:-1]])
-        w_rank = np.arange(len(w_user)) - np.repeat(first, n_windows)  # 0 = the latest window
-        end = n_pairs[w_user] - w_rank * stride  # exclusive end of the input positions
-        pos = end[:, None] - max_len + np.arange(max_len)  # (W, L) positions in the user's sequence
-        real = pos >= 0
-        counted = real & (pos >= end[:, None] - stride)
-        if last_only:
-            counted = real
-        flat = dataset.train_offsets[w_user][:, None] + pos.clip(min=0)
+        w_user, flat, real, counted = tile_windows(dataset, dataset.train_lengths - 1, max_len, stride, last_only)
         items = dataset.train_items
         self.users = w_user
         self.inputs = np.where(real, items[flat], 0).astype(np.int64)
@@ -92,9 +117,58 @@ class SequenceBatches:
             rows = order[start:start + self.batch_size]
             users = self.users[rows]
             inputs, targets = trim_left_padding(self.inputs[rows], self.targets[rows])
-            neg = self.sampler.sample(users, targets.shape + (self.n_negatives,), rng) * (targets > 0)[..., None]
-            yield Batch(torch.from_numpy(users), torch.from_numpy(inputs),
-                        torch.from_numpy(targets), torch.from_numpy(neg))
+            yield Batch(torch.from_numpy(users), torch.from_numpy(inputs), torch.from_numpy(targets),
+                        _negatives(self.sampler, users, targets, self.n_negatives, rng))
+
+
+def _negatives(sampler: NegativeSampler, users: np.ndarray, targets: np.ndarray, k: int, rng) -> torch.Tensor | None:
+    """(B, T, k) negatives, 0 where the target is padding; None when the loss needs none (k = 0)."""
+    if k == 0:
+        return None
+    return torch.from_numpy(sampler.sample(users, targets.shape + (k,), rng) * (targets > 0)[..., None])
+
+
+class MaskedBatches:
+    """Masked item prediction (BERT4Rec): windows over each user's whole training sequence; every epoch a
+    fresh ``mask_prob`` of the real input items is marked, and the targets are those items (0 elsewhere).
+
+    The history keeps the original items: the backbone replaces the marked ones (``targets > 0``) by its
+    [MASK] vector. The latest item of a window is also masked with probability ``mask_last`` (and always
+    when nothing else was): that is the prediction task, a [MASK] after the history (BERT4Rec's extra
+    "mask the last item" samples; on the synthetic data 1.0 learned fastest).
+    """
+
+    def __init__(self, dataset: PreparedDataset, max_len: int, batch_size: int, mask_prob: float = 0.2,
+                 n_negatives: int = 1, stride: int = 0, last_only: bool = False, sampler: NegativeSampler | None = None,
+                 mask_last: float = 1.0):
+        self.batch_size, self.n_negatives, self.mask_prob, self.mask_last = batch_size, n_negatives, mask_prob, mask_last
+        self.sampler = sampler or NegativeSampler(dataset)
+        w_user, flat, real, counted = tile_windows(dataset, dataset.train_lengths, max_len, stride, last_only)
+        self.users = w_user
+        self.inputs = np.where(real, dataset.train_items[flat], 0).astype(np.int64)
+
+    def __len__(self) -> int:
+        return -(-len(self.users) // self.batch_size)
+
+    @property
+    def n_targets(self) -> int:
+        """Masked items per epoch, in expectation (leaving out the rare windows that drew no mask)."""
+        p, last = self.mask_prob, self.mask_last
+        return int(round(p * (self.inputs[:, :-1] > 0).sum() + len(self.users) * (last + (1 - last) * p)))
+
+    def epoch(self, rng: np.random.Generator) -> Iterator[Batch]:
+        order = rng.permutation(len(self.users))
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            users = self.users[rows]
+            (inputs,) = trim_left_padding(self.inputs[rows])
+            masked = (rng.random(inputs.shape) < self.mask_prob) & (inputs > 0)
+            # the last column is always a real item (left padding): masked in a mask_last share of the rows
+            # (the prediction task: a [MASK] after the history) and in every row that drew no mask
+            masked[(rng.random(len(rows)) < self.mask_last) | ~masked.any(1), -1] = True
+            targets = np.where(masked, inputs, 0)
+            yield Batch(torch.from_numpy(users), torch.from_numpy(inputs), torch.from_numpy(targets),
+                        _negatives(self.sampler, users, targets, self.n_negatives, rng))
 
 
 class PairBatches:
@@ -118,12 +192,33 @@ class PairBatches:
         for start in range(0, len(order), self.batch_size):
             rows = order[start:start + self.batch_size]
             users = self.users[rows]
-            neg = self.sampler.sample(users, (len(rows), 1, self.n_negatives), rng)
-            yield Batch(torch.from_numpy(users), None, torch.from_numpy(self.items[rows][:, None]), torch.from_numpy(neg))
+            targets = self.items[rows][:, None]
+            yield Batch(torch.from_numpy(users), None, torch.from_numpy(targets),
+                        _negatives(self.sampler, users, targets, self.n_negatives, rng))
 
 
-def make_batches(dataset: PreparedDataset, uses_history: bool, max_len: int, batch_size: int,
-                 n_negatives: int, windows: str = "all", stride: int = 0):
-    if uses_history:
-        return SequenceBatches(dataset, max_len, batch_size, n_negatives, stride, last_only=windows == "last")
-    return PairBatches(dataset, batch_size, n_negatives)
+NEEDS_NEGATIVES = ("bce", "sampled")  # losses that read batch.negatives; the others get none
+
+
+def make_batches(dataset: PreparedDataset, backbone, max_len: int, batch_size: int, n_negatives: int,
+                 windows: str = "all", stride: int = 0, *, loss: str = "bce", negative_sampler: str = "uniform"):
+    """The training batches a backbone needs.
+
+    ``backbone``: the Backbone (its ``uses_history`` and ``batch_kind``: "next" by default, "masked" for
+    BERT4Rec, whose ``mask_prob`` and ``mask_last`` are read too), or just ``uses_history`` (a bool) for next-item batches.
+    ``loss``: negatives are sampled only for the losses that use them (``NEEDS_NEGATIVES``).
+    """
+    if isinstance(backbone, bool):
+        uses_history, kind = backbone, "next"
+    else:
+        uses_history, kind = backbone.uses_history, getattr(backbone, "batch_kind", "next")
+    k = n_negatives if loss in NEEDS_NEGATIVES else 0
+    sampler = NegativeSampler(dataset, negative_sampler)
+    if not uses_history:
+        return PairBatches(dataset, batch_size, k, sampler)
+    if kind == "masked":
+        return MaskedBatches(dataset, max_len, batch_size, backbone.mask_prob, k, stride, windows == "last", sampler,
+                             getattr(backbone, "mask_last", 1.0))
+    if kind != "next":
+        raise ValueError(f"unknown batch_kind {kind!r} (known: next, masked)")
+    return SequenceBatches(dataset, max_len, batch_size, k, stride, last_only=windows == "last", sampler=sampler)

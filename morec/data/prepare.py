@@ -1,7 +1,8 @@
 """The paper's preprocessing, once: raw interactions -> a prepared dataset directory.
 
 Steps, in order (each reports what it removed): subsample users, de-duplicate (user, item),
-warm-N item filter, order by time (stable), keep each user's latest N, drop short users,
+warm-N item filter, order by time (stable), hold out new items (kept only as users' last items),
+keep each user's latest N, drop short users,
 re-index items 1..M (0 = padding) and users 0..n-1. The split is leave-one-out and implicit in the
 stored sequences: last item = test, second-to-last = valid, the rest = train.
 """
@@ -57,6 +58,9 @@ def filter_interactions(df: pd.DataFrame, cfg: PrepareConfig, step: _FilterLog) 
         warm = counts.index[counts >= cfg.min_item_interactions]
         df = step("warm items", df, df[df["item"].isin(warm)], f"items with fewer than {cfg.min_item_interactions} interactions")
 
+    if cfg.new_items:
+        df = hold_out_new_items(df, cfg, step)
+
     if cfg.max_seq_len:
         from_end = df.groupby("user", sort=False).cumcount(ascending=False)
         df = step("truncate", df, df[from_end < cfg.max_seq_len], f"kept each user's latest {cfg.max_seq_len}")
@@ -65,6 +69,26 @@ def filter_interactions(df: pd.DataFrame, cfg: PrepareConfig, step: _FilterLog) 
     df = step("short users", df, df[sizes >= cfg.min_user_interactions],
               f"users with fewer than {cfg.min_user_interactions} interactions")
     return df
+
+
+def hold_out_new_items(df: pd.DataFrame, cfg: PrepareConfig, step: _FilterLog) -> pd.DataFrame:
+    """The new-item setting: a seeded random ``cfg.new_items`` (fraction of the items, or a count) of the
+    items that end some user's sequence are held out; every interaction with them is removed except a
+    user's last one, which stays as that user's test target. ``df`` is sorted by user, time."""
+    last = ~df["user"].duplicated(keep="last")
+    candidates = np.sort(df.loc[last, "item"].unique())
+    n_items = df["item"].nunique()
+    want = int(cfg.new_items) if cfg.new_items >= 1 else int(round(cfg.new_items * n_items))
+    n = min(want, len(candidates))
+    if n < want:
+        step.log(f"[{step.name}] new items: asked for {want:,}, but only {len(candidates):,} items end a user's "
+                 "sequence; holding out all of them")
+    held = np.random.default_rng([cfg.seed, 1]).choice(candidates, size=n, replace=False)
+    drop = df["item"].isin(held) & ~last
+    out = step("new items", df, df[~drop], f"held out {n:,} items: their interactions are kept only as a user's "
+               "last (test) item")
+    step.steps[-1]["held_out_items"] = int(n)  # the prepared dataset's new-item users: evaluate.subset_users(ds, "test", "new")
+    return out
 
 
 def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = None, log=print) -> Path:
@@ -82,7 +106,8 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
     if df.empty:
         raise DataFormatError(
             f"[{raw.name}] every user was filtered out (min_user_interactions={cfg.min_user_interactions}, "
-            f"min_item_interactions={cfg.min_item_interactions}, max_seq_len={cfg.max_seq_len}); lower these thresholds"
+            f"min_item_interactions={cfg.min_item_interactions}, max_seq_len={cfg.max_seq_len}, new_items={cfg.new_items}); "
+            "lower these thresholds"
         )
 
     items = _catalogue(raw, pd.Index(df["item"].unique()), log)
