@@ -10,6 +10,7 @@ from .base import ItemEncoder
 REGISTRY = {
     "id": "morec.encoders.id",
     "text": "morec.encoders.text",
+    "vision": "morec.encoders.vision",
 }
 
 
