@@ -162,7 +162,7 @@ def pretrain_text(cfg: PretrainTextConfig, dataset: PreparedDataset | None = Non
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total, steps = total + float(loss), steps + 1
+            total, steps = total + loss.item(), steps + 1
         held_loss = mlm.heldout_loss(held, cfg.batch_size, cfg.seed)
         if not math.isfinite(held_loss):
             raise RuntimeError(f"pretrain-text diverged at epoch {epoch}; lower lr (now {cfg.lr})")
