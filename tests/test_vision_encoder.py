@@ -245,7 +245,7 @@ def test_pretrained_features_separate_topics_better_than_random_init(world):
 def trained(world):
     """Vision MoRec (tiny ResNet, end to end) and IDRec SASRec on the same data, a few epochs each."""
     runs = {}
-    for name, extra in [("vision", ["--model.encoder.lr=1e-3", "--train.epochs=15"]),
+    for name, extra in [("vision", ["--model.encoder.lr=3e-3", "--train.lr=3e-3", "--train.epochs=20"]),
                         ("id", ["--model.encoder.kind=id", "--train.epochs=5"])]:
         trainer = Trainer(run_config(world, world["root"] / f"run-{name}", "--train.patience=100", *extra),
                           world["ds"], log=QUIET)
