@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from .checkpoint import CheckpointError
 from .config import ConfigError, PrepareConfig, from_dict, load_config, parse_overrides
 from .data.formats import DataFormatError
 
@@ -72,12 +73,18 @@ def _print_results(name: str, results: dict, ks: list[int], as_json: bool) -> No
 
 
 def cmd_train(args, extra) -> int:
-    from .train import train
+    from .train import Trainer
 
-    cfg = load_config(args.config, extra)
+    if args.resume and args.config:
+        raise ConfigError("--resume continues a run with the config saved in its checkpoint; drop --config "
+                          "(--section.key=value overrides still apply)")
+    trainer = Trainer.from_checkpoint(args.resume, overrides=extra) if args.resume else Trainer(load_config(args.config, extra))
+    cfg = trainer.cfg
     if args.json:
         cfg.train.progress = False
-    results = train(cfg)
+    results = trainer.fit()
+    if not trainer.dist.is_main:  # under torchrun only rank 0 reports
+        return 0
     print(f"best epoch {results['best_epoch']}, {results['seconds_per_epoch']:.2f} s/epoch, "
           f"{results['seconds_to_best']:.1f} s to best, run directory {cfg.out}")
     _print_results(f"{cfg.model.encoder.kind}-{cfg.model.backbone}", results, cfg.eval.ks, args.json)
@@ -139,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model: --config FILE.yaml and --section.key=value overrides")
     t.add_argument("--config")
     t.add_argument("--json", action="store_true", help="print the final metrics as one JSON line last")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="re-score a saved run directory")
@@ -162,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args, extra)
-    except (ConfigError, DataFormatError, FileNotFoundError) as err:
+    except (ConfigError, DataFormatError, CheckpointError, FileNotFoundError) as err:
         print(f"morec: error: {err}", file=sys.stderr)
         return 2
 

@@ -1,8 +1,9 @@
 """PyTorch's own distributed engine, as the training loop uses it.
 
 ``torchrun --nproc_per_node N -m morec train ...`` sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR;
-:func:`init_from_env` joins the process group (NCCL on GPUs, gloo on CPU). With one process every
-helper here is a no-op, so the loop in ``train.py`` is the same code either way.
+:func:`init_from_env` joins the process group (NCCL on GPUs, gloo on CPU) and the model runs under
+DistributedDataParallel (also with N = 1). Started without torchrun, every helper here is a no-op,
+so the loop in ``train.py`` is the same code either way.
 
 How work is split (the global batch stays ``train.batch_size``, whatever N is):
 
@@ -36,7 +37,8 @@ class DistInfo:
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        """A process group is in use (torchrun, even with one process): the DDP code path runs."""
+        return self.backend is not None
 
     @property
     def is_main(self) -> bool:
@@ -46,12 +48,13 @@ class DistInfo:
 def init_from_env(device_name: str) -> tuple[DistInfo, torch.device]:
     """Join the process group described by torchrun's environment variables (if any) and pick the device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    launched = world > 1 or "TORCHELASTIC_RUN_ID" in os.environ  # torchrun sets it, even for one process
     if dist.is_available() and dist.is_initialized():  # already set up by the caller (e.g. a spawn test)
         info = DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())),
                         dist.get_backend())
-    elif world > 1:
+    elif launched:
         if not dist.is_available():
-            raise RuntimeError("WORLD_SIZE > 1 but this PyTorch build has no torch.distributed")
+            raise RuntimeError("started by torchrun, but this PyTorch build has no torch.distributed")
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         use_cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
         backend = "nccl" if use_cuda else "gloo"

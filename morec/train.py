@@ -1,27 +1,43 @@
-"""One training loop for every item encoder and backbone.
+"""One training loop for every item encoder and backbone, in one process or many (torchrun).
 
 Each epoch: shuffled batches -> loss -> AdamW step; then validation (full ranking). The best epoch
 on the validation metric is kept; the test split is scored once, at the end, with that model.
+
+The same loop also does: gradient accumulation (``train.accumulate``), mixed precision
+(``train.precision``: bf16 autocast, fp16 autocast with a gradient scaler), DistributedDataParallel
+when started by torchrun (see morec.distributed), and checkpoints every epoch / every K steps that
+``Trainer.resume`` (``morec train --resume RUN_DIR``) continues from exactly, mid-epoch too: an
+epoch's batch order is a pure function of (seed, epoch), so the batches already done are replayed
+from the generator and skipped, and the RNG states are restored.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import itertools
 import json
 import math
 import random
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from torch import nn
 from tqdm import tqdm
 
-from .config import Config, load_config, save_config, to_dict
+from . import distributed as dist_utils
+from .checkpoint import (CheckpointError, atomic_save_tensors, atomic_write_text, flatten_optimizer,
+                         load_checkpoint_tensors, read_checkpoint_meta, remove_checkpoint, rng_state,
+                         save_checkpoint, set_rng_state, unflatten_optimizer)
+from .config import Config, deep_merge, from_dict, load_config, parse_overrides, save_config, to_dict
 from .data.batches import make_batches
 from .data.dataset import PreparedDataset
-from .evaluate import metrics_from_ranks, rank_users
-from .losses import compute_loss
+from .evaluate import metrics_from_ranks, rank_users, subset_metrics
+from .losses import LossContext, compute_loss
 from .model import Recommender, build_model
 
 
@@ -63,104 +79,343 @@ def validation_score(metrics: dict[str, float], name: str) -> float:
     return metrics[name]
 
 
+class LossModule(nn.Module):
+    """The recommender and its loss as one module: what DDP wraps, so every loss runs under its hooks."""
+
+    def __init__(self, model: Recommender, loss_name: str, ctx: LossContext | None = None):
+        super().__init__()
+        self.model, self.loss_name, self.ctx = model, loss_name, ctx
+
+    def forward(self, batch) -> torch.Tensor:
+        return compute_loss(self.model, batch, self.loss_name, self.ctx)
+
+
+@dataclass
+class TrainState:
+    """Everything besides tensors that a checkpoint must hold to continue a run exactly."""
+
+    epoch: int = 0  # the epoch in progress, or the next one to start
+    batches_done: int = 0  # micro-batches of `epoch` already trained
+    step: int = 0  # optimizer steps since the start of the run
+    loss_sum: float = 0.0  # weighted batch losses of `epoch` so far (summed over ranks in a checkpoint)
+    loss_count: int = 0  # batches behind loss_sum
+    nonfinite: int = 0  # fp16 steps of `epoch` whose loss overflowed (skipped by the scaler)
+    epoch_seconds: float = 0.0  # training seconds of `epoch` so far
+    best_score: float | None = None
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    train_seconds: float = 0.0  # training seconds of completed epochs
+    time_to_best: float = 0.0
+    elapsed: float = 0.0  # wall seconds of the run so far, over every resume
+    log: list = field(default_factory=list)  # the metrics.jsonl records
+    finished: bool = False
+    stop_reason: str = ""  # epochs | patience | diverged
+    serial: int = 0  # checkpoints written
+    checkpoint_seconds: float = 0.0  # spent writing checkpoints
+    checkpoint_bytes: int = 0  # size of the latest
+
+
 class Trainer:
     def __init__(self, cfg: Config, dataset: PreparedDataset | None = None, log=print):
         self.cfg = cfg.validate()
-        self.log = log
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
-        seed_everything(cfg.train.seed)
-        self.device = resolve_device(cfg.train.device)
+        t = cfg.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.dist, self.device = dist_utils.init_from_env(t.device)
+        self.log = log if self.dist.is_main else (lambda s: None)
+        seed_everything(t.seed)
         self.dataset = dataset or PreparedDataset(cfg.data)
         self.model = build_model(cfg.model, self.dataset).to(self.device)
         self.optimizer = make_optimizer(self.model, cfg)
-        self.batches = make_batches(self.dataset, self.model.backbone.uses_history, cfg.model.max_len,
-                                    cfg.train.batch_size, cfg.train.n_negatives, cfg.train.windows)
+        self.batches = make_batches(self.dataset, self.model.backbone, cfg.model.max_len, t.batch_size,
+                                    t.n_negatives, t.windows, loss=t.loss, negative_sampler=t.negative_sampler)
         self.out = Path(cfg.out)
+        self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[t.precision]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
+        self.loss_module = LossModule(self.model, t.loss, LossContext.build(self.dataset, t, self.device))
+        self.step_module: nn.Module = self.loss_module
+        if self.dist.enabled:
+            self.step_module = self._wrap_ddp()
+        self.state = TrainState()
+        self.resumed = False
+
+    # --- pieces ------------------------------------------------------------------------------
+    def _wrap_ddp(self) -> nn.Module:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        probe = next(self.batches.epoch(np.random.default_rng([self.cfg.train.seed, 0])))
+        local, _ = dist_utils.shard_batch(probe, self.dist)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        with self._autocast():
+            unused = dist_utils.find_unused_parameters(self.loss_module, local.to(self.device), params)
+        unused = dist_utils.all_reduce_sum(self.dist, [float(unused)], self.device)[0] > 0
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DDP(self.loss_module, device_ids=ids, find_unused_parameters=unused)
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def rank(self, split: str) -> np.ndarray:
+        """Every user's full-ranking rank on ``split``; under torchrun items and users are split over the ranks."""
+        e = self.cfg.eval
+        users = np.arange(self.dataset.n_users)[dist_utils.shard_slice(self.dataset.n_users, self.dist)]
+        with dist_utils.sharded_item_encoding(self.model, self.dist, self.device), self._autocast():
+            ranks = rank_users(self.model, self.dataset, split, self.cfg.model.max_len, e.mask_history, e.user_batch,
+                               users=users)
+        return dist_utils.gather_ranks(self.dist, ranks, self.device)
 
     def evaluate(self, split: str) -> dict[str, float]:
-        e = self.cfg.eval
-        ranks = rank_users(self.model, self.dataset, split, self.cfg.model.max_len, e.mask_history, e.user_batch)
-        return metrics_from_ranks(ranks, e.ks)
+        return metrics_from_ranks(self.rank(split), self.cfg.eval.ks)
 
     def train_epoch(self, epoch: int) -> float:
-        self.model.train()
+        """Train one epoch (or its rest, after a mid-epoch resume); returns the mean batch loss."""
+        t, st = self.cfg.train, self.state
+        self.step_module.train()
         self.model.item_encoder.on_epoch_start(epoch)
-        rng = np.random.default_rng([self.cfg.train.seed, epoch])
-        total, n = 0.0, 0
-        bar = tqdm(self.batches.epoch(rng), total=len(self.batches), desc=f"epoch {epoch}", leave=False,
-                   disable=not self.cfg.train.progress, file=sys.stderr)
-        for batch in bar:
-            loss = compute_loss(self.model, batch.to(self.device), self.cfg.train.loss)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.cfg.train.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
-            self.optimizer.step()
-            total += loss.item()
-            n += 1
-            bar.set_postfix(loss=f"{total / n:.4f}")
-        return total / max(n, 1)
+        rng = np.random.default_rng([t.seed, epoch])
+        n_batches, acc, skip = len(self.batches), t.accumulate, st.batches_done
+        batches = self.batches.epoch(rng)
+        if skip:  # replay the generator (same rng draws) without training on what was done before the checkpoint
+            batches = itertools.islice(batches, skip, None)
+        bar = tqdm(batches, total=n_batches, initial=skip, desc=f"epoch {epoch}", leave=False,
+                   disable=not (t.progress and self.dist.is_main), file=sys.stderr)
+        t0, seconds_before = time.perf_counter(), st.epoch_seconds
+        self.optimizer.zero_grad(set_to_none=True)
+        for i, batch in enumerate(bar, start=skip):
+            group_start = i - i % acc
+            group_size = min(acc, n_batches - group_start)
+            last_in_group = i + 1 - group_start == group_size
+            local, weight = dist_utils.shard_batch(batch, self.dist)
+            no_sync = self.dist.enabled and not last_in_group
+            with self.step_module.no_sync() if no_sync else contextlib.nullcontext():
+                with self._autocast():
+                    loss = self.step_module(local.to(self.device))
+                scaled = loss * (weight / group_size) if (weight != 1.0 or group_size != 1) else loss
+                self.scaler.scale(scaled).backward()
+            value = loss.item() * weight
+            if math.isfinite(value) or not self.scaler.is_enabled():
+                st.loss_sum += value
+                st.loss_count += 1
+            else:
+                st.nonfinite += 1
+            st.batches_done = i + 1
+            if last_in_group:
+                if t.grad_clip:
+                    self.scaler.unscale_(self.optimizer)
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                st.step += 1
+                if st.loss_count:
+                    bar.set_postfix(loss=f"{st.loss_sum / st.loss_count:.4f}")
+                if t.checkpoints and t.checkpoint_every_steps and st.step % t.checkpoint_every_steps == 0 \
+                        and st.batches_done < n_batches:
+                    st.epoch_seconds = seconds_before + time.perf_counter() - t0
+                    self.save_checkpoint()
+        st.epoch_seconds = seconds_before + time.perf_counter() - t0
+        total, count = dist_utils.all_reduce_sum(self.dist, [st.loss_sum, float(st.loss_count)], self.device)
+        count /= self.dist.world_size  # every rank counted the same batches
+        if st.nonfinite:
+            self.log(f"epoch {epoch}: {st.nonfinite} fp16 steps overflowed and were skipped by the gradient scaler")
+        return total / self.dist.world_size / count if count else math.nan
 
+    # --- checkpoints -------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        """Write the resumable state (rank 0 writes; every rank must call it, it gathers RNG states)."""
+        st = self.state
+        st.elapsed = time.perf_counter() - self._start
+        st.serial += 1
+        (loss_sum,) = dist_utils.all_reduce_sum(self.dist, [st.loss_sum], self.device)
+        rng_tensors, rng_info = rng_state()
+        if self.dist.enabled:  # each rank's torch generators (dropout) differ
+            for r, s in enumerate(dist_utils.gather_tensor_list(self.dist, torch.get_rng_state(), self.device)):
+                rng_tensors[f"rng.rank{r}.torch"] = s
+            if self.device.type == "cuda":
+                cuda = torch.cuda.get_rng_state(self.device)
+                for r, s in enumerate(dist_utils.gather_tensor_list(self.dist, cuda, self.device)):
+                    rng_tensors[f"rng.rank{r}.cuda"] = s
+        if not self.dist.is_main:
+            return
+        t0 = time.perf_counter()
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        opt_tensors, opt_index = flatten_optimizer(self.optimizer.state_dict())
+        tensors.update(opt_tensors)
+        tensors.update(rng_tensors)
+        meta = {
+            "serial": st.serial,
+            "world_size": self.dist.world_size,
+            "state": {**dataclasses.asdict(st), "loss_sum": loss_sum},
+            "optimizer": opt_index,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "rng": rng_info,
+            "config": to_dict(self.cfg),
+        }
+        written = save_checkpoint(self.out, tensors, meta)
+        st.checkpoint_seconds += time.perf_counter() - t0
+        st.checkpoint_bytes = written["bytes"]
+
+    @classmethod
+    def from_checkpoint(cls, run_dir: str | Path, dataset: PreparedDataset | None = None, log=print,
+                        overrides: list[str] | dict | None = None) -> "Trainer":
+        """A trainer rebuilt from ``run_dir``'s last checkpoint (its config, with ``overrides``), ready to ``fit()``."""
+        run = Path(run_dir)
+        if not run.is_dir():
+            raise FileNotFoundError(f"{run} is not a run directory; --resume takes the directory `morec train` wrote (its --out)")
+        meta = read_checkpoint_meta(run)
+        values = meta["config"]
+        if overrides:
+            values = deep_merge(values, parse_overrides(overrides) if isinstance(overrides, list) else overrides)
+        cfg = from_dict(Config, values)
+        cfg.out = str(run)
+        trainer = cls(cfg, dataset, log)
+        trainer.load_checkpoint(meta)
+        return trainer
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, dataset: PreparedDataset | None = None, log=print,
+               overrides: list[str] | dict | None = None) -> dict:
+        """Continue the run in ``run_dir`` from its last checkpoint to the end; returns the results."""
+        return cls.from_checkpoint(run_dir, dataset, log, overrides).fit()
+
+    def load_checkpoint(self, meta: dict | None = None) -> None:
+        meta = meta or read_checkpoint_meta(self.out)
+        tensors = load_checkpoint_tensors(self.out, meta)
+        weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        try:
+            self.model.load_state_dict(weights)
+            self.optimizer.load_state_dict(unflatten_optimizer(tensors, meta["optimizer"]))
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise CheckpointError(f"the checkpoint in {self.out} does not fit the model of this config ({err}); "
+                                  "resume with the run's own config (model overrides cannot change on resume)") from None
+        if meta.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(meta["scaler"])
+        known = {f.name for f in dataclasses.fields(TrainState)}
+        self.state = TrainState(**{k: v for k, v in meta["state"].items() if k in known})
+        st = self.state
+        if not self.dist.is_main:
+            st.loss_sum = 0.0  # the checkpoint holds the sum over ranks; rank 0 carries it
+        set_rng_state(tensors, meta["rng"])
+        if self.dist.enabled and meta.get("world_size") == self.dist.world_size:
+            torch.set_rng_state(tensors[f"rng.rank{self.dist.rank}.torch"])
+            if self.device.type == "cuda" and f"rng.rank{self.dist.rank}.cuda" in tensors:
+                torch.cuda.set_rng_state(tensors[f"rng.rank{self.dist.rank}.cuda"], self.device)
+        if st.finished and st.stop_reason == "epochs" and self.cfg.train.epochs > st.epoch:
+            st.finished, st.stop_reason = False, ""  # resumed with more epochs
+        if self.dist.is_main and st.best_epoch >= 0 and st.best_epoch == st.epoch - 1 and st.batches_done == 0:
+            # saved at the end of the best epoch: its weights are the best ones; the copy to model.safetensors
+            # may not have happened before the crash, so redo it
+            atomic_save_tensors(self.model.state_dict(), self.out / "model.safetensors", {"epoch": str(st.best_epoch)})
+        self.resumed = True
+
+    # --- the run -----------------------------------------------------------------------------
     def fit(self) -> dict:
-        cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, self.out / "config.yaml")
+        cfg, st, main = self.cfg, self.state, self.dist.is_main
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.out / "config.yaml")
+            if not self.resumed:
+                remove_checkpoint(self.out)
+            atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in st.log))
         n_params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        procs = f", {self.dist.world_size} processes ({self.dist.backend})" if self.dist.enabled else ""
         self.log(f"{self.dataset.name}: {self.dataset.n_users:,} users, {self.dataset.n_items:,} items | "
                  f"{cfg.model.encoder.kind}-{cfg.model.backbone}, {n_params:,} trainable parameters, "
-                 f"loss {cfg.train.loss}, device {self.device}")
-        best, best_epoch, bad, start = -math.inf, -1, 0, time.perf_counter()
-        train_seconds = 0.0
-        time_to_best = 0.0
-        log_file = open(self.out / "metrics.jsonl", "w", encoding="utf-8")
-        for epoch in range(cfg.train.epochs):
-            t0 = time.perf_counter()
-            loss = self.train_epoch(epoch)
-            train_seconds += time.perf_counter() - t0
-            valid = self.evaluate("valid")
-            score = validation_score(valid, cfg.eval.select_metric)
-            if not math.isfinite(loss):
-                self.log(f"epoch {epoch}: loss is {loss}; training diverged. Lower train.lr (now {cfg.train.lr})"
-                         f" or model.encoder.lr (now {cfg.model.encoder.lr}).")
-                break
-            improved = score > best
-            record = {"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - t0,
-                      **{f"valid_{k}": v for k, v in valid.items()}}
-            log_file.write(json.dumps(record) + "\n")
-            log_file.flush()
-            self.log(f"epoch {epoch:3d}  loss {loss:.4f}  " + "  ".join(f"valid {k} {v:.4f}" for k, v in valid.items())
-                     + ("  *" if improved else ""))
-            if improved:
-                best, best_epoch, bad = score, epoch, 0
-                time_to_best = time.perf_counter() - start
-                save_file(self.model.state_dict(), str(self.out / "model.safetensors"))
-            else:
-                bad += 1
-                if bad >= cfg.train.patience:
-                    self.log(f"early stop: no better valid {cfg.eval.select_metric} for {cfg.train.patience} epochs")
-                    break
-        log_file.close()
-        if best_epoch < 0:
-            raise RuntimeError("no epoch finished with a finite loss; nothing to evaluate")
-        self.model.load_state_dict(load_file(str(self.out / "model.safetensors"), device=str(self.device)))
+                 f"loss {cfg.train.loss}, device {self.device}{procs}"
+                 + (f", precision {cfg.train.precision}" if cfg.train.precision != "fp32" else ""))
+        if self.resumed:
+            where = f"epoch {st.epoch}, batch {st.batches_done}/{len(self.batches)}" if not st.finished else "the end"
+            self.log(f"resumed {self.out} at {where} (step {st.step})")
+        self._start = time.perf_counter() - st.elapsed
+        log_file = open(self.out / "metrics.jsonl", "a", encoding="utf-8") if main else None
+        try:
+            while not st.finished and st.epoch < cfg.train.epochs:
+                self._run_epoch(log_file)
+        finally:
+            if log_file:
+                log_file.close()
+        if st.best_epoch < 0:
+            raise RuntimeError("no epoch finished with a finite loss; nothing to evaluate. Lower train.lr "
+                               f"(now {cfg.train.lr}) or model.encoder.lr (now {cfg.model.encoder.lr})")
+        if main:
+            self.model.load_state_dict(load_file(str(self.out / "model.safetensors"), device=str(self.device)))
+        dist_utils.broadcast_state(self.model, self.dist)
+        epochs_run = max(st.epoch, 1)
+        test_ranks = self.rank("test")  # the only time the test split is read
+        e = cfg.eval
         results = {
-            "best_epoch": best_epoch,
-            "epochs_run": epoch + 1,
+            "best_epoch": st.best_epoch,
+            "epochs_run": st.epoch,
             "valid": self.evaluate("valid"),
-            "test": self.evaluate("test"),  # the only time the test split is read
-            "seconds_per_epoch": train_seconds / (epoch + 1),
-            "seconds_to_best": time_to_best,
-            "seconds_total": time.perf_counter() - start,
+            "test": metrics_from_ranks(test_ranks, e.ks),
+            "test_subsets": subset_metrics(test_ranks, self.dataset, "test", e.ks, e.subsets, e.cold_threshold),
+            "seconds_per_epoch": st.train_seconds / epochs_run,
+            "seconds_to_best": st.time_to_best,
+            "seconds_total": time.perf_counter() - self._start,
             "trainable_parameters": n_params,
+            "processes": self.dist.world_size,
+            "checkpoint_bytes": st.checkpoint_bytes,
+            "checkpoint_seconds": st.checkpoint_seconds / max(st.serial, 1),
+            "stop_reason": st.stop_reason,
             "config": to_dict(cfg),
         }
-        (self.out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+        if main:
+            atomic_write_text(self.out / "results.json", json.dumps(results, indent=2))
+        dist_utils.shutdown(self.dist)
         return results
+
+    def _run_epoch(self, log_file) -> None:
+        cfg, st = self.cfg, self.state
+        epoch = st.epoch
+        loss = self.train_epoch(epoch)
+        t_eval = time.perf_counter()
+        st.train_seconds += st.epoch_seconds
+        epoch_train_seconds = st.epoch_seconds
+        st.epoch, st.batches_done, st.loss_sum, st.loss_count, st.nonfinite, st.epoch_seconds = epoch + 1, 0, 0.0, 0, 0, 0.0
+        if not math.isfinite(loss):
+            self.log(f"epoch {epoch}: loss is {loss}; training diverged. Lower train.lr (now {cfg.train.lr})"
+                     f" or model.encoder.lr (now {cfg.model.encoder.lr}).")
+            st.finished, st.stop_reason = True, "diverged"
+            if cfg.train.checkpoints:
+                self.save_checkpoint()
+            return
+        valid = self.evaluate("valid")
+        score = validation_score(valid, cfg.eval.select_metric)
+        improved = st.best_score is None or score > st.best_score
+        record = {"epoch": epoch, "loss": loss, "seconds": epoch_train_seconds + time.perf_counter() - t_eval, **{f"valid_{k}": v for k, v in valid.items()}}
+        st.log.append(record)
+        if log_file:
+            log_file.write(json.dumps(record) + "\n")
+            log_file.flush()
+        self.log(f"epoch {epoch:3d}  loss {loss:.4f}  " + "  ".join(f"valid {k} {v:.4f}" for k, v in valid.items())
+                 + ("  *" if improved else ""))
+        if improved:
+            st.best_score, st.best_epoch, st.bad_epochs = score, epoch, 0
+            st.time_to_best = time.perf_counter() - self._start
+        else:
+            st.bad_epochs += 1
+            if st.bad_epochs >= cfg.train.patience:
+                self.log(f"early stop: no better valid {cfg.eval.select_metric} for {cfg.train.patience} epochs")
+                st.finished, st.stop_reason = True, "patience"
+        if st.epoch >= cfg.train.epochs and not st.finished:
+            st.finished, st.stop_reason = True, "epochs"
+        # checkpoint first, then the best weights: a crash in between is repaired by load_checkpoint
+        if cfg.train.checkpoints:
+            self.save_checkpoint()
+        if improved and self.dist.is_main:
+            atomic_save_tensors(self.model.state_dict(), self.out / "model.safetensors", {"epoch": str(epoch)})
 
 
 def train(cfg: Config, dataset: PreparedDataset | None = None, log=print) -> dict:
     return Trainer(cfg, dataset, log).fit()
+
+
+def resume(run_dir: str | Path, dataset: PreparedDataset | None = None, log=print,
+           overrides: list[str] | dict | None = None) -> dict:
+    """Continue an interrupted run from its last checkpoint (``morec train --resume RUN_DIR``)."""
+    return Trainer.resume(run_dir, dataset, log, overrides)
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[Config, Recommender, PreparedDataset]:
