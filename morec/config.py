@@ -125,6 +125,8 @@ class TrainConfig:
     loss: str = "bce"  # bce (paper eq. 1, K sampled negatives) | ce (full softmax) | inbatch (in-batch softmax) | sampled (sampled softmax, K negatives)
     n_negatives: int = 1  # K, for bce and sampled
     negative_sampler: str = "uniform"  # uniform | popularity (training counts); negatives never a user's training item
+    negatives_from: str = "all"  # all: any item (the paper's code) | train: only items with a training interaction
+    # (strict new-item setting: held-out items are never a negative nor a full-softmax class)
     logq: bool = True  # inbatch / sampled with popularity negatives: subtract log(sampling probability) from logits
     lr: float = 1e-3
     weight_decay: float = 0.1
@@ -145,6 +147,7 @@ class TrainConfig:
     def validate(self) -> None:
         _check(self.loss in LOSSES, f"train.loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         _check(self.negative_sampler in ("uniform", "popularity"), f"train.negative_sampler must be uniform or popularity, not {self.negative_sampler!r}")
+        _check(self.negatives_from in ("all", "train"), f"train.negatives_from must be all or train, not {self.negatives_from!r}")
         _check(self.n_negatives >= 1, "train.n_negatives must be >= 1")
         _check(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
         _check(self.weight_decay >= 0, "train.weight_decay must be >= 0")

@@ -32,27 +32,29 @@ class LossContext:
     ``popularity_log_prob``: (n_items + 1,) log of each item's share of training interactions (padding and
     items with no training interaction get a finite placeholder: they are never a target or a negative).
     ``sampler_log_prob``: (n_items + 1,) log sampling probability of the negatives, None for uniform.
-    ``known``: (n_items + 1,) bool, items with a training interaction (the only full-softmax classes).
+    ``known``: (n_items + 1,) bool, the only full-softmax classes with train.negatives_from=train (items with a
+    training interaction); None: every item is a class.
     """
 
     n_items: int
     train_keys: torch.Tensor
     popularity_log_prob: torch.Tensor
     sampler_log_prob: torch.Tensor | None
-    known: torch.Tensor
+    known: torch.Tensor | None
     logq: bool = True
 
     @classmethod
     def build(cls, dataset, train_cfg=None, device="cpu") -> "LossContext":
         sampler = getattr(train_cfg, "negative_sampler", "uniform")
         logq = getattr(train_cfg, "logq", True)
+        strict = getattr(train_cfg, "negatives_from", "all") == "train"
         n = dataset.n_items
         keys = np.unique(dataset.train_users.astype(np.int64) * (n + 1) + dataset.train_items)
         counts = dataset.train_item_counts.astype(np.float64)
         log_pop = np.log(np.maximum(counts, 1) / counts.sum())  # items never trained on: never a candidate
         t = lambda a, dtype=torch.float32: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
         return cls(n, t(keys, torch.int64), t(log_pop), t(log_pop) if sampler == "popularity" else None,
-                   t(counts > 0, torch.bool), logq)
+                   t(counts > 0, torch.bool) if strict else None, logq)
 
     def seen(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """(B, U) bool: item ``items[j]`` is one of user ``users[b]``'s training items."""

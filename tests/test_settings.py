@@ -130,11 +130,16 @@ def test_new_items_fraction_is_seeded_and_excluded_from_negatives(tmp_path):
     n_items = len({r[1] for r in rows})
     new = set(a.targets("test")[subset_users(a, "test", "new")].tolist())
     assert len(new) == round(0.25 * n_items)
-    neg = NegativeSampler(a).sample(np.zeros(2000, np.int64), (2000,), np.random.default_rng(0))
-    assert not set(neg.tolist()) & new  # training never sees a held-out item, not even as a negative
-    for dist in ("popularity",):
-        neg = NegativeSampler(a, dist).sample(np.zeros(2000, np.int64), (2000,), np.random.default_rng(0))
-        assert not set(neg.tolist()) & new
+    users = np.full(2000, -1)  # no user: nothing rejected
+    draw = lambda *args: set(NegativeSampler(a, *args).sample(users, (2000,), np.random.default_rng(0)).tolist())  # noqa: E731
+    assert draw("uniform", "all") >= new  # the paper's code: any item can be a negative
+    # train.negatives_from=train: training never sees a held-out item, not even as a negative
+    assert not draw("uniform", "train") & new and not draw("popularity", "all") & new
+    from morec.losses import LossContext
+    strict = load_config(None, ["--data=d", "--train.negatives_from=train"]).train
+    known = LossContext.build(a, strict).known
+    assert not known[list(new)].any() and known.sum() == a.n_items - len(new)
+    assert LossContext.build(a).known is None  # by default every item is a full-softmax class
 
 
 def test_more_new_items_than_candidates_is_reported(tmp_path):

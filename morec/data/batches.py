@@ -15,21 +15,25 @@ from .dataset import PreparedDataset
 
 
 class NegativeSampler:
-    """Negatives that are not in the user's training sequence, drawn from the items of the training split.
+    """Negatives that are not in the user's training sequence.
 
-    ``distribution``: uniform over those items, or popularity (proportional to training counts).
-    Items with no training interaction (held-out new items, items seen only as valid / test targets)
-    are never drawn: training knows nothing about them. (logQ correction, morec.losses.LossContext, uses
-    the probabilities before the rejection of the user's own items.)
+    ``distribution``: uniform, or popularity (proportional to training counts, so only items with a
+    training interaction). ``pool``: "all" items 1..n_items (the paper's code), or "train": only items
+    with a training interaction, so that held-out new items and items seen only as valid / test targets
+    are never drawn. (logQ correction, morec.losses.LossContext, uses the probabilities before the
+    rejection of the user's own items.)
     """
 
-    def __init__(self, dataset: PreparedDataset, distribution: str = "uniform", rounds: int = 20):
+    def __init__(self, dataset: PreparedDataset, distribution: str = "uniform", pool: str = "all", rounds: int = 20):
         if distribution not in ("uniform", "popularity"):
             raise ValueError(f"negative sampler must be uniform or popularity, not {distribution!r}")
+        if pool not in ("all", "train"):
+            raise ValueError(f"negative pool must be all or train, not {pool!r}")
         self.n_items, self.rounds, self.distribution = dataset.n_items, rounds, distribution
         self.keys = np.unique(dataset.train_users.astype(np.int64) * (self.n_items + 1) + dataset.train_items)
         counts = dataset.train_item_counts.astype(np.float64)
-        self.pool = np.flatnonzero(counts > 0)  # item indices (0 = padding has no count)
+        known = counts > 0 if (pool == "train" or distribution == "popularity") else np.arange(len(counts)) > 0
+        self.pool = np.flatnonzero(known)  # item indices (0 = padding is never one)
         weights = counts[self.pool] if distribution == "popularity" else np.ones(len(self.pool))
         self.cdf = np.cumsum(weights) / weights.sum()
 
@@ -201,19 +205,21 @@ NEEDS_NEGATIVES = ("bce", "sampled")  # losses that read batch.negatives; the ot
 
 
 def make_batches(dataset: PreparedDataset, backbone, max_len: int, batch_size: int, n_negatives: int,
-                 windows: str = "all", stride: int = 0, *, loss: str = "bce", negative_sampler: str = "uniform"):
+                 windows: str = "all", stride: int = 0, *, loss: str = "bce", negative_sampler: str = "uniform",
+                 negatives_from: str = "all"):
     """The training batches a backbone needs.
 
     ``backbone``: the Backbone (its ``uses_history`` and ``batch_kind``: "next" by default, "masked" for
     BERT4Rec, whose ``mask_prob`` and ``mask_last`` are read too), or just ``uses_history`` (a bool) for next-item batches.
-    ``loss``: negatives are sampled only for the losses that use them (``NEEDS_NEGATIVES``).
+    ``loss``: negatives are sampled only for the losses that use them (``NEEDS_NEGATIVES``);
+    ``negative_sampler`` / ``negatives_from``: the NegativeSampler's distribution and pool.
     """
     if isinstance(backbone, bool):
         uses_history, kind = backbone, "next"
     else:
         uses_history, kind = backbone.uses_history, getattr(backbone, "batch_kind", "next")
     k = n_negatives if loss in NEEDS_NEGATIVES else 0
-    sampler = NegativeSampler(dataset, negative_sampler)
+    sampler = NegativeSampler(dataset, negative_sampler, negatives_from)
     if not uses_history:
         return PairBatches(dataset, batch_size, k, sampler)
     if kind == "masked":
