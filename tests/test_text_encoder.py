@@ -166,6 +166,17 @@ def test_cached_lower_layers_give_the_full_forward(world, tmp_path, family):
     assert (out[0][0] - out[0][1]).abs().max() > 1e-3  # and the items do differ
 
 
+def test_length_groups_give_the_same_vectors(world):
+    """A training batch larger than model.encoder.batch_size is encoded in groups of similar length."""
+    items = torch.randperm(world["ds"].n_items)[:100] + 1
+    out = []
+    for size in (256, 7):  # one padded block vs 15 length groups
+        torch.manual_seed(0)
+        enc = build_item_encoder(enc_cfg(world["bert"], batch_size=size), world["ds"], 16).eval()
+        out.append(enc(items))  # with grad: the training path, not catalogue chunking
+    assert torch.allclose(out[0], out[1], atol=1e-5)
+
+
 def test_lower_cache_is_stored_and_reused(world, tmp_path):
     ds = world["ds"]
     cfg = enc_cfg(world["bert"], mode="top", train_layers=1)
