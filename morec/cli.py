@@ -6,9 +6,11 @@ import json
 import sys
 from pathlib import Path
 
+from .catalog import CatalogError
 from .checkpoint import CheckpointError
 from .config import ConfigError, PrepareConfig, from_dict, load_config, parse_overrides
 from .data.formats import DataFormatError
+from .recommend import ServingError
 
 
 def _reader_options(pairs: list[str]) -> dict:
@@ -120,6 +122,53 @@ def cmd_quickstart(args, extra) -> int:
     return 0
 
 
+def _print_recommendations(out: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(out))
+        return
+    for rank, item in enumerate(out["items"], 1):
+        title = f"  {item['title']}" if item.get("title") else ""
+        score = "nan" if item["score"] is None else f"{item['score']:.4f}"
+        print(f"{rank:3d}  {item['id']}  {score}{title}")
+
+
+def cmd_recommend(args, extra) -> int:
+    from .recommend import RecommenderService
+
+    if (args.user is None) == (args.history is None):
+        raise ConfigError("give exactly one of --user ID or --history ITEM,ITEM,...")
+    service = RecommenderService.load(args.run, args.device)
+    history = [h for h in args.history.split(",") if h.strip()] if args.history is not None else None
+    _print_recommendations(service.recommend(user=args.user, history=history, k=args.k), args.json)
+    return 0
+
+
+def cmd_catalog_add(args, extra) -> int:
+    from .catalog import add_items
+
+    print(json.dumps(add_items(args.run, args.items, args.format, args.device)))
+    return 0
+
+
+def cmd_export(args, extra) -> int:
+    from .recommend import export
+
+    out = export(args.run, args.out, args.device)
+    print(f"exported {args.run} -> {out} (manifest.json, items.safetensors, user_encoder.safetensors)")
+    return 0
+
+
+def cmd_serve(args, extra) -> int:
+    import torch
+
+    from .serve import Limits, serve
+
+    torch.set_num_threads(args.threads)
+    serve(args.run, args.host, args.port, args.device, args.index,
+          Limits(max_k=args.max_k, max_history=args.max_history, max_body=args.max_body))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="morec", description="ID-based vs modality-based recommenders (SIGIR'23), one backbone, one loop.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -160,6 +209,42 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--runs", default="runs")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_quickstart)
+
+    r = sub.add_parser("recommend", help="top-K items for a user or a history, from a run or export directory")
+    r.add_argument("run", help="run directory (morec train --out) or export directory (morec export --out)")
+    r.add_argument("--user", help="a user id of the training data")
+    r.add_argument("--history", help="item ids, comma-separated, oldest first (sequence backbones)")
+    r.add_argument("--k", type=int, default=10)
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_recommend)
+
+    cat = sub.add_parser("catalog", help="the recommendable catalogue of a run").add_subparsers(dest="catalog_command", required=True)
+    ca = cat.add_parser("add", help="encode new items from their text (MoRec) and make them recommendable, no retraining")
+    ca.add_argument("run")
+    ca.add_argument("--items", required=True, help="CSV, TSV or JSON lines: an id column and the model's text fields")
+    ca.add_argument("--format", help="csv | tsv | jsonl | json (default: the file's extension)")
+    ca.add_argument("--device", default="cpu")
+    ca.set_defaults(func=cmd_catalog_add)
+
+    x = sub.add_parser("export", help="item vectors + user encoder (safetensors) + manifest, for serving without the training data")
+    x.add_argument("run")
+    x.add_argument("--out", required=True)
+    x.add_argument("--device", default="cpu")
+    x.set_defaults(func=cmd_export)
+
+    sv = sub.add_parser("serve", help="HTTP JSON API: POST /recommend, POST /items, GET /health")
+    sv.add_argument("run", help="run or export directory")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--device", default="cpu")
+    sv.add_argument("--index", default="exact", choices=["exact", "faiss", "auto"],
+                    help="exact top-K by matrix product, or a faiss HNSW index (needs faiss; auto: >= 100k items)")
+    sv.add_argument("--threads", type=int, default=1, help="torch threads per request")
+    sv.add_argument("--max-k", type=int, default=1000)
+    sv.add_argument("--max-history", type=int, default=2000)
+    sv.add_argument("--max-body", type=int, default=1 << 20, help="largest request body, bytes")
+    sv.set_defaults(func=cmd_serve)
     return p
 
 
@@ -170,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args, extra)
-    except (ConfigError, DataFormatError, CheckpointError, FileNotFoundError) as err:
+    except (ConfigError, DataFormatError, CheckpointError, FileNotFoundError, ServingError, CatalogError) as err:
         print(f"morec: error: {err}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,263 @@
+"""New items without retraining: encode their raw content with a trained MoRec item encoder and keep
+them in the run directory, so `recommend`, `export` and `serve` include them.
+
+This is what MoRec can do and IDRec cannot: a text item encoder computes a vector for any text,
+while an ID embedding exists only for the items seen in training.
+
+Added items live in ``RUN_DIR/added_items.safetensors``: their encoder vectors (the item encoder's
+output, before the backbone's item tower) plus ids, titles and a fingerprint of the weights that
+encoded them, in the file's metadata. It is rewritten atomically on every addition; a retrained
+model (another ``model.safetensors``) makes it stale, which is an error with instructions.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .checkpoint import atomic_save_tensors
+from .config import Config, ConfigError
+
+CATALOG_FILE = "added_items.safetensors"
+ID_COLUMNS = ("id", "item")  # the new-item id column, first found
+
+
+class CatalogError(ValueError):
+    """A new-item request that cannot be done; ``status`` is the HTTP status `morec serve` answers."""
+
+    status = 422
+
+
+class DuplicateItemsError(CatalogError):
+    status = 409
+
+
+# --- reading new items ------------------------------------------------------------------------
+
+def read_items_file(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
+    """New items from CSV, TSV or JSON lines (``fmt`` or the file's extension): one row per item, an
+    ``id`` (or ``item``) column and the text fields the model reads (or ``image`` paths for vision)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"new-items file {path} not found")
+    fmt = (fmt or path.suffix.lstrip(".")).lower()
+    try:
+        if fmt in ("csv", "tsv", "txt"):
+            df = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False)
+        elif fmt in ("jsonl", "ndjson"):
+            df = pd.read_json(path, lines=True, dtype=False)
+        elif fmt == "json":
+            df = pd.DataFrame(json.loads(path.read_text(encoding="utf-8")))
+        else:
+            raise CatalogError(f"{path}: unknown new-items format {fmt!r}; use csv, tsv, jsonl or json (--format)")
+    except (ValueError, json.JSONDecodeError) as err:
+        if isinstance(err, CatalogError):
+            raise
+        raise CatalogError(f"{path}: cannot read it as {fmt}: {err}") from None
+    return df
+
+
+def normalize_items(df: pd.DataFrame, known: dict[str, int] | None = None) -> pd.DataFrame:
+    """Checked new items: an ``item`` column of non-empty, unique string ids, none already known."""
+    if len(df) == 0:
+        raise CatalogError("no new items given")
+    col = next((c for c in ID_COLUMNS if c in df.columns), None)
+    if col is None:
+        raise CatalogError(f"new items need an id column (one of: {', '.join(ID_COLUMNS)}); got columns "
+                           f"{', '.join(map(str, df.columns))}")
+    df = df.copy()
+    ids = df[col]
+    if ids.isna().any():
+        raise CatalogError(f"{int(ids.isna().sum())} new item(s) have no id")
+    ids = ids.map(_id_str)
+    if (ids == "").any():
+        raise CatalogError(f"{int((ids == '').sum())} new item(s) have an empty id")
+    dup = ids[ids.duplicated()].unique()
+    if len(dup):
+        raise DuplicateItemsError(f"item id(s) repeated among the new items: {_show(dup)}")
+    if known:
+        clash = [i for i in ids if i in known]
+        if clash:
+            raise DuplicateItemsError(f"item id(s) already in the catalogue: {_show(clash)}; "
+                                      "new items need new ids")
+    if col != "item":
+        df = df.drop(columns=[c for c in ("item",) if c in df.columns])
+    df["item"] = ids.to_numpy()
+    return df.drop(columns=[col]) if col != "item" else df
+
+
+def _id_str(x) -> str:
+    if isinstance(x, float) and x.is_integer():
+        x = int(x)
+    return str(x).strip()
+
+
+def _show(values, n: int = 10) -> str:
+    values = list(values)
+    more = f" (and {len(values) - n} more)" if len(values) > n else ""
+    return ", ".join(map(str, values[:n])) + more
+
+
+# --- encoding content -----------------------------------------------------------------------
+
+def cannot_add_reason(cfg: Config) -> str | None:
+    """Why a model of this config cannot add items from content, or None if it can."""
+    enc = cfg.model.encoder
+    if enc.kind == "id":
+        return ("this is an ID-based model (model.encoder.kind=id): an item's vector is an ID embedding learned "
+                "only for the items seen in training, so a new item has no vector until the model is retrained. "
+                "Train a MoRec model (model.encoder.kind=text or vision) to add items from their content")
+    if enc.fusion != "none":
+        return (f"this model fuses an ID embedding with its {enc.kind} vector (model.encoder.fusion={enc.fusion}); "
+                "a new item has no ID embedding, so its vector cannot be computed without retraining. "
+                "Use a pure MoRec model (model.encoder.fusion=none)")
+    if enc.from_scratch and enc.mode != "e2e":
+        return (f"model.encoder.from_scratch=true with mode={enc.mode}: the frozen layers were random and are not "
+                "saved, so new content cannot be encoded the way training items were")
+    return None
+
+
+class ContentEncoder:
+    """Encodes new items' raw content with a trained item encoder: (DataFrame) -> (N, dim) encoder vectors.
+
+    Uses the encoder's own ``encode_content`` when its class has one; text encoders without it are
+    handled here (tokenized with the encoder's tokenizer, run through the same trained path as
+    training items). Heavy pieces (tokenizer, frozen layers) are loaded on first use and kept.
+    """
+
+    def __init__(self, encoder, cfg: Config):
+        from .encoders.base import ItemEncoder
+
+        reason = cannot_add_reason(cfg)
+        if reason:
+            raise CatalogError(reason)
+        self.encoder, self.cfg = encoder, cfg.model.encoder
+        self._own = type(encoder).encode_content is not ItemEncoder.encode_content
+        self._text_parts = None
+        if not self._own and self.cfg.kind != "text":
+            raise CatalogError(f"the {self.cfg.kind} item encoder ({type(encoder).__name__}) has no encode_content "
+                               "yet, so new items cannot be encoded from their content")
+
+    @property
+    def fields(self) -> list[str]:
+        return list(self.cfg.text_fields) if self.cfg.kind == "text" else ["image"]
+
+    def check(self, items: pd.DataFrame) -> None:
+        missing = [f for f in self.fields if f not in items.columns]
+        if missing:
+            raise CatalogError(f"new items lack the field(s) {', '.join(missing)} that the model reads "
+                               f"(model.encoder.text_fields = {self.fields})" if self.cfg.kind == "text" else
+                               "new items need an 'image' column (image file paths) for a vision model")
+        if self.cfg.kind == "text":
+            text = items[self.fields].astype("string").fillna("").apply(lambda c: c.str.strip())
+            empty = items["item"][(text == "").all(axis=1).to_numpy()]
+            if len(empty):
+                raise CatalogError(f"new item(s) with no text in {', '.join(self.fields)}: {_show(empty)}")
+
+    @torch.no_grad()
+    def __call__(self, items: pd.DataFrame) -> torch.Tensor:
+        self.check(items)
+        was = self.encoder.training
+        self.encoder.eval()
+        try:
+            if self._own:
+                return self.encoder.encode_content(items).float()
+            return self._text(items)
+        finally:
+            self.encoder.train(was)
+
+    # text (the same steps as TextEncoder.forward, from raw text instead of the token store)
+    def _load_text_parts(self):
+        if self._text_parts is None:
+            from .encoders.text import load_text_model, split_top
+
+            cfg, enc = self.cfg, self.encoder
+            model, tokenizer, _ = load_text_model(cfg.pretrained, cfg.from_scratch)
+            device = enc.head.dt[0].weight.device
+            lower = None
+            if enc.mode == "top":
+                lower = split_top(model, cfg.train_layers)[0].to(device).eval()
+            elif enc.mode == "frozen":
+                lower = model.to(device).eval()
+            self._text_parts = (tokenizer, lower)
+        return self._text_parts
+
+    def _text(self, items: pd.DataFrame) -> torch.Tensor:
+        from .data.content import item_texts, tokenize_texts
+        from .encoders.text import pool
+
+        cfg, enc = self.cfg, self.encoder
+        tokenizer, lower = self._load_text_parts()
+        view = SimpleNamespace(items=items, text_columns=[c for c in items.columns if c != "item"], path="the new items")
+        tokens = tokenize_texts(tokenizer, item_texts(view, list(cfg.text_fields)), cfg.max_tokens)
+        device = enc.head.dt[0].weight.device
+        ids_all = torch.from_numpy(tokens.ids.astype(np.int64)).to(device)
+        len_all = torch.from_numpy(tokens.lengths.astype(np.int64)).to(device)
+        out = []
+        for start in range(0, len(ids_all), enc.chunk):
+            lengths = len_all[start:start + enc.chunk]
+            t = int(lengths.max())
+            ids = ids_all[start:start + enc.chunk, :t]
+            mask = torch.arange(t, device=device) < lengths[:, None]
+            if enc.mode == "e2e":
+                hidden = enc.transformer(input_ids=ids, attention_mask=mask).last_hidden_state
+            elif enc.mode == "top":
+                below = lower(input_ids=ids, attention_mask=mask).last_hidden_state
+                hidden = enc.transformer(inputs_embeds=below, attention_mask=mask).last_hidden_state
+            else:
+                hidden = lower(input_ids=ids, attention_mask=mask).last_hidden_state
+            out.append(enc.head(pool(hidden, mask, enc.pooling)).float())
+        return torch.cat(out)
+
+
+# --- the run directory's catalogue file ------------------------------------------------------
+
+def weights_fingerprint(run_dir: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(Path(run_dir) / "model.safetensors", "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:32]
+
+
+def load_added(run_dir: str | Path, fingerprint: str | None = None) -> tuple[list[str], list, torch.Tensor | None]:
+    """(ids, titles, encoder vectors (M, d)) of the items added to a run; empty if none were."""
+    from safetensors import safe_open
+
+    path = Path(run_dir) / CATALOG_FILE
+    if not path.exists():
+        return [], [], None
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        vectors = f.get_tensor("vectors")
+    if fingerprint is not None and meta.get("weights") != fingerprint:
+        raise ConfigError(f"{path} was encoded with other weights than {Path(run_dir) / 'model.safetensors'} "
+                          "(the model was retrained since); delete it and add the items again with `morec catalog add`")
+    ids, titles = json.loads(meta["ids"]), json.loads(meta["titles"])
+    if len(ids) != len(vectors):
+        raise ConfigError(f"{path} is inconsistent ({len(ids)} ids, {len(vectors)} vectors); delete it and add the items again")
+    return ids, titles, vectors
+
+
+def save_added(run_dir: str | Path, ids: list[str], titles: list, vectors: torch.Tensor, fingerprint: str) -> Path:
+    path = Path(run_dir) / CATALOG_FILE
+    atomic_save_tensors({"vectors": vectors.detach().float().cpu().contiguous()}, path,
+                        {"ids": json.dumps(ids), "titles": json.dumps(titles), "weights": fingerprint,
+                         "format": "morec-added-items/1"})
+    return path
+
+
+def add_items(run_dir: str | Path, items: pd.DataFrame | str | Path, fmt: str | None = None, device: str = "cpu") -> dict:
+    """Encode new items (a DataFrame or a CSV / TSV / JSONL file) with the run's trained item encoder and
+    add them to its catalogue. Returns {"added": n, "items": catalogue size, "file": path}."""
+    from .recommend import RecommenderService
+
+    service = RecommenderService.from_run(run_dir, device=device)
+    df = read_items_file(items, fmt) if not isinstance(items, pd.DataFrame) else items
+    added = service.add_items(df)
+    return {"added": len(added), "items": service.n_items, "file": str(Path(run_dir) / CATALOG_FILE)}
