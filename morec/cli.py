@@ -164,8 +164,11 @@ def cmd_serve(args, extra) -> int:
     from .serve import Limits, serve
 
     torch.set_num_threads(args.threads)
-    serve(args.run, args.host, args.port, args.device, args.index,
-          Limits(max_k=args.max_k, max_history=args.max_history, max_body=args.max_body))
+    try:
+        serve(args.run, args.host, args.port, args.device, args.index,
+              Limits(max_k=args.max_k, max_history=args.max_history, max_body=args.max_body))
+    except KeyboardInterrupt:  # uvicorn has shut down cleanly and re-raises Ctrl-C
+        print("morec serve: stopped", file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,253 @@
+"""`morec serve`: a trained model as an HTTP JSON API (FastAPI on uvicorn).
+
+    GET  /health      -> {"status": "ok", "items": N, "backbone": ..., "can_add_items": ...}
+    POST /recommend   {"history": ["i1", "i2"], "k": 10}  or  {"user": "u7", "k": 10}
+                      -> {"items": [{"id", "title", "score"}, ...], "history_length": n}
+    POST /items       {"items": [{"id": "new1", "title": "..."}, ...]}  (MoRec models, from a run directory)
+                      -> {"added": n, "items": N}
+
+Every bad request is a 4xx with a readable ``detail``: a malformed body or wrong types (422), k out of
+bounds, a history too long or empty, unknown items or users, a history sent to a user-id model, items
+added to an ID model (422), ids already in the catalogue (409), a body over the size limit (413).
+
+:func:`load_test` is a small closed-loop load generator (N clients for T seconds) used by the tests and
+benchmarks/bench_serve.py.
+"""
+# no `from __future__ import annotations`: FastAPI reads the request models from the endpoint annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .catalog import CatalogError
+from .recommend import RecommenderService, ServingError
+
+
+@dataclass
+class Limits:
+    max_k: int = 1000
+    max_history: int = 2000  # item ids per request (the model reads the latest max_len of them)
+    max_body: int = 1 << 20  # bytes per request body
+    max_new_items: int = 1000  # per POST /items
+
+
+def _require_fastapi():
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise ServingError("morec serve needs fastapi and uvicorn: pip install 'morec[serve]'") from None
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``max_body`` bytes is answered 413 before the app reads it
+    (by Content-Length when given, else by counting a chunked body)."""
+
+    def __init__(self, app, max_body: int):
+        self.app, self.max_body = app, max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                too_big = int(declared) > self.max_body
+            except ValueError:
+                return await self._reply(send, 400, "bad Content-Length header")
+            if too_big:
+                return await self._reply(send, 413, f"request body of {int(declared)} bytes is over the limit of {self.max_body}")
+            return await self.app(scope, receive, send)
+        # no length given (chunked): read it all here, up to the limit, then replay it to the app
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return await self.app(scope, _replay([message]), send)
+            size += len(message.get("body", b""))
+            if size > self.max_body:
+                return await self._reply(send, 413, f"request body is over the limit of {self.max_body} bytes")
+            chunks.append(message)
+            if not message.get("more_body"):
+                break
+        return await self.app(scope, _replay(chunks), send)
+
+    @staticmethod
+    async def _reply(send, status: int, detail: str):
+        body = json.dumps({"detail": detail}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _replay(messages):
+    messages = list(messages)
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        return {"type": "http.disconnect"}
+    return receive
+
+
+def create_app(service: RecommenderService, limits: Limits | None = None):
+    """The FastAPI application for ``service`` (wrapped in the body-size limit)."""
+    _require_fastapi()
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+    limits = limits or Limits()
+
+    class RecommendRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        user: StrictStr | StrictInt | None = None
+        history: list[StrictStr | StrictInt] | None = None
+        k: StrictInt = 10
+        exclude_history: bool = True
+
+    class AddItemsRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        items: list[dict[str, Any]] = Field(min_length=1)
+
+    app = FastAPI(title="morec", description="Recommendations from a trained morec model")
+
+    @app.exception_handler(ServingError)
+    @app.exception_handler(CatalogError)
+    async def known_error(request: Request, err: ValueError):
+        return JSONResponse({"detail": str(err)}, status_code=getattr(err, "status", 422))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_body(request: Request, err: RequestValidationError):
+        problems = []
+        for e in err.errors():
+            where = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+            problems.append(f"{where}: {e.get('msg', 'invalid')}")
+        return JSONResponse({"detail": "; ".join(problems[:10])}, status_code=422)
+
+    @app.get("/health")
+    def health() -> dict:
+        return service.info()
+
+    @app.post("/recommend")
+    def recommend(req: RecommendRequest) -> dict:
+        if not 1 <= req.k <= limits.max_k:
+            raise ServingError(f"k must be between 1 and {limits.max_k}, got {req.k}")
+        if req.history is not None and len(req.history) > limits.max_history:
+            raise ServingError(f"history has {len(req.history)} items; at most {limits.max_history} are accepted "
+                               f"(the model reads the latest {service.max_len})")
+        return service.recommend(user=req.user, history=req.history, k=req.k, exclude_history=req.exclude_history)
+
+    @app.post("/items")
+    def add_items(req: AddItemsRequest) -> dict:
+        if len(req.items) > limits.max_new_items:
+            raise ServingError(f"{len(req.items)} items in one request; at most {limits.max_new_items}")
+        if not service.can_add_items:
+            raise CatalogError(service.cannot_add or "this model cannot add items")
+        for i, item in enumerate(req.items):
+            bad = [k for k, v in item.items() if not isinstance(v, (str, int, float, type(None)))]
+            if bad:
+                raise ServingError(f"items[{i}]: field(s) {', '.join(bad)} must be strings or numbers")
+        added = service.add_items(req.items)
+        return {"added": len(added), "ids": added, "items": service.n_items}
+
+    return BodyLimit(app, limits.max_body)
+
+
+def make_server(service: RecommenderService, host: str = "127.0.0.1", port: int = 8000,
+                limits: Limits | None = None, log_level: str = "warning"):
+    import uvicorn
+
+    app = create_app(service, limits)
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False))
+
+
+def serve(path, host: str = "127.0.0.1", port: int = 8000, device: str = "cpu", index: str = "exact",
+          limits: Limits | None = None, log=print) -> None:
+    """Load a run or export directory and serve it until interrupted."""
+    _require_fastapi()
+    service = RecommenderService.load(path, device, index)
+    info = service.info()
+    log(f"serving {path}: {info['items']:,} items ({info['added_items']} added), {info['backbone']} "
+        f"({'history' if service.uses_history else 'user id'} input), index {info['index']}, "
+        f"adding items {'on' if service.can_add_items else 'off'}; http://{host}:{port}")
+    make_server(service, host, port, limits, log_level="info").run()
+
+
+class BackgroundServer:
+    """A real uvicorn server on a free loopback port, in a thread: ``with BackgroundServer(service) as url:``."""
+
+    def __init__(self, service: RecommenderService, limits: Limits | None = None, host: str = "127.0.0.1"):
+        import socket
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.url = f"http://{host}:{self.sock.getsockname()[1]}"
+        self.server = make_server(service, host, 0, limits)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the server did not start")
+            time.sleep(0.02)
+        return self.url
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.sock.close()
+
+
+def load_test(url: str, requests: list[dict], clients: int = 8, seconds: float = 3.0, path: str = "/recommend",
+              timeout: float = 10.0) -> dict:
+    """Closed-loop load: ``clients`` threads, each with its own keep-alive connection, send the
+    ``requests`` bodies round-robin for ``seconds``. Returns counts, errors and latency percentiles (ms)."""
+    import httpx
+
+    lat: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[list[str]] = [[] for _ in range(clients)]
+    stop = time.perf_counter() + seconds
+
+    def client(c: int) -> None:
+        with httpx.Client(base_url=url, timeout=timeout) as http:
+            i = c
+            while time.perf_counter() < stop:
+                body = requests[i % len(requests)]
+                i += clients
+                t0 = time.perf_counter()
+                try:
+                    r = http.post(path, json=body)
+                    ok = r.status_code == 200
+                    if not ok:
+                        errors[c].append(f"{r.status_code}: {r.text[:200]}")
+                except httpx.HTTPError as e:
+                    ok = False
+                    errors[c].append(repr(e))
+                if ok:
+                    lat[c].append((time.perf_counter() - t0) * 1000)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    import numpy as np
+
+    all_lat = np.array([x for row in lat for x in row])
+    errs = [e for row in errors for e in row]
+    return {"clients": clients, "seconds": round(wall, 2), "requests": int(len(all_lat) + len(errs)), "ok": int(len(all_lat)),
+            "errors": len(errs), "first_errors": errs[:3], "rps": round(len(all_lat) / wall, 1),
+            "p50_ms": round(float(np.percentile(all_lat, 50)), 2) if len(all_lat) else None,
+            "p99_ms": round(float(np.percentile(all_lat, 99)), 2) if len(all_lat) else None,
+            "max_ms": round(float(all_lat.max()), 2) if len(all_lat) else None}
