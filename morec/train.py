@@ -128,7 +128,8 @@ class Trainer:
         self.model = build_model(cfg.model, self.dataset).to(self.device)
         self.optimizer = make_optimizer(self.model, cfg)
         self.batches = make_batches(self.dataset, self.model.backbone, cfg.model.max_len, t.batch_size,
-                                    t.n_negatives, t.windows, loss=t.loss, negative_sampler=t.negative_sampler)
+                                    t.n_negatives, t.windows, loss=t.loss, negative_sampler=t.negative_sampler,
+                                    negatives_from=t.negatives_from)
         self.out = Path(cfg.out)
         self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[t.precision]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
