@@ -139,9 +139,9 @@ class ContentEncoder:
         self.encoder, self.cfg = encoder, cfg.model.encoder
         self._own = type(encoder).encode_content is not ItemEncoder.encode_content
         self._text_parts = None
-        if not self._own and self.cfg.kind != "text":
-            raise CatalogError(f"the {self.cfg.kind} item encoder ({type(encoder).__name__}) has no encode_content "
-                               "yet, so new items cannot be encoded from their content")
+        if not self._own and self.cfg.kind not in ("text", "vision"):
+            raise CatalogError(f"the {self.cfg.kind} item encoder ({type(encoder).__name__}) has no encode_content, "
+                               "so new items cannot be encoded from their content")
 
     @property
     def fields(self) -> list[str]:
@@ -153,6 +153,11 @@ class ContentEncoder:
             raise CatalogError(f"new items lack the field(s) {', '.join(missing)} that the model reads "
                                f"(model.encoder.text_fields = {self.fields})" if self.cfg.kind == "text" else
                                "new items need an 'image' column (image file paths) for a vision model")
+        if self.cfg.kind == "vision":
+            refs = items["image"].astype("string").fillna("").str.strip()
+            empty = items["item"][(refs == "").to_numpy()]
+            if len(empty):
+                raise CatalogError(f"new item(s) with no image path: {_show(empty)}")
         if self.cfg.kind == "text":
             text = items[self.fields].astype("string").fillna("").apply(lambda c: c.str.strip())
             empty = items["item"][(text == "").all(axis=1).to_numpy()]
@@ -167,7 +172,11 @@ class ContentEncoder:
         try:
             if self._own:
                 return self.encoder.encode_content(items).float()
-            return self._text(items)
+            return self._text(items) if self.cfg.kind == "text" else self._vision(items)
+        except (OSError, ValueError) as err:  # an unreadable image, a tokenizer complaint
+            if isinstance(err, CatalogError):
+                raise
+            raise CatalogError(f"cannot encode the new items: {err}") from None
         finally:
             self.encoder.train(was)
 
@@ -215,6 +224,28 @@ class ContentEncoder:
         return torch.cat(out)
 
 
+    # vision (the same steps as VisionEncoder.forward on the whole trained model, from image files)
+    def _vision(self, items: pd.DataFrame) -> torch.Tensor:
+        from .data.images import _Decoder, to_model_input
+        from .encoders.vision import pooled_features
+
+        enc = self.encoder
+        decode = _Decoder(None, enc.store.size)
+        refs = [str(r).strip() for r in items["image"].tolist()]
+        device = enc.head.dt[0].weight.device
+        out = []
+        for start in range(0, len(refs), enc.chunk):
+            batch = []
+            for ref in refs[start:start + enc.chunk]:
+                try:
+                    batch.append(decode(ref))
+                except Exception as err:  # noqa: BLE001 - any decoder failure names the file
+                    raise CatalogError(f"cannot read the image {ref!r}: {err}") from None
+            x = to_model_input(torch.from_numpy(np.stack(batch)), enc.mean, enc.std, device, enc.channels_last)
+            out.append(enc.head(pooled_features(enc._vm, x, enc.pooling).float()).float())
+        return torch.cat(out)
+
+
 # --- the run directory's catalogue file ------------------------------------------------------
 
 def weights_fingerprint(run_dir: str | Path) -> str:
@@ -258,6 +289,13 @@ def add_items(run_dir: str | Path, items: pd.DataFrame | str | Path, fmt: str | 
     from .recommend import RecommenderService
 
     service = RecommenderService.from_run(run_dir, device=device)
-    df = read_items_file(items, fmt) if not isinstance(items, pd.DataFrame) else items
+    if isinstance(items, pd.DataFrame):
+        df = items
+    else:
+        df = read_items_file(items, fmt)
+        if "image" in df.columns:  # image paths are relative to the new-items file
+            base = Path(items).resolve().parent
+            df["image"] = [str(base / p) if isinstance(p, str) and p and not Path(p).is_absolute() else p
+                           for p in df["image"]]
     added = service.add_items(df)
     return {"added": len(added), "items": service.n_items, "file": str(Path(run_dir) / CATALOG_FILE)}

@@ -2,6 +2,7 @@
 retraining (MoRec; refused for IDRec), export without the training data, and the CLI commands."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -270,3 +271,38 @@ def test_cli_recommend_catalog_add_export(text_run, dssm_run, id_run, tmp_path, 
     assert main(["recommend", str(run)]) == 2
     assert "exactly one of --user" in capsys.readouterr().err
     shutil.rmtree(tmp_path / "exp")
+
+
+# --- vision MoRec: new items from image files ---------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["e2e", "frozen"])
+def test_vision_content_encoding_reproduces_the_trained_item_vectors(tmp_path, mode):
+    pytest.importorskip("PIL")
+    from transformers import ResNetConfig, ResNetModel
+
+    from morec.data.dataset import PreparedDataset
+    from morec.data.formats.registry import read_raw
+    from morec.data.prepare import prepare
+    from morec.data.synthetic import SynthConfig, write_synthetic
+
+    raw = write_synthetic(SynthConfig(n_users=60, n_items=30, n_topics=3, seq_len_min=5, seq_len_max=8,
+                                      image_size=32, seed=2), tmp_path / "raw")
+    prepare(read_raw(raw), tmp_path / "prepared", log=sf.QUIET)
+    ds = PreparedDataset(tmp_path / "prepared")
+    ResNetModel(ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
+                             layer_type="basic")).save_pretrained(tmp_path / "resnet")
+    cfg = load_config(None, [f"--data={tmp_path / 'prepared'}", "--model.dim=16", "--model.encoder.kind=vision",
+                             "--model.encoder.image_size=32", f"--model.encoder.pretrained={tmp_path / 'resnet'}",
+                             f"--model.encoder.mode={mode}", "--model.encoder.disk_cache=false"])
+    torch.manual_seed(0)
+    model = build_model(cfg.model, ds).eval()
+    rows = np.arange(0, ds.n_items, 4)
+    with torch.no_grad():
+        want = model.item_encoder(torch.from_numpy(rows + 1))
+    root = ds.manifest.get("image_root")
+    new = pd.DataFrame({"item": [f"v{i}" for i in rows],
+                        "image": [str(Path(root) / p) if root else p for p in ds.items["image"].iloc[rows]]})
+    got = ContentEncoder(model.item_encoder, cfg)(new)
+    assert torch.allclose(got, want, atol=1e-4)
+    with pytest.raises(CatalogError, match="cannot read the image"):
+        ContentEncoder(model.item_encoder, cfg)(pd.DataFrame({"item": ["x"], "image": [str(tmp_path / "no.png")]}))
