@@ -8,7 +8,7 @@ Nothing is dropped silently: what is repaired or filtered is counted in the log.
 | malformed row (bad time, extra field)      | data/formats/table.py (parse_timestamps...) |
 | empty required field (user id)             | data/formats/table.py (require_nonempty)    |
 | non-UTF-8 text                             | data/formats/table.py (read_delimited)      |
-| empty titles                               | reported by `data prepare` (see xfail)      |
+| empty titles                               | reported by `data prepare` (count + an id)  |
 | duplicate item ids                         | data/formats/table.py (check_unique_items)  |
 | interactions / sequences with unknown items| reader note + prepare log (kept, counted)   |
 | every user filtered out                    | data/prepare.py                             |
@@ -136,8 +136,6 @@ def test_filters_report_what_they_removed_and_all_filtered_is_an_error(tmp_path,
     assert "every user was filtered out" in err and "min_user_interactions=50" in err and "lower these thresholds" in err
 
 
-@pytest.mark.xfail(strict=True, reason="empty titles pass silently: data/prepare.py (_catalogue) should log, per text "
-                                       "column, how many catalogue items have an empty value and name one")
 def test_empty_titles_are_reported(tmp_path, capsys):
     table = items().replace("Title 3\n", "\n").replace("Title 7\n", "\n")
     rc, out, err = prepare(capsys, raw(tmp_path, item_table=table), tmp_path / "prepared")
@@ -145,8 +143,6 @@ def test_empty_titles_are_reported(tmp_path, capsys):
     assert "empty title" in out and "'i3'" in out
 
 
-@pytest.mark.xfail(strict=True, reason="a row with an extra field is reported as a bad timestamp (the fields shift): "
-                                       "data/formats/table.py _load reads with usecols=, which hides the field count")
 def test_a_row_with_an_extra_field_names_the_field_count(tmp_path, capsys):
     inter = interactions()
     line = _line_of(inter, "u3,")

@@ -201,7 +201,7 @@ def test_detect_format_explains_unknown_folder(tmp_path):
 
 
 def test_registry_lists_every_reader_and_rejects_unknown_names_and_options():
-    assert set(READERS) == {"movielens", "recbole", "sequences", "table", "mind"}
+    assert set(READERS) == {"movielens", "recbole", "sequences", "table", "mind", "hm", "lmdb", "pixelrec", "ninerec", "microlens"}
     with pytest.raises(DataFormatError, match="unknown format 'csv'; known formats: movielens"):
         read_raw(FIXTURES / "table", format="csv")
     with pytest.raises(DataFormatError, match="no option user_col; its options are: .*user_column"):

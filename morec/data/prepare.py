@@ -164,4 +164,8 @@ def _catalogue(raw: RawDataset, used: pd.Index, log) -> pd.DataFrame:
     for col in rows.columns:
         if col != "item":
             rows[col] = rows[col].astype("string").fillna("")
+            empty = rows[col].str.strip() == ""
+            if empty.any() and col in raw.text_columns:
+                log(f"[{raw.name}] {int(empty.sum()):,} of {len(rows):,} catalogue items have an empty {col} "
+                    f"(e.g. item {rows.loc[empty.idxmax(), 'item']!r}); a text encoder sees only special tokens for them")
     return rows

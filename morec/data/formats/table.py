@@ -240,9 +240,10 @@ def _load(path: Path, columns: Sequence[str] | None, sep: str | None, encoding: 
         except pd.errors.EmptyDataError:
             raise DataFormatError(f"{path}: the file is empty. Expected a header line naming the columns.") from None
         _check_columns(path, list(header), columns)
+    # Every column is read (not usecols=) so that a row with a stray extra field is reported by its field count.
     frame = read_delimited(path, sep=sep, header=True, layout="a header line naming the columns",
-                           encoding=encoding, quoting=csv.QUOTE_MINIMAL, usecols=columns)
-    return frame, "line"
+                           encoding=encoding, quoting=csv.QUOTE_MINIMAL)
+    return (frame[list(columns)] if columns is not None else frame), "line"
 
 
 def _check_columns(path: Path, present: Sequence[str], wanted: Sequence[str] | None) -> None:
