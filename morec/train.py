@@ -29,6 +29,7 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
+from . import cost
 from . import distributed as dist_utils
 from .checkpoint import (CheckpointError, atomic_save_tensors, atomic_write_text, flatten_optimizer,
                          load_checkpoint_tensors, read_checkpoint_meta, remove_checkpoint, rng_state,
@@ -79,6 +80,15 @@ def validation_score(metrics: dict[str, float], name: str) -> float:
     return metrics[name]
 
 
+class TrainingCollapsed(RuntimeError):
+    """The loss became NaN / inf before any epoch finished: results.json says ``stop_reason: collapsed``."""
+
+
+def collapse_message(cfg: Config, epoch: int, why: str) -> str:
+    return (f"training collapsed at epoch {epoch}: {why}. Lower the learning rates: train.lr (now {cfg.train.lr}) "
+            f"and model.encoder.lr (now {cfg.model.encoder.lr})")
+
+
 class LossModule(nn.Module):
     """The recommender and its loss as one module: what DDP wraps, so every loss runs under its hooks."""
 
@@ -109,13 +119,21 @@ class TrainState:
     elapsed: float = 0.0  # wall seconds of the run so far, over every resume
     log: list = field(default_factory=list)  # the metrics.jsonl records
     finished: bool = False
-    stop_reason: str = ""  # epochs | patience | diverged
+    stop_reason: str = ""  # epochs | patience | collapsed
+    collapse: str = ""  # why a collapsed run was stopped, and the learning rates to lower
+    low_epochs: int = 0  # consecutive epochs with the validation score collapsed (see Trainer.collapse_ratio)
     serial: int = 0  # checkpoints written
     checkpoint_seconds: float = 0.0  # spent writing checkpoints
     checkpoint_bytes: int = 0  # size of the latest
 
 
 class Trainer:
+    # Collapse (the paper's Figure 5): a NaN / inf loss, or a validation score under collapse_ratio x the best
+    # for collapse_epochs epochs in a row, once the best reached collapse_floor (meaningfully above zero).
+    collapse_ratio: float = 0.1
+    collapse_epochs: int = 2
+    collapse_floor: float = 1e-3
+
     def __init__(self, cfg: Config, dataset: PreparedDataset | None = None, log=print):
         self.cfg = cfg.validate()
         t = cfg.train
@@ -330,6 +348,7 @@ class Trainer:
             where = f"epoch {st.epoch}, batch {st.batches_done}/{len(self.batches)}" if not st.finished else "the end"
             self.log(f"resumed {self.out} at {where} (step {st.step})")
         self._start = time.perf_counter() - st.elapsed
+        cost.reset_peak_memory(self.device)
         log_file = open(self.out / "metrics.jsonl", "a", encoding="utf-8") if main else None
         try:
             while not st.finished and st.epoch < cfg.train.epochs:
@@ -337,6 +356,13 @@ class Trainer:
         finally:
             if log_file:
                 log_file.close()
+        if st.best_epoch < 0 and st.stop_reason == "collapsed":
+            if main:
+                atomic_write_text(self.out / "results.json", json.dumps({
+                    "best_epoch": -1, "epochs_run": st.epoch, "valid": None, "test": None, "test_subsets": None,
+                    "seconds_per_epoch": st.train_seconds / max(st.epoch, 1), "trainable_parameters": n_params,
+                    "stop_reason": "collapsed", "collapse": st.collapse, "config": to_dict(cfg)}, indent=2))
+            raise TrainingCollapsed(st.collapse)
         if st.best_epoch < 0:
             raise RuntimeError("no epoch finished with a finite loss; nothing to evaluate. Lower train.lr "
                                f"(now {cfg.train.lr}) or model.encoder.lr (now {cfg.model.encoder.lr})")
@@ -360,6 +386,9 @@ class Trainer:
             "checkpoint_bytes": st.checkpoint_bytes,
             "checkpoint_seconds": st.checkpoint_seconds / max(st.serial, 1),
             "stop_reason": st.stop_reason,
+            **({"collapse": st.collapse} if st.collapse else {}),
+            "flops_per_item": cost.item_flops(self.model) if main else None,
+            **cost.peak_memory(self.device),
             "config": to_dict(cfg),
         }
         if main:
@@ -376,9 +405,9 @@ class Trainer:
         epoch_train_seconds = st.epoch_seconds
         st.epoch, st.batches_done, st.loss_sum, st.loss_count, st.nonfinite, st.epoch_seconds = epoch + 1, 0, 0.0, 0, 0, 0.0
         if not math.isfinite(loss):
-            self.log(f"epoch {epoch}: loss is {loss}; training diverged. Lower train.lr (now {cfg.train.lr})"
-                     f" or model.encoder.lr (now {cfg.model.encoder.lr}).")
-            st.finished, st.stop_reason = True, "diverged"
+            st.collapse = collapse_message(cfg, epoch, f"the training loss is {loss}")
+            self.log(st.collapse)
+            st.finished, st.stop_reason = True, "collapsed"
             if cfg.train.checkpoints:
                 self.save_checkpoint()
             return
@@ -397,6 +426,15 @@ class Trainer:
             st.time_to_best = time.perf_counter() - self._start
         else:
             st.bad_epochs += 1
+        st.low_epochs = st.low_epochs + 1 if (st.best_score >= self.collapse_floor
+                                              and score < self.collapse_ratio * st.best_score) else 0
+        if st.low_epochs >= self.collapse_epochs:
+            st.collapse = collapse_message(cfg, epoch, f"valid {cfg.eval.select_metric} {score:.4g} has been under "
+                                           f"{self.collapse_ratio:g} x its best ({st.best_score:.4g}, epoch "
+                                           f"{st.best_epoch}) for {st.low_epochs} epochs")
+            self.log(st.collapse)
+            st.finished, st.stop_reason = True, "collapsed"
+        elif not improved:
             if st.bad_epochs >= cfg.train.patience:
                 self.log(f"early stop: no better valid {cfg.eval.select_metric} for {cfg.train.patience} epochs")
                 st.finished, st.stop_reason = True, "patience"
