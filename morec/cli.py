@@ -122,6 +122,27 @@ def cmd_quickstart(args, extra) -> int:
     return 0
 
 
+def cmd_sweep(args, extra) -> int:
+    from .sweep import SweepError, load_sweep, run_sweep, summary_markdown
+
+    try:
+        summary = run_sweep(load_sweep(args.sweep, parse_overrides(extra)))
+    except SweepError as err:
+        raise ConfigError(str(err)) from None
+    print(summary_markdown(summary))
+    print(f"sweep summary: {Path(summary['out']) / 'sweep.json'}, {Path(summary['out']) / 'sweep.md'}")
+    return 0
+
+
+def cmd_report(args, extra) -> int:
+    from .report import write_report
+
+    written = write_report(args.runs, args.out)
+    for path in written:
+        print(path)
+    return 0
+
+
 def _print_recommendations(out: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(out))
@@ -213,6 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_quickstart)
 
+    sw = sub.add_parser("sweep", help="a grid of runs from SWEEP.yaml (resumable), best of each group chosen on validation; --section.key=value over its base")
+    sw.add_argument("sweep", help="YAML with base (or config), grid, group_by, out")
+    sw.set_defaults(func=cmd_sweep)
+
+    rp = sub.add_parser("report", help="the paper's tables (Markdown + CSV) and plots (PNG) from run or sweep directories")
+    rp.add_argument("runs", nargs="+", help="run directories, sweep directories, or folders holding them")
+    rp.add_argument("--out", default="report", help="directory for the tables and plots")
+    rp.set_defaults(func=cmd_report)
+
     r = sub.add_parser("recommend", help="top-K items for a user or a history, from a run or export directory")
     r.add_argument("run", help="run directory (morec train --out) or export directory (morec export --out)")
     r.add_argument("--user", help="a user id of the training data")
@@ -254,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.func not in (cmd_train, cmd_data_prepare, cmd_data_synth, cmd_quickstart):
+    if extra and args.func not in (cmd_train, cmd_data_prepare, cmd_data_synth, cmd_quickstart, cmd_sweep):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args, extra)

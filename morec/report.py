@@ -1,6 +1,12 @@
 """Tables and plots in the paper's shapes."""
 from __future__ import annotations
 
+import csv
+import io
+import json
+import math
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +15,7 @@ import numpy as np
 def format_table(rows: list[dict], columns: list[str], floats: str = "{:.4f}") -> str:
     """A Markdown table; floats formatted, other values as text."""
     def cell(v):
-        return floats.format(v) if isinstance(v, float) else str(v)
+        return "" if v is None else floats.format(v) if isinstance(v, float) else str(v)
 
     body = [[cell(r.get(c, "")) for c in columns] for r in rows]
     widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(columns)]
@@ -50,3 +56,561 @@ def plot_item_popularity(train_item_counts: np.ndarray, path: str | Path, title:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+# --- reports from run directories: the paper's tables 2-7 and 9, figures 3-5 ----------------------------
+#
+# Every table cell is one run directory. Where several runs fill the same cell (a sweep over learning rates,
+# sizes, ...) the cell shows the run with the best VALIDATION score (its config's eval.select_metric); the
+# test numbers shown are that run's. "Best MoRec" / "best IDRec" in the Improv. columns are chosen the same
+# way, on validation (the paper bolds the best test number, which would be selecting on test). Collapsed runs
+# are never chosen. Accuracy is in percent, as in the paper.
+
+@dataclass
+class RunInfo:
+    """One finished run directory, as the report reads it."""
+
+    dir: Path
+    results: dict
+    config: dict
+    prepare: dict = field(default_factory=dict)  # the dataset manifest's prepare settings ({} if unknown)
+    dataset: str = ""
+    log: list = field(default_factory=list)  # metrics.jsonl records
+
+    @property
+    def enc(self) -> dict:
+        return self.config.get("model", {}).get("encoder", {})
+
+    @property
+    def backbone(self) -> str:
+        return self.config.get("model", {}).get("backbone", "sasrec")
+
+    @property
+    def is_id(self) -> bool:
+        return self.enc.get("kind", "id") == "id"
+
+    @property
+    def collapsed(self) -> bool:
+        return self.results.get("stop_reason") == "collapsed"
+
+    @property
+    def usable(self) -> bool:
+        return not self.collapsed and bool(self.results.get("valid")) and bool(self.results.get("test"))
+
+    @property
+    def select_metric(self) -> str:
+        return self.config.get("eval", {}).get("select_metric", "ndcg@10")
+
+    @property
+    def valid_score(self) -> float:
+        return float(self.results["valid"].get(self.select_metric, -math.inf))
+
+    @property
+    def warm(self) -> int:
+        return int(self.prepare.get("min_item_interactions", 0) or 0)
+
+    @property
+    def n_users(self) -> int:
+        return int(self.prepare.get("n_users", 0) or 0)
+
+    @property
+    def new_items(self) -> float:
+        return float(self.prepare.get("new_items", 0) or 0)
+
+    @property
+    def regular(self) -> bool:
+        return self.warm == 0 and self.n_users == 0 and self.new_items == 0
+
+    @property
+    def fusion(self) -> str:
+        return self.enc.get("fusion", "none")
+
+    @property
+    def lrs(self) -> tuple[float, float]:
+        return float(self.config.get("train", {}).get("lr", 0)), float(self.enc.get("lr", 0))
+
+
+def setting_label(r: RunInfo) -> str:
+    """Regular, Warm-N, N users (subsample), new items held out: the dataset's prepare settings."""
+    parts = ([f"Warm-{r.warm}"] if r.warm else []) + ([f"{r.n_users:,} users"] if r.n_users else []) \
+        + ([f"new items {r.new_items:g}"] if r.new_items else [])
+    return ", ".join(parts) or "Regular"
+
+
+def encoder_label(enc: dict) -> str:
+    """IDRec for ID embeddings; otherwise the item encoder's name (pretrained model or arch)."""
+    if enc.get("kind", "id") == "id":
+        return "IDRec"
+    if enc.get("arch"):
+        return enc["arch"]
+    name = str(enc.get("pretrained") or enc.get("kind"))
+    if name.startswith("timm:"):
+        name = name[len("timm:"):]
+    return Path(name.rstrip("/")).name or name
+
+
+def training_label(enc: dict) -> str:
+    """TS (frozen features), TS-DNN n (frozen + n MLP layers), E2E (whole encoder trained) or E2E top-n."""
+    if enc.get("kind", "id") == "id":
+        return "ID"
+    mlp = int(enc.get("mlp_layers", 0) or 0)
+    mode = enc.get("mode", "e2e")
+    if mode == "frozen":
+        return "TS" if mlp == 0 else f"TS-DNN {mlp}"
+    base = "E2E" if mode == "e2e" else f"E2E top-{enc.get('train_layers', 0)}"
+    return base if mlp == 0 else f"{base} + DNN {mlp}"
+
+
+def _resolve_data(data: str, run_dir: Path) -> Path | None:
+    if not data:
+        return None
+    p = Path(data)
+    for cand in ([p] if p.is_absolute() else [p, run_dir / p]):
+        if (cand / "manifest.json").exists():
+            return cand
+    return None
+
+
+def load_run_info(run_dir: str | Path) -> RunInfo:
+    run = Path(run_dir)
+    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    config = results.get("config")
+    if not config and (run / "config.yaml").exists():
+        import yaml
+
+        config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    config = config or {}
+    data = _resolve_data(str(config.get("data", "")), run)
+    manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8")) if data else {}
+    log = []
+    if (run / "metrics.jsonl").exists():
+        for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                log.append(json.loads(line))
+    dataset = manifest.get("name") or (Path(str(config.get("data", ""))).name or "dataset")
+    return RunInfo(run, results, config, manifest.get("prepare", {}) or {}, dataset, log)
+
+
+def find_runs(paths: list[str | Path]) -> list[RunInfo]:
+    """Run directories (results.json) given directly, or found under the given folders (e.g. a sweep's out)."""
+    dirs: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"{p} does not exist; morec report takes run directories or folders holding them")
+        if (p / "results.json").exists():
+            dirs.append(p)
+        else:
+            found = sorted(f.parent for f in p.rglob("results.json"))
+            if not found:
+                raise FileNotFoundError(f"{p} holds no run directory (no results.json under it)")
+            dirs.extend(found)
+    seen, runs = set(), []
+    for d in dirs:
+        key = d.resolve()
+        if key not in seen:
+            seen.add(key)
+            runs.append(load_run_info(d))
+    return runs
+
+
+def best_on_valid(runs: list[RunInfo]) -> RunInfo | None:
+    """The usable run with the highest validation score; ties go to the first directory name."""
+    ok = sorted((r for r in runs if r.usable), key=lambda r: str(r.dir))
+    return max(ok, key=lambda r: r.valid_score) if ok else None
+
+
+def _cells(runs: list[RunInfo], key) -> dict:
+    """{cell key: best run on validation}, cells in first-seen order; runs where key(run) is None are left out."""
+    groups: dict = {}
+    for r in runs:
+        k = key(r)
+        if k is not None:
+            groups.setdefault(k, []).append(r)
+    out = {}
+    for k, members in groups.items():
+        b = best_on_valid(members)
+        if b is not None:
+            out[k] = b
+    return out
+
+
+def _pct(results_split: dict | None, metric: str) -> float | None:
+    if not results_split or metric not in results_split:
+        return None
+    return 100.0 * float(results_split[metric])
+
+
+def improvement(new: float | None, old: float | None) -> str:
+    """Relative improvement of ``new`` over ``old`` as the paper writes it: '+5.48%'."""
+    if new is None or old is None or old == 0:
+        return ""
+    return f"{(new - old) / old * 100:+.2f}%"
+
+
+def _k(runs: list[RunInfo]) -> int:
+    """The K of HR@K / NDCG@K in the tables: 10 when every run has it, else the smallest K all runs have."""
+    common = None
+    for r in runs:
+        ks = {int(m.split("@")[1]) for m in (r.results.get("test") or {}) if "@" in m}
+        common = ks if common is None else common & ks
+    if not common:
+        return 10
+    return 10 if 10 in common else min(common)
+
+
+@dataclass
+class Table:
+    name: str  # file stem
+    title: str
+    columns: list[str]
+    rows: list[dict]
+    floats: str = "{:.2f}"
+    note: str = ""
+
+    def markdown(self) -> str:
+        text = f"## {self.title}\n\n{format_table(self.rows, self.columns, self.floats)}\n"
+        return text + (f"\n{self.note}\n" if self.note else "")
+
+    def csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, self.columns, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for row in self.rows:
+            w.writerow({c: ("" if row.get(c) is None else row.get(c, "")) for c in self.columns})
+        return buf.getvalue()
+
+
+def _order(values) -> list:
+    return list(dict.fromkeys(values))
+
+
+def _backbone_key(b: str) -> tuple:
+    return ({"dssm": 0, "sasrec": 1}.get(b, 2), b)
+
+
+def _accuracy_row(r: RunInfo, k: int, **lead) -> dict:
+    return {**lead, f"HR@{k}": _pct(r.results["test"], f"hr@{k}"), f"NDCG@{k}": _pct(r.results["test"], f"ndcg@{k}"),
+            "run": str(r.dir)}
+
+
+def _e2e_morec(r: RunInfo) -> bool:
+    return not r.is_id and r.enc.get("mode", "e2e") == "e2e" and r.fusion == "none" and not r.enc.get("from_scratch")
+
+
+def table2(runs: list[RunInfo], k: int) -> Table | None:
+    """IDRec vs MoRec (E2E, pretrained) per backbone, regular setting; Improv. = best MoRec over best IDRec."""
+    pool = [r for r in runs if r.regular and (r.is_id and r.fusion == "none" or _e2e_morec(r))]
+    cells = _cells(pool, lambda r: (r.dataset, r.backbone, encoder_label(r.enc)))
+    if not any(not r.is_id for r in cells.values()):
+        return None
+    rows = []
+    for ds in _order(c[0] for c in cells):
+        mine = {c: r for c, r in cells.items() if c[0] == ds}
+        for bb in sorted(_order(c[1] for c in mine), key=_backbone_key):
+            here = sorted(((c, r) for c, r in mine.items() if c[1] == bb), key=lambda cr: (not cr[1].is_id, cr[0][2]))
+            rows += [_accuracy_row(r, k, dataset=ds, backbone=bb, **{"item encoder": c[2]}) for c, r in here]
+        best_id = best_on_valid([r for r in mine.values() if r.is_id])
+        best_mo = best_on_valid([r for r in mine.values() if not r.is_id])
+        if best_id and best_mo:
+            rows.append({"dataset": ds, "backbone": f"{best_mo.backbone} vs {best_id.backbone}",
+                         "item encoder": f"Improv. ({encoder_label(best_mo.enc)} vs IDRec)",
+                         **{m: improvement(_pct(best_mo.results["test"], m.lower()), _pct(best_id.results["test"], m.lower()))
+                            for m in (f"HR@{k}", f"NDCG@{k}")},
+                         "run": f"{best_mo.dir} vs {best_id.dir}"})
+    return Table("table2_idrec_vs_morec", f"Table 2: IDRec vs MoRec, regular setting (test, %)",
+                 ["dataset", "backbone", "item encoder", f"HR@{k}", f"NDCG@{k}", "run"], rows,
+                 note="Each cell: the run with the best validation score. Improv.: relative improvement of the best "
+                      "MoRec over the best IDRec, both chosen on validation.")
+
+
+def table3(runs: list[RunInfo], k: int) -> Table | None:
+    """Warm-N settings (items with fewer than N interactions removed before the split), IDRec vs MoRec."""
+    if not any(r.warm > 0 for r in runs):
+        return None
+    pool = [r for r in runs if r.n_users == 0 and r.new_items == 0 and (r.is_id and r.fusion == "none" or _e2e_morec(r))]
+    cells = _cells(pool, lambda r: (r.dataset, r.warm, r.backbone, encoder_label(r.enc)))
+    rows = [_accuracy_row(r, k, dataset=c[0], setting=f"Warm-{c[1]}" if c[1] else "Regular", backbone=c[2],
+                          **{"item encoder": c[3]})
+            for c, r in sorted(cells.items(), key=lambda cr: (_order(x[0] for x in cells).index(cr[0][0]), cr[0][1],
+                                                             _backbone_key(cr[0][2]), not cr[1].is_id, cr[0][3]))]
+    return Table("table3_warm", f"Table 3: IDRec vs MoRec in warm-start settings (test, %)",
+                 ["dataset", "setting", "backbone", "item encoder", f"HR@{k}", f"NDCG@{k}", "run"], rows,
+                 note="Warm-N: items with fewer than N interactions removed (the dataset's prepare.min_item_interactions).")
+
+
+def table4(runs: list[RunInfo], k: int) -> Table | None:
+    """Pre-trained (PE) vs trained from scratch (TFS) item encoders; Improv. = PE over TFS."""
+    pool = [r for r in runs if not r.is_id and r.fusion == "none" and r.enc.get("mode", "e2e") == "e2e"
+            and r.warm == 0 and r.new_items == 0]
+    if not any(r.enc.get("from_scratch") for r in pool):
+        return None
+    cells = _cells(pool, lambda r: (r.dataset, r.n_users, r.backbone, encoder_label(r.enc), bool(r.enc.get("from_scratch"))))
+    rows = []
+    datasets = _order(c[0] for c in cells)
+    keys = sorted(_order(c[:4] for c in cells if c[4]),  # the encoders with a from-scratch run; Base first
+                  key=lambda c: (datasets.index(c[0]), c[1], _backbone_key(c[2]), c[3]))
+    for key in keys:
+        tfs, pe = cells.get((*key, True)), cells.get((*key, False))
+        hr = lambda r: _pct(r.results["test"], f"hr@{k}") if r else None  # noqa: E731
+        rows.append({"dataset": key[0], "users": f"{key[1]:,}" if key[1] else "Base", "backbone": key[2],
+                     "item encoder": key[3], f"TFS HR@{k}": hr(tfs), f"PE HR@{k}": hr(pe),
+                     "Improv.": improvement(hr(pe), hr(tfs)),
+                     "run": "; ".join(f"{n}: {r.dir}" for n, r in (("TFS", tfs), ("PE", pe)) if r)})
+    return Table("table4_pretrained_vs_scratch", "Table 4: pre-trained (PE) vs from-scratch (TFS) item encoder (test HR, %)",
+                 ["dataset", "users", "backbone", "item encoder", f"TFS HR@{k}", f"PE HR@{k}", "Improv.", "run"], rows,
+                 note="users: Base = every user; a number = the dataset's prepare.n_users subsample.")
+
+
+def table5(runs: list[RunInfo], k: int) -> Table | None:
+    """TS (frozen features) / TS-DNN (frozen + MLP layers) / E2E, next to IDRec."""
+    pool = [r for r in runs if r.regular and r.fusion == "none" and not r.enc.get("from_scratch")]
+    if not any(not r.is_id and r.enc.get("mode") == "frozen" for r in pool):
+        return None
+    with_ts = {(r.dataset, r.backbone) for r in pool if not r.is_id and r.enc.get("mode") == "frozen"}
+    cells = _cells([r for r in pool if (r.dataset, r.backbone) in with_ts],
+                   lambda r: (r.dataset, r.backbone, encoder_label(r.enc), training_label(r.enc)))
+
+    def order(cr):
+        (ds, bb, label, training), r = cr
+        rank = 0 if r.is_id else 1 if training == "TS" else 2 if training.startswith("TS-DNN") else 3
+        mlp = int(r.enc.get("mlp_layers", 0) or 0)
+        return (_order(c[0] for c in cells).index(ds), _backbone_key(bb), not r.is_id, label, rank, mlp, training)
+
+    rows = [_accuracy_row(r, k, dataset=c[0], backbone=c[1], **{"item encoder": c[2], "training": c[3]})
+            for c, r in sorted(cells.items(), key=order)]
+    return Table("table5_ts_vs_e2e", "Table 5: two-stage (TS, TS-DNN) vs end-to-end (E2E) MoRec (test, %)",
+                 ["dataset", "backbone", "item encoder", "training", f"HR@{k}", f"NDCG@{k}", "run"], rows,
+                 note="TS: frozen encoder features; TS-DNN n: frozen features + n MLP layers; E2E: encoder trained "
+                      "(top-n: only its top n layers).")
+
+
+def table6(runs: list[RunInfo], k: int) -> Table | None:
+    """Training cost: trainable parameters, FLOPs per item (item encoder, one item), seconds per epoch, peak memory."""
+    from .cost import human, human_bytes
+
+    pool = [r for r in runs if r.results.get("trainable_parameters") is not None]
+    cells = _cells(pool, lambda r: (r.dataset, setting_label(r), r.backbone, encoder_label(r.enc)
+                                    + (" (scratch)" if r.enc.get("from_scratch") else ""), training_label(r.enc), r.fusion))
+    if not cells:
+        return None
+    rows = []
+    for (ds, setting, bb, label, training, fusion), r in cells.items():
+        res = r.results
+        spe = res.get("seconds_per_epoch")
+        kind = res.get("peak_memory_kind") or ""
+        rows.append({"dataset": ds, "setting": setting, "backbone": bb, "item encoder": label, "training": training,
+                     "fusion": fusion, "#Param.": human(res.get("trainable_parameters")),
+                     "FLOPs/item": human(res.get("flops_per_item")),
+                     "Time/E": "" if spe is None else (f"{spe:.2f}s" if spe < 120 else f"{spe / 60:.1f}m"),
+                     "peak memory": human_bytes(res.get("peak_memory_bytes"))
+                     + {"cuda_max_allocated": " (GPU)", "cpu_max_rss": " (CPU RSS)"}.get(kind, ""),
+                     "processes": str(res.get("processes", 1)), "run": str(r.dir)})
+    return Table("table6_cost", "Table 6: training cost",
+                 ["dataset", "setting", "backbone", "item encoder", "training", "fusion", "#Param.", "FLOPs/item", "Time/E",
+                  "peak memory", "processes", "run"], rows,
+                 note="#Param.: trainable parameters. FLOPs/item: one forward of the item encoder for one item (batch "
+                      "size 1; a frozen encoder's cached features are not counted). Time/E: training time per epoch, "
+                      "evaluation excluded. Peak memory: GPU max allocated, or the process's max RSS on CPU.")
+
+
+def table7(runs: list[RunInfo], k: int) -> Table | None:
+    """ID + modality fusion (add / concat, with or without an MLP after) next to pure IDRec and pure MoRec."""
+    pool = [r for r in runs if r.regular and not r.enc.get("from_scratch")]
+    if not any(r.fusion != "none" for r in pool):
+        return None
+    hr = f"hr@{k}"
+
+    def variant(r):
+        if r.is_id:
+            return "IDRec"
+        if r.fusion == "none":
+            return "MoRec"
+        return f"ID+{training_label(r.enc)} {r.fusion.upper()}" + (" w/ MLP" if r.enc.get("fusion_mlp") else " w/o MLP")
+
+    ids = _cells([r for r in pool if r.is_id and r.fusion == "none"], lambda r: (r.dataset, r.backbone))
+    mods = _cells([r for r in pool if not r.is_id], lambda r: (r.dataset, r.backbone, encoder_label(r.enc),
+                                                               training_label(r.enc), variant(r)))
+    rows = []
+    for ds, bb, label, training in _order(c[:4] for c, r in mods.items() if r.fusion != "none"):
+        base_id, pure = ids.get((ds, bb)), mods.get((ds, bb, label, training, "MoRec"))
+        fused = [(c[4], r) for c, r in mods.items() if c[:4] == (ds, bb, label, training) and r.fusion != "none"]
+        lead = {"dataset": ds, "backbone": bb, "item encoder": label, "training": training}
+        for name, r in [("IDRec", base_id), (training, pure)] + sorted(fused):
+            if r is not None:
+                rows.append({**lead, "variant": name, f"HR@{k}": _pct(r.results["test"], hr), "Improv.": "",
+                             "run": str(r.dir)})
+        best_fused = best_on_valid([r for _, r in fused])
+        best_pure = best_on_valid([r for r in (base_id, pure) if r is not None])
+        if best_fused and best_pure:
+            rows.append({**lead, "variant": f"Improv. ({variant(best_fused)} vs {variant(best_pure)})",
+                         f"HR@{k}": "", "Improv.": improvement(_pct(best_fused.results["test"], hr),
+                                                               _pct(best_pure.results["test"], hr)),
+                         "run": f"{best_fused.dir} vs {best_pure.dir}"})
+    return Table("table7_fusion", "Table 7: ID + modality fusion (test HR, %)",
+                 ["dataset", "backbone", "item encoder", "training", "variant", f"HR@{k}", "Improv.", "run"], rows,
+                 note="Improv.: the best fusion variant over the better of pure IDRec and pure MoRec (same training), "
+                      "each chosen on validation.")
+
+
+def table9(runs: list[RunInfo], k: int) -> Table | None:
+    """Regular / cold / new test users from each run's test_subsets (one trained model per row)."""
+    pool = [r for r in runs if r.warm == 0 and r.n_users == 0 and r.results.get("test_subsets")
+            and (r.is_id and r.fusion == "none" or _e2e_morec(r))]
+    if not any(s.get("users", 0) for r in pool for n, s in r.results["test_subsets"].items() if n in ("cold", "new")):
+        return None
+    cells = _cells(pool, lambda r: (r.dataset, r.new_items, r.backbone, encoder_label(r.enc)))
+    rows = []
+    hr = f"hr@{k}"
+    for (ds, new, bb, label), r in sorted(cells.items(), key=lambda cr: (_order(c[0] for c in cells).index(cr[0][0]),
+                                                                        cr[0][1], _backbone_key(cr[0][2]),
+                                                                        not cr[1].is_id, cr[0][3])):
+        sub = r.results["test_subsets"]
+        row = {"dataset": ds, "new items held out": f"{new:g}" if new else "0", "backbone": bb, "item encoder": label}
+        for name, title in (("all", "regular"), ("cold", "cold"), ("new", "new")):
+            s = sub.get(name) or {}
+            row[f"{title} users"] = str(s.get("users", "")) if s else ""
+            row[f"{title} HR@{k}"] = _pct(s, hr) if s.get("users") else None
+        row["run"] = str(r.dir)
+        rows.append(row)
+    cols = ["dataset", "new items held out", "backbone", "item encoder"]
+    for title in ("regular", "cold", "new"):
+        cols += [f"{title} users", f"{title} HR@{k}"]
+    return Table("table9_cold_new", "Table 9: regular, cold and new items (test HR, %)", cols + ["run"], rows,
+                 floats="{:.4f}",
+                 note="cold: test users whose target has fewer than eval.cold_threshold training interactions; new: "
+                      "whose target never appears in training (datasets prepared with prepare.new_items).")
+
+
+TABLES = (table2, table3, table4, table5, table6, table7, table9)
+
+
+# --- plots ------------------------------------------------------------------------------------------------
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-") or "x"
+
+
+def plot_accuracy_by_encoder(runs: list[RunInfo], out: Path, k: int = 10) -> list[Path]:
+    """Figure 4: test NDCG@K of each item encoder (best on validation), one PNG per dataset, bars grouped by backbone."""
+    plt = _plt()
+    pool = [r for r in runs if r.regular and (r.is_id and r.fusion == "none" or _e2e_morec(r))]
+    cells = _cells(pool, lambda r: (r.dataset, r.backbone, encoder_label(r.enc)))
+    written = []
+    for ds in _order(c[0] for c in cells):
+        mine = sorted(((c, r) for c, r in cells.items() if c[0] == ds),
+                      key=lambda cr: (_backbone_key(cr[0][1]), not cr[1].is_id, cr[0][2]))
+        labels = [f"{c[2]}\n{c[1]}" for c, _ in mine]
+        values = [_pct(r.results["test"], f"ndcg@{k}") or 0.0 for _, r in mine]
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(mine) + 1.5), 3.4), dpi=120)
+        colors = ["#888888" if r.is_id else "#3b75af" for _, r in mine]
+        ax.bar(range(len(mine)), values, color=colors)
+        ax.set_xticks(range(len(mine)), labels, fontsize=7)
+        ax.set_ylabel(f"test NDCG@{k} (%)")
+        ax.set_title(f"{ds}: accuracy by item encoder")
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        path = out / f"figure4_accuracy_by_encoder_{_slug(ds)}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def plot_lr_curves(runs: list[RunInfo], out: Path, k: int = 10) -> list[Path]:
+    """Figure 5: validation NDCG@K per epoch, one line per (lr, encoder lr) pair, one PNG per (dataset,
+    backbone, item encoder, training). Collapsed runs included (marked)."""
+    plt = _plt()
+    metric = f"valid_ndcg@{k}"
+    groups: dict = {}
+    for r in runs:
+        if any(metric in rec for rec in r.log):
+            groups.setdefault((r.dataset, r.backbone, encoder_label(r.enc), training_label(r.enc), r.fusion), []).append(r)
+    written = []
+    for (ds, bb, label, training, fusion), members in groups.items():
+        fig, ax = plt.subplots(figsize=(5, 3.4), dpi=120)
+        pairs = [r.lrs for r in members]
+        for r in sorted(members, key=lambda r: (r.lrs, str(r.dir))):
+            pts = [(rec["epoch"], 100 * rec[metric]) for rec in r.log if metric in rec]
+            lr, enc_lr = r.lrs
+            name = f"R={lr:g}" + ("" if r.is_id else f", M={enc_lr:g}")
+            if pairs.count(r.lrs) > 1:
+                name += f" ({r.dir.name})"
+            if r.collapsed:
+                name += " collapsed"
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=2.5, lw=1.2, label=name)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"valid NDCG@{k} (%)")
+        ax.set_title(f"{ds}: {label} {training} {bb}" + (f" +ID {fusion}" if fusion != "none" else ""), fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = out / f"figure5_lr_curves_{_slug(ds)}_{_slug(bb)}_{_slug(label)}_{_slug(training)}" \
+                     f"{'' if fusion == 'none' else '_' + fusion}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def plot_datasets_popularity(runs: list[RunInfo], out: Path) -> list[Path]:
+    """Figure 3 for every dataset the runs used that can still be read."""
+    from .data.dataset import PreparedDataset
+
+    written, seen = [], set()
+    for r in runs:
+        data = _resolve_data(str(r.config.get("data", "")), r.dir)
+        if data is None or data.resolve() in seen:
+            continue
+        seen.add(data.resolve())
+        try:
+            ds = PreparedDataset(data)
+            counts = ds.train_item_counts
+        except Exception:  # a manifest without its arrays (copied runs): no plot, not an error
+            continue
+        written.append(plot_item_popularity(counts, out / f"figure3_item_popularity_{_slug(data.name)}.png",
+                                            f"{ds.name}: item popularity (training split)"))
+    return written
+
+
+def build_tables(runs: list[RunInfo]) -> list[Table]:
+    k = _k([r for r in runs if r.usable])
+    return [t for t in (f(runs, k) for f in TABLES) if t is not None and t.rows]
+
+
+def write_report(paths: list[str | Path], out: str | Path = "report") -> list[Path]:
+    """Tables (Markdown + CSV) and plots (PNG) from run / sweep directories into ``out``; returns the files written.
+    Only tables whose runs exist are written; report.md holds every table."""
+    runs = find_runs(paths)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tables = build_tables(runs)
+    written: list[Path] = []
+    for t in tables:
+        for ext, text in (("md", t.markdown()), ("csv", t.csv())):
+            path = out / f"{t.name}.{ext}"
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    k = _k([r for r in runs if r.usable])
+    plots = plot_datasets_popularity(runs, out) + plot_accuracy_by_encoder(runs, out, k) + plot_lr_curves(runs, out, k)
+    collapsed = [r for r in runs if r.collapsed]
+    lines = ["# morec report", "", f"{len(runs)} runs: " + ", ".join(_order(str(r.dir) for r in runs)), ""]
+    if collapsed:
+        lines += ["Collapsed runs (never chosen): " + "; ".join(
+            f"{r.dir} ({r.results.get('collapse', '')})" for r in collapsed), ""]
+    lines += [t.markdown() for t in tables]
+    lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+    index = out / "report.md"
+    index.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return [index, *written, *plots]

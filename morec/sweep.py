@@ -1,0 +1,350 @@
+"""Sweeps: a grid of runs, one after another, resumable, with the best of each group chosen on validation.
+
+A sweep file (YAML)::
+
+    base:                      # a config (as `morec train --config`), or `config: path` plus keys over it
+      config: configs/ml100k.yaml
+      train: {epochs: 50}
+    grid:                      # dotted keys -> values; every combination is one run
+      model.encoder.kind: [id, text]
+      model.backbone: [sasrec, dssm]
+      train.lr,model.encoder.lr: [[1e-3, 1e-4], [1e-4, 1e-4]]   # keys joined by "," vary together
+    group_by: [model.encoder.kind, model.backbone]   # one best run per group (default: one group)
+    out: runs/sweep-ml100k
+
+Each run gets its own directory under ``out``, named from its overrides. Running the sweep again skips the
+runs that finished (results.json present), resumes an interrupted run from its checkpoint (or restarts it
+when it has none), and runs the rest. A run that collapsed (``stop_reason: collapsed``) or failed is never
+chosen. The best run of each group is the one with the highest validation ``eval.select_metric``; its test
+metrics are the only test numbers in the summary (``sweep.json``, ``sweep.md``). Test never selects.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from .checkpoint import atomic_write_text, has_checkpoint
+from .config import Config, ConfigError, deep_merge, from_dict, to_dict
+
+# keys that may differ between a finished run's config and the sweep's without making it another run
+IGNORED_KEYS = {("out",), ("train", "threads"), ("train", "progress"), ("train", "device")}
+SHORT_PREFIXES = ("model.", "train.")
+
+
+@dataclass
+class SweepSpec:
+    base: dict
+    grid: list[tuple[list[str], list[list[Any]]]]  # (keys, values per combination, one per key)
+    group_by: list[str]
+    out: Path
+    source: Path | None = None
+
+
+@dataclass
+class SweepRun:
+    name: str
+    overrides: dict[str, Any]  # dotted key -> value
+    config: Config
+    status: str = "pending"  # pending | done | collapsed | failed
+    how: str = ""  # skipped (finished before) | resumed | trained | restarted
+    results: dict | None = None
+    error: str = ""
+    group: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.config.out)
+
+
+class SweepError(ConfigError):
+    pass
+
+
+# --- the sweep file ---------------------------------------------------------------------------
+
+def _nest(dotted: str, value: Any) -> dict:
+    out: dict = {}
+    node = out
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return out
+
+
+def _get(values: dict, dotted: str) -> Any:
+    node: Any = values
+    for p in dotted.split("."):
+        if not isinstance(node, dict) or p not in node:
+            return None
+        node = node[p]
+    return node
+
+
+def load_sweep(path: str | Path, overrides: dict | None = None) -> SweepSpec:
+    """Read a sweep file; ``overrides`` (nested dict, e.g. from --train.threads=1) go over its base config."""
+    path = Path(path)
+    spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(spec, dict):
+        raise SweepError(f"{path}: expected a mapping with base, grid, group_by and out")
+    return parse_sweep(spec, overrides, path)
+
+
+def parse_sweep(spec: dict, overrides: dict | None = None, source: Path | None = None) -> SweepSpec:
+    where = f"{source}: " if source else "sweep: "
+    unknown = set(spec) - {"base", "config", "grid", "group_by", "out"}
+    if unknown:
+        raise SweepError(f"{where}unknown key(s) {sorted(unknown)}; a sweep has base (or config), grid, group_by and out")
+    base = dict(spec.get("base") or {})
+    config_path = base.pop("config", None) or spec.get("config")
+    if config_path:
+        config_path = Path(config_path)
+        if not config_path.is_absolute() and source is not None and not config_path.exists():
+            config_path = source.parent / config_path
+        if not config_path.exists():
+            raise SweepError(f"{where}base config {config_path} does not exist")
+        base = deep_merge(yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}, base)
+    if overrides:
+        base = deep_merge(base, overrides)
+    grid_spec = spec.get("grid") or {}
+    if not isinstance(grid_spec, dict):
+        raise SweepError(f"{where}grid must map dotted keys to lists of values")
+    grid = []
+    for key, values in grid_spec.items():
+        keys = [k.strip() for k in str(key).split(",")]
+        if not isinstance(values, list) or not values:
+            raise SweepError(f"{where}grid {key!r} must be a non-empty list of values")
+        rows = []
+        for v in values:
+            if len(keys) == 1:
+                rows.append([v])
+            elif isinstance(v, list) and len(v) == len(keys):
+                rows.append(list(v))
+            else:
+                raise SweepError(f"{where}grid {key!r} varies {len(keys)} keys together: each value must be a "
+                                 f"list of {len(keys)}, got {v!r}")
+        grid.append((keys, rows))
+    group_by = spec.get("group_by") or []
+    if isinstance(group_by, str):
+        group_by = [group_by]
+    out = spec.get("out")
+    if not out:
+        raise SweepError(f"{where}out (the sweep's directory) must be set")
+    return SweepSpec(base, grid, list(group_by), Path(out), source)  # relative to the working directory, as --out
+
+
+def _short(key: str, all_keys: list[str]) -> str:
+    for prefix in SHORT_PREFIXES:
+        if key.startswith(prefix):
+            short = key[len(prefix):]
+            clash = [k for k in all_keys if k != key and any(k == p + short for p in SHORT_PREFIXES)]
+            return key if clash else short
+    return key
+
+
+def _value_text(v: Any) -> str:
+    if isinstance(v, float):
+        v = f"{v:g}"
+    elif isinstance(v, list):
+        v = "+".join(map(_value_text, v))
+    text = re.sub(r"[^A-Za-z0-9.+-]+", "-", str(v)).strip("-")
+    return text or "none"
+
+
+def run_name(overrides: dict[str, Any]) -> str:
+    """A directory name from a run's overrides: ``encoder.kind-text_lr-0.001``; a long one is shortened with a hash."""
+    keys = list(overrides)
+    if not keys:
+        return "run"
+    name = "_".join(f"{_short(k, keys)}-{_value_text(v)}" for k, v in overrides.items())
+    if len(name) > 150:
+        digest = hashlib.sha1(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        name = f"{name[:120]}_{digest}"
+    return name
+
+
+def expand(spec: SweepSpec) -> list[SweepRun]:
+    """Every combination of the grid, in grid order, as configs with their run directories."""
+    runs, names = [], set()
+    all_keys = [k for keys, _ in spec.grid for k in keys]
+    for combo in itertools.product(*[rows for _, rows in spec.grid]) if spec.grid else [()]:
+        overrides = {k: v for (keys, _), row in zip(spec.grid, combo) for k, v in zip(keys, row)}
+        values = spec.base
+        for k, v in overrides.items():
+            values = deep_merge(values, _nest(k, v))
+        name = run_name({k: overrides[k] for k in all_keys})
+        if name in names:
+            raise SweepError(f"two runs of the sweep would share the directory {name!r}")
+        names.add(name)
+        values = deep_merge(values, {"out": str(spec.out / name)})
+        try:
+            cfg = from_dict(Config, values).validate()
+        except ConfigError as err:
+            raise SweepError(f"sweep run {name}: {err}") from None
+        group = {k: _get(to_dict(cfg), k) for k in spec.group_by}
+        runs.append(SweepRun(name, overrides, cfg, group=group))
+    return runs
+
+
+# --- running ----------------------------------------------------------------------------------
+
+def _comparable(values: dict, path: tuple = ()) -> Any:
+    if isinstance(values, dict):
+        return {k: _comparable(v, path + (k,)) for k, v in values.items() if path + (k,) not in IGNORED_KEYS}
+    return values
+
+
+def _same_config(a: dict, b: dict) -> bool:
+    return _comparable(json.loads(json.dumps(a))) == _comparable(json.loads(json.dumps(b)))
+
+
+def default_runner(run: SweepRun, resume: bool, log: Callable[[str], None]) -> dict:
+    """Train (or resume) one run; returns its results. Raises TrainingCollapsed when it collapsed before any epoch."""
+    from .train import Trainer
+
+    if resume:
+        trainer = Trainer.from_checkpoint(run.dir, log=log, overrides=to_dict(run.config))
+    else:
+        trainer = Trainer(run.config, log=log)
+    return trainer.fit()
+
+
+def _read_results(run_dir: Path) -> dict | None:
+    f = run_dir / "results.json"
+    if not f.exists():
+        return None
+    try:
+        return json.loads(f.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+
+
+def _status(results: dict) -> str:
+    return "collapsed" if results.get("stop_reason") == "collapsed" else "done"
+
+
+def run_sweep(spec: SweepSpec, log: Callable[[str], None] = print,
+              runner: Callable[[SweepRun, bool, Callable], dict] | None = None) -> dict:
+    """Run every pending run of ``spec`` in turn, then write and return the summary (see :func:`summarize`)."""
+    from .train import TrainingCollapsed
+
+    runner = runner or default_runner
+    runs = expand(spec)
+    spec.out.mkdir(parents=True, exist_ok=True)
+    for i, run in enumerate(runs, 1):
+        tag = f"[{i}/{len(runs)}] {run.name}"
+        results = _read_results(run.dir)
+        if results is not None:
+            if not _same_config(results.get("config") or {}, to_dict(run.config)):
+                raise SweepError(f"{run.dir} holds a finished run of another config than this sweep's {run.name}; "
+                                 "give the sweep a new out directory or remove that run")
+            run.results, run.status, run.how = results, _status(results), "skipped"
+            log(f"{tag}: finished before ({run.status}), skipped")
+            continue
+        resume = has_checkpoint(run.dir)
+        run.how = "resumed" if resume else ("restarted" if run.dir.exists() else "trained")
+        log(f"{tag}: {run.how}")
+        try:
+            run.results = runner(run, resume, log)
+            run.status = _status(run.results)
+        except TrainingCollapsed as err:
+            run.results, run.status, run.error = _read_results(run.dir), "collapsed", str(err)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as err:  # one bad combination must not end the sweep; it is reported
+            run.status, run.error = "failed", f"{type(err).__name__}: {err}"
+            log(f"{tag}: failed: {run.error}")
+            (run.dir).mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run.dir / "error.txt", traceback.format_exc())
+        if run.status == "collapsed":
+            log(f"{tag}: collapsed: {(run.results or {}).get('collapse') or run.error}")
+    summary = summarize(spec, runs)
+    write_summary(spec.out, summary)
+    return summary
+
+
+# --- the summary ------------------------------------------------------------------------------
+
+def _select_metric(run: SweepRun) -> str:
+    return run.config.eval.select_metric
+
+
+def summarize(spec: SweepSpec, runs: list[SweepRun]) -> dict:
+    """{"runs": [...], "best": [...]}: every run with its validation score and status; per group the run with
+    the best validation score among the finished, non-collapsed ones, with its test metrics."""
+    rows = []
+    for run in runs:
+        metric = _select_metric(run)
+        valid = (run.results or {}).get("valid") or {}
+        rows.append({
+            "name": run.name, "dir": str(run.dir), "overrides": run.overrides, "group": run.group,
+            "status": run.status, "how": run.how, "select_metric": metric, "valid_score": valid.get(metric),
+            "valid": valid or None, "best_epoch": (run.results or {}).get("best_epoch"),
+            "stop_reason": (run.results or {}).get("stop_reason"),
+            **({"collapse": run.results.get("collapse")} if run.results and run.results.get("collapse") else {}),
+            **({"error": run.error} if run.error and run.status == "failed" else {}),
+        })
+    groups: dict[str, list[int]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(json.dumps(run.group, sort_keys=True, default=str), []).append(i)
+    best = []
+    for key, members in groups.items():
+        ok = [i for i in members if runs[i].status == "done" and rows[i]["valid_score"] is not None]
+        entry: dict[str, Any] = {"group": json.loads(key), "runs": len(members),
+                                 "collapsed": sum(runs[i].status == "collapsed" for i in members),
+                                 "failed": sum(runs[i].status == "failed" for i in members)}
+        if ok:
+            # highest validation score; the earlier run in grid order on a tie. Test plays no part.
+            pick = max(ok, key=lambda i: (rows[i]["valid_score"], -i))
+            res = runs[pick].results
+            entry.update({"name": runs[pick].name, "dir": str(runs[pick].dir), "overrides": runs[pick].overrides,
+                          "select_metric": rows[pick]["select_metric"], "valid": res["valid"], "test": res["test"],
+                          "test_subsets": res.get("test_subsets")})
+        else:
+            entry.update({"name": None, "dir": None, "test": None})
+        best.append(entry)
+    return {"out": str(spec.out), "group_by": spec.group_by, "runs": rows, "best": best,
+            "pending": sum(r.status == "pending" for r in runs)}
+
+
+def summary_markdown(summary: dict) -> str:
+    from .report import format_table
+
+    group_by = summary["group_by"]
+    lines = [f"# Sweep {summary['out']}", "",
+             "Best run of each group, chosen on the validation metric; test metrics are shown only for that choice.", ""]
+    rows = []
+    for b in summary["best"]:
+        row = {k: str(b["group"].get(k)) for k in group_by}
+        row["run"] = b["name"] or "(none finished)"
+        if b["name"]:
+            m = b["select_metric"]
+            row[f"valid {m}"] = b["valid"][m]
+            for k, v in b["test"].items():
+                row[f"test {k}"] = v
+        row["collapsed"] = str(b["collapsed"])
+        row["failed"] = str(b["failed"])
+        rows.append(row)
+    cols = list(dict.fromkeys(c for r in rows for c in r))
+    lines += [format_table(rows, cols), "", "## Every run (validation only)", ""]
+    rows = []
+    for r in summary["runs"]:
+        rows.append({"run": r["name"], "status": r["status"],
+                     f"valid {r['select_metric']}": r["valid_score"] if r["valid_score"] is not None else "",
+                     "best epoch": "" if r["best_epoch"] is None else str(r["best_epoch"]),
+                     "stop": r["stop_reason"] or "", "note": r.get("collapse") or r.get("error") or ""})
+    lines += [format_table(rows, list(rows[0]) if rows else ["run"]), ""]
+    return "\n".join(lines)
+
+
+def write_summary(out: Path, summary: dict) -> None:
+    atomic_write_text(out / "sweep.json", json.dumps(summary, indent=2, default=str))
+    atomic_write_text(out / "sweep.md", summary_markdown(summary))
