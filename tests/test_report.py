@@ -153,3 +153,26 @@ def test_report_of_a_real_sweep(tmp_path):
     assert len(cost) == 2 and all(int(r["processes"]) == 1 and r["peak memory"].endswith("(CPU RSS)") for r in cost)
     assert any(n.startswith("figure3_item_popularity") for n in names)
     assert sum(n.startswith("figure5_lr_curves") for n in names) == 2
+
+
+def test_cost_figures():
+    import torch
+    from torch import nn
+
+    from morec.cost import human, human_bytes, item_flops, peak_memory, trainable_parameters
+
+    class Encoder(nn.Module):  # an item encoder: ID lookup (0 FLOPs) then a 8 -> 4 dense layer
+        def __init__(self):
+            super().__init__()
+            self.emb, self.lin = nn.Embedding(10, 8), nn.Linear(8, 4)
+            self.emb.weight.requires_grad_(False)
+
+        def forward(self, items):
+            return self.lin(self.emb(items))
+
+    enc = Encoder().train()
+    assert item_flops(enc) == 2 * 8 * 4 and enc.training  # one item, batch size 1; mode restored
+    assert trainable_parameters(enc) == 8 * 4 + 4
+    mem = peak_memory(torch.device("cpu"))
+    assert mem["peak_memory_kind"] == "cpu_max_rss" and mem["peak_memory_bytes"] > 1 << 20
+    assert human(116_000_000) == "116.00M" and human(0) == "0" and human_bytes(3 << 30) == "3.00 GiB"
