@@ -314,6 +314,15 @@ def test_top_mode_run_reloads_from_its_directory(world, tmp_path):
     assert again == pytest.approx(results["test"])
 
 
+@pytest.mark.parametrize("mode", ["frozen", "e2e"])
+def test_dssm_takes_a_text_encoder(world, tmp_path, mode):
+    cfg = run_config(world, tmp_path / "run", "--model.backbone=dssm", f"--model.encoder.mode={mode}",
+                     "--model.encoder.fusion=concat", "--model.encoder.disk_cache=false", "--train.epochs=1",
+                     "--train.batch_size=256")
+    results = Trainer(cfg, world["ds"], log=QUIET).fit()
+    assert np.isfinite(results["test"]["ndcg@10"])
+
+
 # --- the real MiniLM -----------------------------------------------------------------------
 
 @pytest.mark.integration
