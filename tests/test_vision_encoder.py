@@ -245,7 +245,7 @@ def test_pretrained_features_separate_topics_better_than_random_init(world):
 def trained(world):
     """Vision MoRec (tiny ResNet, end to end) and IDRec SASRec on the same data, a few epochs each."""
     runs = {}
-    for name, extra in [("vision", ["--model.encoder.lr=3e-3", "--train.lr=3e-3", "--train.epochs=20"]),
+    for name, extra in [("vision", ["--model.encoder.lr=1e-3", "--train.epochs=20"]),
                         ("id", ["--model.encoder.kind=id", "--train.epochs=5"])]:
         trainer = Trainer(run_config(world, world["root"] / f"run-{name}", "--train.patience=100", *extra),
                           world["ds"], log=QUIET)
@@ -260,15 +260,18 @@ def test_vision_morec_learns_far_above_most_popular(world, trained):
 
 
 def test_new_items_ranked_by_image_far_above_chance(world, trained):
+    """Items never seen in training are ranked by their images alone. Judged by the median rank (robust on
+    ~50 users; chance = half the catalogue) and HR@20 (chance = 20 / n_items)."""
     ds = world["ds"]
     users = np.flatnonzero(np.isin(ds.targets("test"), world["new"]))
     assert len(users) >= 30
-    k = 20
-    chance = k / ds.n_items
-    hr = {name: metrics_from_ranks(rank_users(model, ds, "test", 20, users=users), [k])[f"hr@{k}"]
-          for name, (_, model) in trained.items()}
-    assert hr["vision"] > 3 * chance, hr
-    assert hr["vision"] > 2 * max(hr["id"], 1 / len(users)), hr  # never-trained ID vectors know nothing of them
+    ranks = {name: rank_users(model, ds, "test", 20, users=users) for name, (_, model) in trained.items()}
+    median = {name: float(np.median(r)) for name, r in ranks.items()}
+    hr = {name: float((r <= 20).mean()) for name, r in ranks.items()}
+    print("new items: median rank", median, "hr@20", hr, "of", ds.n_items)
+    assert median["vision"] < ds.n_items / 4, median  # chance: n_items / 2
+    assert median["vision"] < median["id"] / 2, median  # never-trained ID vectors know nothing of them
+    assert hr["vision"] > 2 * 20 / ds.n_items, hr
 
 
 def test_vision_run_reloads_from_its_directory(world, trained):
