@@ -29,6 +29,7 @@ class PrepareConfig:
     dedup: str = "first"  # first | last | none: which of a user's repeated (user, item) pairs is kept
     max_seq_len: int = 0  # keep each user's latest N interactions (paper: 23 text, 13 image); 0 = keep all
     n_users: int = 0  # subsample this many users at random (paper Table 4: 50K); 0 = all
+    image_size: int = 0  # decode + resize every item image once into the image store now (paper: 224); 0 = on first use
     new_items: float = 0  # new-item setting: hold out this fraction (< 1) or count (>= 1) of items, drawn from
     # the items that end some user's sequence; every interaction with them is removed except a user's last one
     # (their test target), so they never appear in training (paper Table 9)
@@ -40,6 +41,7 @@ class PrepareConfig:
         _check(self.dedup in ("first", "last", "none"), f"prepare.dedup must be first, last or none, not {self.dedup!r}")
         _check(self.max_seq_len == 0 or self.max_seq_len >= 3, "prepare.max_seq_len must be 0 (keep all) or >= 3")
         _check(self.n_users >= 0, "prepare.n_users must be >= 0")
+        _check(self.image_size == 0 or self.image_size >= 16, "prepare.image_size must be 0 (on first use) or >= 16 pixels")
         _check(self.new_items >= 0 and (self.new_items < 1 or float(self.new_items).is_integer()),
                f"prepare.new_items must be a fraction in [0, 1) or a whole number of items, not {self.new_items!r}")
 

@@ -240,9 +240,6 @@ def test_model_directory_that_is_not_a_model(prepared, tmp_path, capsys):
     assert "model.encoder.pretrained: could not load" in err and str(weightless) in err
 
 
-@pytest.mark.xfail(strict=True, reason="a config.json with a wrongly typed field escapes as a huggingface_hub "
-                                       "StrictDataclassFieldValidationError traceback: encoders/text.py load_text_model "
-                                       "catches only (OSError, ValueError)")
 def test_model_directory_with_a_broken_config(prepared, tmp_path, capsys):
     pytest.importorskip("transformers")
     broken = tmp_path / "broken"

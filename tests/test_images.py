@@ -85,3 +85,15 @@ def test_dataset_without_images_is_a_clear_error(tmp_path):
     prepare(generate(SynthConfig(n_users=30, n_items=40, n_topics=2, image_size=0)), tmp_path / "p", log=QUIET)
     with pytest.raises(DataFormatError, match="no item images"):
         build_image_store(PreparedDataset(tmp_path / "p"), 16, log=QUIET)
+
+
+def test_prepare_can_decode_every_image_up_front(tmp_path):
+    from morec.config import PrepareConfig
+
+    raw_dir = write_synthetic(SynthConfig(n_users=40, n_items=30, n_topics=3, seq_len_min=5, seq_len_max=8,
+                                          image_size=16, seed=3), tmp_path / "raw")
+    out = prepare(read_raw(raw_dir), tmp_path / "prepared", PrepareConfig(image_size=16), log=lambda s: None)
+    stores = list((out / "cache").glob("images-16px-*.npy"))
+    assert len(stores) == 1
+    store = np.load(stores[0], mmap_mode="r")
+    assert store.shape[1:] == (16, 16, 3) and store.dtype == np.uint8 and store[1:].any()

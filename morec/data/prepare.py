@@ -142,6 +142,11 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     log(f"[{raw.name}] prepared {len(users):,} users, {len(items):,} items, {len(df):,} interactions -> {out}")
+    if cfg.image_size and "image" in items.columns:
+        from .dataset import PreparedDataset
+        from .images import build_image_store
+
+        build_image_store(PreparedDataset(out), cfg.image_size, "error", log=log)
     return out
 
 

@@ -111,7 +111,7 @@ def load_text_model(name: str, from_scratch: bool = False):
                 model = AutoModel.from_config(AutoConfig.from_pretrained(source, **kw))
             else:
                 model = AutoModel.from_pretrained(source, **kw)
-    except (OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - any failure to read a user-given model is a config problem, said plainly
         where = "local directory" if local else "hub model (no network? give a local directory instead)"
         raise ConfigError(f"model.encoder.pretrained: could not load {name!r} as a {where}: {e}") from None
     if getattr(model, "pooler", None) is not None:
