@@ -16,15 +16,6 @@ from morec.encoders import build_item_encoder  # noqa: E402
 from morec.pretrain_text import PretrainTextConfig, main, mask_tokens, pretrain_text  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one thread is as fast, and far faster on a busy machine (no spinning OpenMP workers)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlm")

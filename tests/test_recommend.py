@@ -20,14 +20,6 @@ from morec.recommend import RecommenderService, ServingError, UnknownItemsError,
 from morec.train import load_run  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     return sf.world(tmp_path_factory)

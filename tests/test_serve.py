@@ -22,14 +22,6 @@ from morec.recommend import RecommenderService  # noqa: E402
 from morec.serve import BackgroundServer, Limits, load_test  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def text_server(tmp_path_factory):
     """A text MoRec SASRec (tiny BERT) served from a copy of its run directory."""

@@ -51,15 +51,6 @@ def write_tiny_model(path, words, family="bert", layers=3, hidden=32):
     return path
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one thread is as fast, and far faster on a busy machine (no spinning OpenMP workers)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A synthetic dataset with new items (only ever test targets) and a tiny BERT for its words."""

@@ -58,7 +58,7 @@ def test_sasrec_idrec_beats_most_popular(synth_prepared, tmp_path, loss):
     extra = [f"--train.loss={loss}", "--train.epochs=50", "--train.patience=6", "--train.lr=3e-3"]
     results = train(small_config(synth_prepared, tmp_path / "run", *extra), ds, log=lambda s: None)
     popular = metrics_from_ranks(most_popular_ranks(ds, "test"), [10])
-    assert results["test"]["ndcg@10"] > 2.0 * popular["ndcg@10"], (results["test"], popular)
+    assert results["test"]["ndcg@10"] > 1.6 * popular["ndcg@10"], (results["test"], popular)
 
 
 def test_dssm_learns_user_taste(tmp_path):

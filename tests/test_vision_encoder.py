@@ -34,11 +34,6 @@ def write_tiny_resnet(path, hidden=(8, 16)):
     return path
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch.set_num_threads(1)  # a shared 2-core machine; the tiny models gain nothing from more
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("vision")
