@@ -12,26 +12,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..layers import FastDropout
-from .base import Backbone
-from .sasrec import Block
+from .sasrec import SASRec
 
 
-class BERT4Rec(Backbone):
-    uses_history = True
+class BERT4Rec(SASRec):
+    causal = False
     batch_kind = "masked"
 
     def __init__(self, dim: int, max_len: int, n_layers: int = 2, n_heads: int = 2, dropout: float = 0.1,
                  ffn_mult: int = 4, mask_prob: float = 0.2, mask_last: float = 1.0):
-        super().__init__()
-        self.max_len, self.mask_prob, self.mask_last = max_len, mask_prob, mask_last  # read by the batch builder
+        super().__init__(dim, max_len, n_layers, n_heads, dropout, ffn_mult)
+        self.mask_prob, self.mask_last = mask_prob, mask_last  # read by the batch builder
         self.mask_vector = nn.Parameter(torch.randn(dim) * dim ** -0.5)
-        self.position = nn.Embedding(max_len, dim)
-        self.ln_in = nn.LayerNorm(dim)
-        self.drop = FastDropout(dropout)
-        self.blocks = nn.ModuleList(Block(dim, n_heads, dropout, ffn_mult) for _ in range(n_layers))
-        self.ln_out = nn.LayerNorm(dim)
-        nn.init.normal_(self.position.weight, std=0.02)
 
     def forward(self, history: torch.Tensor, mask: torch.Tensor, users: torch.Tensor | None = None,
                 masked: torch.Tensor | None = None) -> torch.Tensor:
@@ -49,14 +41,8 @@ class BERT4Rec(Backbone):
             mask = torch.cat([mask, mask.new_ones(B, 1)], 1)
             masked = torch.zeros_like(mask)
             masked[:, -1] = True
-            L = history.shape[1]
         x = torch.where(masked[..., None], self.mask_vector.to(history.dtype), history)
-        x = self.drop(self.ln_in(x + self.position.weight[self.max_len - L:]))  # right-aligned positions
-        # every position sees every real item (both directions) and itself (a padded query needs a key)
-        attn_mask = (mask[:, None, :] | torch.eye(L, dtype=torch.bool, device=x.device))[:, None]  # (B, 1, L, L)
-        for block in self.blocks:
-            x = block(x, attn_mask)
-        return self.ln_out(x)
+        return self.encode(x, mask)  # every position sees every real item, in both directions
 
 
 def build(cfg, dataset) -> BERT4Rec:

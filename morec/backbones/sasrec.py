@@ -46,6 +46,7 @@ class Block(nn.Module):
 
 class SASRec(Backbone):
     uses_history = True
+    causal = True  # BERT4Rec reuses this stack with attention in both directions
 
     def __init__(self, dim: int, max_len: int, n_layers: int = 2, n_heads: int = 2, dropout: float = 0.1,
                  ffn_mult: int = 4):
@@ -58,17 +59,22 @@ class SASRec(Backbone):
         self.ln_out = nn.LayerNorm(dim)
         nn.init.normal_(self.position.weight, std=0.02)
 
-    def forward(self, history: torch.Tensor, mask: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
-        # history: (B, L, d) item vectors, left-padded; mask: (B, L) True where a real item stands
-        B, L, _ = history.shape
-        x = self.drop(self.ln_in(history + self.position.weight[self.max_len - L:]))  # the latest item sits at the last slot
-        causal = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
-        # A position sees earlier real items and always itself (a padded query with no visible key would give NaN).
-        attn_mask = (causal & mask[:, None, :]) | torch.eye(L, dtype=torch.bool, device=x.device)
-        attn_mask = attn_mask[:, None]  # (B, 1, L, L)
+    def encode(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x: (B, L, d) input vectors, right-aligned; mask: (B, L) True where a real item stands. -> (B, L, d)"""
+        B, L, _ = x.shape
+        x = self.drop(self.ln_in(x + self.position.weight[self.max_len - L:]))  # the latest item sits at the last slot
+        visible = mask[:, None, :]  # (B, 1, L): which keys each query may see
+        if self.causal:
+            visible = visible & torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
+        # A position always sees itself (a padded query with no visible key would give NaN).
+        attn_mask = (visible | torch.eye(L, dtype=torch.bool, device=x.device))[:, None]  # (B, 1, L, L)
         for block in self.blocks:
             x = block(x, attn_mask)
-        return self.ln_out(x)  # (B, L, d)
+        return self.ln_out(x)
+
+    def forward(self, history: torch.Tensor, mask: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        # history: (B, L, d) item vectors, left-padded
+        return self.encode(history, mask)
 
 
 def build(cfg, dataset) -> SASRec:
