@@ -10,7 +10,6 @@ import threading
 import time
 
 import pytest
-import torch
 
 pytest.importorskip("transformers")
 pytest.importorskip("fastapi")
