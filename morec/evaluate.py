@@ -102,16 +102,23 @@ def evaluate(model: Recommender, dataset: PreparedDataset, split: str, ks: list[
     return metrics_from_ranks(ranks, list(ks))
 
 
-def most_popular_ranks(dataset: PreparedDataset, split: str, mask_history: bool = True) -> np.ndarray:
-    """Ranks under the most-popular baseline (training counts), same protocol as the models."""
+def most_popular_ranks(dataset: PreparedDataset, split: str, mask_history: bool = True,
+                       score_budget: int = 1 << 26) -> np.ndarray:
+    """Ranks under the most-popular baseline (training counts), same protocol and blocking as the models."""
     counts = torch.from_numpy(dataset.train_item_counts.astype(np.float32))
-    scores = counts[None, :].expand(dataset.n_users, -1)
     offsets, items = dataset.history_csr(split)
-    rows = cols = None
-    if mask_history:
-        rows = torch.from_numpy(np.repeat(np.arange(dataset.n_users), np.diff(offsets)))
-        cols = torch.from_numpy(items.astype(np.int64))
-    return ranks_from_scores(scores, torch.from_numpy(dataset.targets(split)), rows, cols).numpy()
+    targets = dataset.targets(split)
+    block = max(1, score_budget // (dataset.n_items + 1))
+    ranks = np.empty(dataset.n_users, dtype=np.int64)
+    for start in range(0, dataset.n_users, block):
+        chunk = np.arange(start, min(start + block, dataset.n_users))
+        rows = cols = None
+        if mask_history:
+            row_id, _, hist = csr_rows(offsets, items, chunk)
+            rows, cols = torch.from_numpy(row_id), torch.from_numpy(hist.astype(np.int64))
+        scores = counts[None, :].expand(len(chunk), -1)
+        ranks[chunk] = ranks_from_scores(scores, torch.from_numpy(targets[chunk]), rows, cols).numpy()
+    return ranks
 
 
 # --- settings: subsets of test users -----------------------------------------------------------

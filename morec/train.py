@@ -76,10 +76,6 @@ def make_optimizer(model: Recommender, cfg: Config) -> torch.optim.Optimizer:
     return torch.optim.AdamW([g for g in groups if g["params"]])
 
 
-def validation_score(metrics: dict[str, float], name: str) -> float:
-    return metrics[name]
-
-
 class TrainingCollapsed(RuntimeError):
     """The loss became NaN / inf before any epoch finished: results.json says ``stop_reason: collapsed``."""
 
@@ -412,7 +408,7 @@ class Trainer:
                 self.save_checkpoint()
             return
         valid = self.evaluate("valid")
-        score = validation_score(valid, cfg.eval.select_metric)
+        score = valid[cfg.eval.select_metric]
         improved = st.best_score is None or score > st.best_score
         record = {"epoch": epoch, "loss": loss, "seconds": epoch_train_seconds + time.perf_counter() - t_eval, **{f"valid_{k}": v for k, v in valid.items()}}
         st.log.append(record)
