@@ -6,8 +6,6 @@ measured before and after, so the log says whether the extra pre-training did an
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -16,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import ConfigError, _check, load_config, to_dict
+from .config import ConfigError, _check
 from .data.content import ItemTokens, item_tokens
 from .data.dataset import PreparedDataset
 from .encoders.text import _quiet_transformers, resolve_pretrained
+from .pretraining import run_cli, write_result
 
 
 @dataclass
@@ -173,18 +172,9 @@ def pretrain_text(cfg: PretrainTextConfig, dataset: PreparedDataset | None = Non
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    result = {"heldout_loss_before": before, "heldout_loss_after": history[-1]["heldout_loss"], "epochs": history,
-              "seconds": time.perf_counter() - start, "out": str(out), "config": to_dict(cfg)}
-    (out / "morec_pretrain.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    log(f"saved {out}; use it with --model.encoder.pretrained={out}")
-    return result
+    return write_result(out, before, history, start, cfg, log, "--model.encoder.pretrained")
 
 
 def main(argv: list[str] | None = None) -> int:
     """``morec pretrain-text [--config FILE] --data DIR --out DIR [--KEY=VALUE ...]``."""
-    parser = argparse.ArgumentParser(prog="morec pretrain-text", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", help="YAML file with PretrainTextConfig keys")
-    args, rest = parser.parse_known_args(argv)
-    cfg = load_config(args.config, rest, cls=PretrainTextConfig)
-    pretrain_text(cfg)
-    return 0
+    return run_cli(argv, "morec pretrain-text", __doc__.split("\n\n")[0], PretrainTextConfig, pretrain_text)

@@ -8,7 +8,6 @@ so the log says whether the extra pre-training did anything.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -18,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import ConfigError, _check, load_config, to_dict
+from .config import ConfigError, _check
 from .data.dataset import PreparedDataset
 from .data.images import build_image_store, to_model_input
+from .pretraining import run_cli, write_result
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -138,20 +138,12 @@ def pretrain_vision(cfg: PretrainVisionConfig, dataset: PreparedDataset | None =
     (out / "preprocessor_config.json").write_text(json.dumps(
         {"image_processor_type": "ViTImageProcessor", "image_mean": list(mean), "image_std": list(std),
          "size": {"height": size, "width": size}, "do_normalize": True, "do_resize": True}, indent=2))
-    result = {"heldout_loss_before": before, "heldout_loss_after": history[-1]["heldout_loss"], "epochs": history,
-              "seconds": time.perf_counter() - start, "out": str(out), "config": to_dict(cfg)}
-    (out / "morec_pretrain.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    log(f"saved {out}; use it with --model.encoder.kind=vision --model.encoder.pretrained={out}")
-    return result
+    return write_result(out, before, history, start, cfg, log, "--model.encoder.kind=vision --model.encoder.pretrained")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m morec.pretrain_vision [--config FILE] --data DIR --pretrained DIR --out DIR [--KEY=VALUE ...]``."""
-    parser = argparse.ArgumentParser(prog="morec pretrain-vision", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", help="YAML file with PretrainVisionConfig keys")
-    args, rest = parser.parse_known_args(argv)
-    pretrain_vision(load_config(args.config, rest, cls=PretrainVisionConfig))
-    return 0
+    """``morec pretrain-vision [--config FILE] --data DIR --pretrained DIR --out DIR [--KEY=VALUE ...]``."""
+    return run_cli(argv, "morec pretrain-vision", __doc__.split("\n\n")[0], PretrainVisionConfig, pretrain_vision)
 
 
 if __name__ == "__main__":
