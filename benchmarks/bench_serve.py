@@ -62,10 +62,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    import httpx
 
     from morec.recommend import RecommenderService
-    from morec.serve import load_test
+    from morec.serve import load_test, wait_until_healthy
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -85,16 +84,10 @@ def main() -> None:
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.get(url + "/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"server did not start:\n{proc.stdout.read() if proc.poll() is not None else ''}")
-                time.sleep(0.2)
+            try:
+                wait_until_healthy(url, proc, timeout=120)
+            except RuntimeError as err:
+                raise SystemExit(f"server did not start: {err}") from None
             load_test(url, bodies[:16], clients=2, seconds=0.5)  # warm-up
             stats = load_test(url, bodies, clients=args.clients, seconds=args.seconds)
         finally:

@@ -207,6 +207,27 @@ class BackgroundServer:
         self.sock.close()
 
 
+def wait_until_healthy(url: str, proc=None, timeout: float = 60.0) -> None:
+    """Poll ``url``/health until it answers 200; raise RuntimeError (with the server's output when ``proc``,
+    a ``subprocess.Popen`` with text stdout, has exited) if it dies or ``timeout`` seconds pass."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited before answering /health:\n{proc.stdout.read() if proc.stdout else ''}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server did not answer {url}/health within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
 def load_test(url: str, requests: list[dict], clients: int = 8, seconds: float = 3.0, path: str = "/recommend",
               timeout: float = 10.0) -> dict:
     """Closed-loop load: ``clients`` threads, each with its own keep-alive connection, send the

@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -18,7 +17,7 @@ httpx = pytest.importorskip("httpx")
 import serving_fixtures as sf  # noqa: E402
 
 from morec.recommend import RecommenderService  # noqa: E402
-from morec.serve import BackgroundServer, Limits, load_test  # noqa: E402
+from morec.serve import BackgroundServer, Limits, load_test, wait_until_healthy  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -197,15 +196,7 @@ def test_morec_serve_command_in_a_subprocess(tmp_path_factory):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "slow"
-            time.sleep(0.2)
+        wait_until_healthy(url, proc, timeout=60)  # raises with the server's output if it died
         svc_ids = RecommenderService.from_run(run).snapshot.ids
         r = httpx.post(url + "/recommend", json={"history": svc_ids[1:4], "k": 7})
         assert r.status_code == 200 and len(r.json()["items"]) == 7
