@@ -154,6 +154,28 @@ def test_cached_lower_layers_give_the_full_forward(world, tmp_path, family):
             out.append(enc(items))
     assert torch.allclose(out[0], out[1], atol=1e-5) and torch.allclose(out[0], out[2], atol=1e-5)
     assert (out[0][0] - out[0][1]).abs().max() > 1e-3  # and the items do differ
+    # the BERT-layout families take the [CLS]-only last layer; DistilBERT's layout falls back to the full top
+    assert enc.first_token_only == (family != "distilbert")
+
+
+@pytest.mark.parametrize("n_top", [1, 2])
+def test_first_token_last_layer_gives_the_same_vectors_and_gradients(world, n_top):
+    """The top part's last layer computed for [CLS] alone equals the full top forward, values and gradients."""
+    torch.manual_seed(0)
+    enc = build_item_encoder(enc_cfg(world["bert"], mode="top", train_layers=n_top, disk_cache=False),
+                             world["ds"], 16).eval()  # eval: no dropout, so both paths are deterministic
+    assert enc.first_token_only
+    items = torch.tensor([3, 1, 7, 3, 12, 5])
+    grads, outs = [], []
+    for fast in (True, False):
+        enc.first_token_only = fast
+        enc.zero_grad()
+        out = enc(items)
+        (out * torch.linspace(-1, 1, out.shape[1])).sum().backward()
+        outs.append(out.detach())
+        grads.append(torch.cat([p.grad.reshape(-1) for p in enc.encoder_parameters()]))
+    assert torch.allclose(outs[0], outs[1], atol=1e-5)
+    assert torch.allclose(grads[0], grads[1], atol=1e-5) and grads[0].abs().sum() > 0
 
 
 def test_length_groups_give_the_same_vectors(world):

@@ -174,6 +174,33 @@ def split_top(model: nn.Module, n_top: int) -> tuple[nn.Module, nn.Module]:
     return lower, top
 
 
+def first_token_output(layer: nn.Module, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """A BERT-family layer's output at the first position only, (N, T, H) -> (N, H).
+
+    With [CLS] pooling the last layer's other positions are never read, yet the layer's query, output
+    projection and feed-forward (about 3/4 of its work) run on every token. Here they run on [CLS]
+    alone; keys and values still come from every token. Reads the layer's own submodules (the layout
+    of BERT, RoBERTa, MiniLM, ELECTRA), so the trained weights are the layer's weights."""
+    sa = layer.attention.self
+    n, t, _ = hidden.shape
+    heads, width = sa.num_attention_heads, sa.attention_head_size
+    first = hidden[:, :1]
+    q = sa.query(first).view(n, 1, heads, width).transpose(1, 2)
+    k = sa.key(hidden).view(n, t, heads, width).transpose(1, 2)
+    v = sa.value(hidden).view(n, t, heads, width).transpose(1, 2)
+    att = nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask[:, None, None, :], dropout_p=sa.dropout.p if layer.training else 0.0,
+        scale=getattr(sa, "scaling", width ** -0.5))
+    att = layer.attention.output(att.transpose(1, 2).reshape(n, 1, heads * width), first)
+    return layer.output(layer.intermediate(att), att)[:, 0]
+
+
+def has_bert_layout(layer: nn.Module) -> bool:
+    sa = getattr(getattr(layer, "attention", None), "self", None)
+    return all(hasattr(sa, a) for a in ("query", "key", "value", "num_attention_heads", "attention_head_size")) \
+        and all(hasattr(layer, a) for a in ("intermediate", "output")) and hasattr(layer.attention, "output")
+
+
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
     """(N, T, H) -> (N, H): the first token's state ([CLS]) or the mean over real tokens."""
     if how == "cls":
@@ -209,6 +236,11 @@ class TextEncoder(ItemEncoder):
             self.transformer = top
             self._frozen = {"lower": lower.eval(), "full": model}
             self.register_buffer("lower_cache", None, persistent=False)  # (n_items + 1, T, H) once built
+            # [CLS] pooling: the last layer runs on the first token only (same weights, checked below)
+            path, layers = find_layers(top)
+            self._views = {"last": layers[-1], "below_last": with_submodule(top, path, nn.ModuleList(layers[:-1]))
+                           if len(layers) > 1 else None}
+            self.first_token_only = cfg.pooling == "cls" and has_bert_layout(layers[-1]) and self._first_token_agrees()
         else:  # frozen: two-stage features
             model.requires_grad_(False)
             self.transformer = None
@@ -251,8 +283,34 @@ class TextEncoder(ItemEncoder):
             hidden = self.transformer(input_ids=ids, attention_mask=mask).last_hidden_state
         else:
             below = self.lower_outputs()[items, :ids.shape[1]] if self.cache_lower else self._run_lower(ids, mask)
+            if self.first_token_only:
+                return self._top_first_token(below, mask)
             hidden = self.transformer(inputs_embeds=below, attention_mask=mask).last_hidden_state
         return pool(hidden, mask, self.pooling)
+
+    def _top_first_token(self, below: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The top part with its last layer computed for [CLS] only: (N, T, H) lower output -> (N, H)."""
+        rest = self._views["below_last"]
+        hidden = below if rest is None else rest(inputs_embeds=below, attention_mask=mask).last_hidden_state
+        return first_token_output(self._views["last"], hidden, mask)
+
+    @torch.no_grad()
+    def _first_token_agrees(self, n: int = 4) -> bool:
+        """Whether the first-token shortcut reproduces the top part's [CLS] output on a few items; an
+        architecture that only looks like BERT falls back to the full top forward."""
+        items = torch.arange(1, min(n, len(self.token_ids) - 1) + 1)
+        ids, mask = self.tokens(items)
+        below = self._run_lower(ids, mask)
+        was = self.transformer.training
+        self.transformer.eval()
+        try:
+            want = self.transformer(inputs_embeds=below, attention_mask=mask).last_hidden_state[:, 0]
+            got = self._top_first_token(below, mask)
+        except Exception:  # noqa: BLE001 - any mismatch in the layer's calling convention means: do not use it
+            return False
+        finally:
+            self.transformer.train(was)
+        return bool(torch.allclose(want, got, atol=1e-4, rtol=1e-3))
 
     @torch.no_grad()
     def _run_lower(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
