@@ -202,8 +202,14 @@ def _comparable(values: dict, path: tuple = ()) -> Any:
     return values
 
 
-def _same_config(a: dict, b: dict) -> bool:
-    return _comparable(json.loads(json.dumps(a))) == _comparable(json.loads(json.dumps(b)))
+def _same_config(finished: dict, wanted: dict) -> bool:
+    """Whether a finished run's saved config is the sweep's. The saved one is read through today's config
+    classes first, so a setting that a later morec version added (at its default) is not a difference."""
+    try:
+        finished = to_dict(from_dict(Config, finished))
+    except ConfigError:
+        pass  # a key this version does not know: compared as saved, so it differs
+    return _comparable(json.loads(json.dumps(finished))) == _comparable(json.loads(json.dumps(wanted)))
 
 
 def default_runner(run: SweepRun, resume: bool, log: Callable[[str], None]) -> dict:

@@ -117,19 +117,13 @@ class TrainState:
     finished: bool = False
     stop_reason: str = ""  # epochs | patience | collapsed
     collapse: str = ""  # why a collapsed run was stopped, and the learning rates to lower
-    low_epochs: int = 0  # consecutive epochs with the validation score collapsed (see Trainer.collapse_ratio)
+    low_epochs: int = 0  # consecutive epochs with the validation score collapsed (see train.collapse_ratio)
     serial: int = 0  # checkpoints written
     checkpoint_seconds: float = 0.0  # spent writing checkpoints
     checkpoint_bytes: int = 0  # size of the latest
 
 
 class Trainer:
-    # Collapse (the paper's Figure 5): a NaN / inf loss, or a validation score under collapse_ratio x the best
-    # for collapse_epochs epochs in a row, once the best reached collapse_floor (meaningfully above zero).
-    collapse_ratio: float = 0.1
-    collapse_epochs: int = 2
-    collapse_floor: float = 1e-3
-
     def __init__(self, cfg: Config, dataset: PreparedDataset | None = None, log=print):
         self.cfg = cfg.validate()
         t = cfg.train
@@ -422,11 +416,12 @@ class Trainer:
             st.time_to_best = time.perf_counter() - self._start
         else:
             st.bad_epochs += 1
-        st.low_epochs = st.low_epochs + 1 if (st.best_score >= self.collapse_floor
-                                              and score < self.collapse_ratio * st.best_score) else 0
-        if st.low_epochs >= self.collapse_epochs:
+        t = cfg.train
+        st.low_epochs = st.low_epochs + 1 if (st.best_score >= t.collapse_floor
+                                              and score < t.collapse_ratio * st.best_score) else 0
+        if st.low_epochs >= t.collapse_epochs:
             st.collapse = collapse_message(cfg, epoch, f"valid {cfg.eval.select_metric} {score:.4g} has been under "
-                                           f"{self.collapse_ratio:g} x its best ({st.best_score:.4g}, epoch "
+                                           f"{t.collapse_ratio:g} x its best ({st.best_score:.4g}, epoch "
                                            f"{st.best_epoch}) for {st.low_epochs} epochs")
             self.log(st.collapse)
             st.finished, st.stop_reason = True, "collapsed"

@@ -139,6 +139,13 @@ def test_finished_run_of_another_config_is_refused(tmp_path, tiny_data):
     runner = fake_runner({1e-3: (0.3, 0.1, "epochs")})
     run_sweep(parse_sweep(spec), quiet, runner)
     assert runner.calls == []
+    # a run finished by an older morec, before a setting existed (now at its default), is the same run
+    path = next((tmp_path / "sw").glob("*/results.json"))
+    results = json.loads(path.read_text())
+    del results["config"]["train"]["collapse_ratio"]
+    path.write_text(json.dumps(results))
+    run_sweep(parse_sweep(spec), quiet, runner)
+    assert runner.calls == []
 
 
 def test_divergence_is_collapse_and_the_sweep_marks_it(tmp_path, tiny_data):
@@ -180,6 +187,29 @@ def test_validation_collapse_stops_the_run(tmp_path, tiny_data, monkeypatch):
     assert results["stop_reason"] == "collapsed" and results["epochs_run"] == 5 and results["best_epoch"] == 1
     assert "under 0.1 x its best (0.16" in results["collapse"] and "train.lr (now 0.001)" in results["collapse"]
     assert any("collapsed" in line for line in lines)
+
+
+@pytest.mark.parametrize("settings, stops_at", [({}, 5), ({"collapse_epochs": 4}, 7),
+                                                 ({"collapse_ratio": 0.07}, 6), ({"collapse_floor": 0.2}, None)])
+def test_collapse_thresholds_are_settings(tmp_path, tiny_data, monkeypatch, settings, stops_at):
+    """train.collapse_ratio / collapse_epochs / collapse_floor decide when a falling validation score is a collapse."""
+    from morec.config import from_dict, Config
+
+    scores = iter([0.05, 0.16, 0.10, 0.012, 0.009, 0.003, 0.0, 0.0, 0.0, 0.0])
+
+    def fake_evaluate(self, split):
+        s = next(scores, 0.0) if split == "valid" else 0.0
+        return {"hr@10": s, "ndcg@10": s}
+
+    monkeypatch.setattr(Trainer, "evaluate", fake_evaluate)
+    cfg = from_dict(Config, {**base(tiny_data, epochs=10, patience=50), "out": str(tmp_path / "run")})
+    for key, value in settings.items():
+        setattr(cfg.train, key, value)
+    results = train(cfg.validate(), log=quiet)
+    if stops_at is None:  # the best (0.16) never reached the floor: a run that never learned is not a collapse
+        assert results["stop_reason"] == "epochs" and results["epochs_run"] == 10
+    else:
+        assert results["stop_reason"] == "collapsed" and results["epochs_run"] == stops_at
 
 
 def test_cli_sweep(tmp_path, tiny_data, capsys):
