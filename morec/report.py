@@ -293,49 +293,64 @@ def _accuracy_row(r: RunInfo, k: int, **lead) -> dict:
             "run": str(r.dir)}
 
 
+def _pure_morec(r: RunInfo, modes: tuple[str, ...] = ("e2e", "top", "frozen")) -> bool:
+    """A pretrained modality encoder alone (no ID fusion), trained in one of ``modes``."""
+    return not r.is_id and r.enc.get("mode", "e2e") in modes and r.fusion == "none" and not r.enc.get("from_scratch")
+
+
 def _e2e_morec(r: RunInfo) -> bool:
-    return not r.is_id and r.enc.get("mode", "e2e") == "e2e" and r.fusion == "none" and not r.enc.get("from_scratch")
+    """MoRec trained end to end with the recommender: the whole encoder, or its top layers (mode=top)."""
+    return _pure_morec(r, ("e2e", "top"))
+
+
+def _pure_id(r: RunInfo) -> bool:
+    return r.is_id and r.fusion == "none"
 
 
 def table2(runs: list[RunInfo], k: int) -> Table | None:
     """IDRec vs MoRec (E2E, pretrained) per backbone, regular setting; Improv. = best MoRec over best IDRec."""
-    pool = [r for r in runs if r.regular and (r.is_id and r.fusion == "none" or _e2e_morec(r))]
-    cells = _cells(pool, lambda r: (r.dataset, r.backbone, encoder_label(r.enc)))
+    pool = [r for r in runs if r.regular and (_pure_id(r) or _e2e_morec(r))]
+    cells = _cells(pool, lambda r: (r.dataset, r.backbone, encoder_label(r.enc), training_label(r.enc)))
     if not any(not r.is_id for r in cells.values()):
         return None
     rows = []
     for ds in _order(c[0] for c in cells):
         mine = {c: r for c, r in cells.items() if c[0] == ds}
         for bb in sorted(_order(c[1] for c in mine), key=_backbone_key):
-            here = sorted(((c, r) for c, r in mine.items() if c[1] == bb), key=lambda cr: (not cr[1].is_id, cr[0][2]))
-            rows += [_accuracy_row(r, k, dataset=ds, backbone=bb, **{"item encoder": c[2]}) for c, r in here]
+            here = sorted(((c, r) for c, r in mine.items() if c[1] == bb),
+                          key=lambda cr: (not cr[1].is_id, cr[0][2], _training_rank(cr[1])))
+            rows += [_accuracy_row(r, k, dataset=ds, backbone=bb, **{"item encoder": c[2], "training": c[3]})
+                     for c, r in here]
         best_id = best_on_valid([r for r in mine.values() if r.is_id])
         best_mo = best_on_valid([r for r in mine.values() if not r.is_id])
         if best_id and best_mo:
             rows.append({"dataset": ds, "backbone": f"{best_mo.backbone} vs {best_id.backbone}",
-                         "item encoder": f"Improv. ({encoder_label(best_mo.enc)} vs IDRec)",
+                         "item encoder": f"Improv. ({encoder_label(best_mo.enc)} {training_label(best_mo.enc)} vs IDRec)",
                          **{m: improvement(_pct(best_mo.results["test"], m.lower()), _pct(best_id.results["test"], m.lower()))
                             for m in (f"HR@{k}", f"NDCG@{k}")},
                          "run": f"{best_mo.dir} vs {best_id.dir}"})
     return Table("table2_idrec_vs_morec", f"Table 2: IDRec vs MoRec, regular setting (test, %)",
-                 ["dataset", "backbone", "item encoder", f"HR@{k}", f"NDCG@{k}", "run"], rows,
-                 note="Each cell: the run with the best validation score. Improv.: relative improvement of the best "
-                      "MoRec over the best IDRec, both chosen on validation.")
+                 ["dataset", "backbone", "item encoder", "training", f"HR@{k}", f"NDCG@{k}", "run"], rows,
+                 note="MoRec trained end to end with the recommender: the whole encoder (E2E) or its top n layers "
+                      "(E2E top-n); two-stage MoRec is in Table 5. Each cell: the run with the best validation score. "
+                      "Improv.: relative improvement of the best MoRec over the best IDRec, both chosen on validation.")
 
 
 def table3(runs: list[RunInfo], k: int) -> Table | None:
     """Warm-N settings (items with fewer than N interactions removed before the split), IDRec vs MoRec."""
     if not any(r.warm > 0 for r in runs):
         return None
-    pool = [r for r in runs if r.n_users == 0 and r.new_items == 0 and (r.is_id and r.fusion == "none" or _e2e_morec(r))]
-    cells = _cells(pool, lambda r: (r.dataset, r.warm, r.backbone, encoder_label(r.enc)))
+    pool = [r for r in runs if r.n_users == 0 and r.new_items == 0 and (_pure_id(r) or _pure_morec(r))]
+    cells = _cells(pool, lambda r: (r.dataset, r.warm, r.backbone, encoder_label(r.enc), training_label(r.enc)))
     rows = [_accuracy_row(r, k, dataset=c[0], setting=f"Warm-{c[1]}" if c[1] else "Regular", backbone=c[2],
-                          **{"item encoder": c[3]})
+                          **{"item encoder": c[3], "training": c[4]})
             for c, r in sorted(cells.items(), key=lambda cr: (_order(x[0] for x in cells).index(cr[0][0]), cr[0][1],
-                                                             _backbone_key(cr[0][2]), not cr[1].is_id, cr[0][3]))]
+                                                             _backbone_key(cr[0][2]), not cr[1].is_id, cr[0][3],
+                                                             _training_rank(cr[1])))]
     return Table("table3_warm", f"Table 3: IDRec vs MoRec in warm-start settings (test, %)",
-                 ["dataset", "setting", "backbone", "item encoder", f"HR@{k}", f"NDCG@{k}", "run"], rows,
-                 note="Warm-N: items with fewer than N interactions removed (the dataset's prepare.min_item_interactions).")
+                 ["dataset", "setting", "backbone", "item encoder", "training", f"HR@{k}", f"NDCG@{k}", "run"], rows,
+                 note="Warm-N: items with fewer than N interactions removed (the dataset's prepare.min_item_interactions). "
+                      "training: TS / TS-DNN n (frozen encoder), E2E / E2E top-n (encoder trained with the recommender).")
 
 
 def table4(runs: list[RunInfo], k: int) -> Table | None:
@@ -361,6 +376,17 @@ def table4(runs: list[RunInfo], k: int) -> Table | None:
                  note="users: Base = every user; a number = the dataset's prepare.n_users subsample.")
 
 
+def _training_rank(r: RunInfo) -> tuple:
+    """ID, TS, TS-DNN (by layers), E2E top-n (by n), E2E: the order of the paper's tables."""
+    enc = r.enc
+    mode, mlp = enc.get("mode", "e2e"), int(enc.get("mlp_layers", 0) or 0)
+    if r.is_id:
+        return (0, 0, 0)
+    if mode == "frozen":
+        return (1 if mlp == 0 else 2, mlp, 0)
+    return (3 if mode == "top" else 4, int(enc.get("train_layers", 0) or 0), mlp)
+
+
 def table5(runs: list[RunInfo], k: int) -> Table | None:
     """TS (frozen features) / TS-DNN (frozen + MLP layers) / E2E, next to IDRec."""
     pool = [r for r in runs if r.regular and r.fusion == "none" and not r.enc.get("from_scratch")]
@@ -372,9 +398,7 @@ def table5(runs: list[RunInfo], k: int) -> Table | None:
 
     def order(cr):
         (ds, bb, label, training), r = cr
-        rank = 0 if r.is_id else 1 if training == "TS" else 2 if training.startswith("TS-DNN") else 3
-        mlp = int(r.enc.get("mlp_layers", 0) or 0)
-        return (_order(c[0] for c in cells).index(ds), _backbone_key(bb), not r.is_id, label, rank, mlp, training)
+        return (_order(c[0] for c in cells).index(ds), _backbone_key(bb), not r.is_id, label, _training_rank(r), training)
 
     rows = [_accuracy_row(r, k, dataset=c[0], backbone=c[1], **{"item encoder": c[2], "training": c[3]})
             for c, r in sorted(cells.items(), key=order)]
@@ -455,30 +479,33 @@ def table7(runs: list[RunInfo], k: int) -> Table | None:
 def table9(runs: list[RunInfo], k: int) -> Table | None:
     """Regular / cold / new test users from each run's test_subsets (one trained model per row)."""
     pool = [r for r in runs if r.warm == 0 and r.n_users == 0 and r.results.get("test_subsets")
-            and (r.is_id and r.fusion == "none" or _e2e_morec(r))]
+            and (_pure_id(r) or _pure_morec(r))]
     if not any(s.get("users", 0) for r in pool for n, s in r.results["test_subsets"].items() if n in ("cold", "new")):
         return None
-    cells = _cells(pool, lambda r: (r.dataset, r.new_items, r.backbone, encoder_label(r.enc)))
+    cells = _cells(pool, lambda r: (r.dataset, r.new_items, r.backbone, encoder_label(r.enc), training_label(r.enc)))
     rows = []
     hr = f"hr@{k}"
-    for (ds, new, bb, label), r in sorted(cells.items(), key=lambda cr: (_order(c[0] for c in cells).index(cr[0][0]),
-                                                                        cr[0][1], _backbone_key(cr[0][2]),
-                                                                        not cr[1].is_id, cr[0][3])):
+    for (ds, new, bb, label, training), r in sorted(
+            cells.items(), key=lambda cr: (_order(c[0] for c in cells).index(cr[0][0]), cr[0][1],
+                                           _backbone_key(cr[0][2]), not cr[1].is_id, cr[0][3], _training_rank(cr[1]))):
         sub = r.results["test_subsets"]
-        row = {"dataset": ds, "new items held out": f"{new:g}" if new else "0", "backbone": bb, "item encoder": label}
+        row = {"dataset": ds, "new items held out": f"{new:g}" if new else "0", "backbone": bb, "item encoder": label,
+               "training": training, "negatives from": r.config.get("train", {}).get("negatives_from", "all")}
         for name, title in (("all", "regular"), ("cold", "cold"), ("new", "new")):
             s = sub.get(name) or {}
             row[f"{title} users"] = str(s.get("users", "")) if s else ""
             row[f"{title} HR@{k}"] = _pct(s, hr) if s.get("users") else None
         row["run"] = str(r.dir)
         rows.append(row)
-    cols = ["dataset", "new items held out", "backbone", "item encoder"]
+    cols = ["dataset", "new items held out", "backbone", "item encoder", "training", "negatives from"]
     for title in ("regular", "cold", "new"):
         cols += [f"{title} users", f"{title} HR@{k}"]
     return Table("table9_cold_new", "Table 9: regular, cold and new items (test HR, %)", cols + ["run"], rows,
                  floats="{:.4f}",
                  note="cold: test users whose target has fewer than eval.cold_threshold training interactions; new: "
-                      "whose target never appears in training (datasets prepared with prepare.new_items).")
+                      "whose target never appears in training (datasets prepared with prepare.new_items). negatives "
+                      "from: all = any item may be a sampled negative, held-out ones too, so models learn to bury "
+                      "them; train = only items seen in training (train.negatives_from).")
 
 
 TABLES = (table2, table3, table4, table5, table6, table7, table9)

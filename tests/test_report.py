@@ -45,15 +45,17 @@ def test_all_tables_from_known_runs(report):
 def test_table2_improv_and_validation_choice(report):
     out, _ = report
     rows = read_csv(out / "table2_idrec_vs_morec.csv")
-    cells = {(r["backbone"], r["item encoder"]): r for r in rows}
-    assert [(r["backbone"], r["item encoder"]) for r in rows[:4]] == [("dssm", "IDRec"), ("dssm", "bert-base"),
-                                                                       ("sasrec", "IDRec"), ("sasrec", "bert-base")]
+    cells = {(r["backbone"], r["item encoder"], r["training"]): r for r in rows}
+    assert [(r["backbone"], r["item encoder"], r["training"]) for r in rows[:5]] == [
+        ("dssm", "IDRec", "ID"), ("dssm", "bert-base", "E2E"), ("sasrec", "IDRec", "ID"),
+        ("sasrec", "bert-base", "E2E top-2"), ("sasrec", "bert-base", "E2E")]  # two-stage runs are Table 5's
     # IDRec SASRec: lr 1e-3 (valid 5.0%) is chosen over lr 1e-4 (better test 15%, worse valid 4.0%)
-    assert Path(cells[("sasrec", "IDRec")]["run"]).name == "sasrec-id-lr1e-3"
-    assert float(cells[("sasrec", "IDRec")]["HR@10"]) == pytest.approx(10.0)
-    assert Path(cells[("sasrec", "bert-base")]["run"]).name == "sasrec-text-e2e"
+    assert Path(cells[("sasrec", "IDRec", "ID")]["run"]).name == "sasrec-id-lr1e-3"
+    assert float(cells[("sasrec", "IDRec", "ID")]["HR@10"]) == pytest.approx(10.0)
+    assert Path(cells[("sasrec", "bert-base", "E2E")]["run"]).name == "sasrec-text-e2e"
+    assert Path(cells[("sasrec", "bert-base", "E2E top-2")]["run"]).name == "sasrec-text-top2"
     improv = rows[-1]
-    assert improv["item encoder"].startswith("Improv.")
+    assert improv["item encoder"] == "Improv. (bert-base E2E vs IDRec)"  # E2E: better valid than top-2
     assert improv["HR@10"] == "+20.00%" and improv["NDCG@10"] == "+10.00%"  # 12 vs 10, 5.5 vs 5.0
     assert run_names([improv]) == ["sasrec-text-e2e", "sasrec-id-lr1e-3"]
     assert all(r["run"] for r in rows)  # every row names its run directory
@@ -64,15 +66,16 @@ def test_table2_improv_and_validation_choice(report):
 def test_tables_3_to_9(report):
     out, _ = report
     t3 = read_csv(out / "table3_warm.csv")
-    warm = [(r["setting"], r["item encoder"], r["HR@10"]) for r in t3 if r["setting"] == "Warm-20"]
-    assert warm == [("Warm-20", "IDRec", "20.0"), ("Warm-20", "bert-base", "22.0")]
+    warm = [(r["item encoder"], r["training"], r["HR@10"]) for r in t3 if r["setting"] == "Warm-20"]
+    assert warm == [("IDRec", "ID", "20.0"), ("bert-base", "TS", "18.0"), ("bert-base", "E2E", "22.0")]
 
     t4 = read_csv(out / "table4_pretrained_vs_scratch.csv")
     assert [(r["users"], r["TFS HR@10"], r["PE HR@10"], r["Improv."]) for r in t4] == [
         ("Base", "9.6", "12.0", "+25.00%"), ("50,000", "8.0", "6.0", "-25.00%")]
 
     t5 = read_csv(out / "table5_ts_vs_e2e.csv")
-    assert [(r["training"], r["HR@10"]) for r in t5] == [("ID", "10.0"), ("TS", "8.0"), ("TS-DNN 2", "9.0"), ("E2E", "12.0")]
+    assert [(r["training"], r["HR@10"]) for r in t5] == [("ID", "10.0"), ("TS", "8.0"), ("TS-DNN 2", "9.0"),
+                                                         ("E2E top-2", "11.5"), ("E2E", "12.0")]
 
     t6 = read_csv(out / "table6_cost.csv")
     ids = [r for r in t6 if r["item encoder"] == "IDRec" and r["setting"] == "Regular"]
@@ -86,8 +89,11 @@ def test_tables_3_to_9(report):
     assert run_names([t7[-1]]) == ["sasrec-text-add", "sasrec-text-e2e"]
 
     t9 = read_csv(out / "table9_cold_new.csv")
-    assert [(r["item encoder"], r["cold users"], r["cold HR@10"], r["new HR@10"]) for r in t9] == [
-        ("IDRec", "20", "1.0", ""), ("bert-base", "20", "5.0", "")]
+    assert [(r["new items held out"], r["item encoder"], r["training"], r["negatives from"], r["cold users"],
+             r["cold HR@10"], r["new users"], r["new HR@10"]) for r in t9] == [
+        ("0", "IDRec", "ID", "all", "20", "1.0", "0", ""), ("0", "bert-base", "E2E", "all", "20", "5.0", "0", ""),
+        ("0.1", "IDRec", "ID", "train", "10", "2.0", "15", "0.0"),
+        ("0.1", "bert-base", "TS", "train", "10", "2.0", "15", "20.0")]
 
 
 def test_only_tables_whose_runs_exist(tmp_path):
