@@ -18,7 +18,7 @@ from .config import ConfigError, _check
 from .data.content import ItemTokens, item_tokens
 from .data.dataset import PreparedDataset
 from .encoders.text import _quiet_transformers, resolve_pretrained
-from .pretraining import run_cli, write_result
+from .pretraining import run_cli, start_run, write_result
 
 
 @dataclass
@@ -119,12 +119,7 @@ def pretrain_text(cfg: PretrainTextConfig, dataset: PreparedDataset | None = Non
     """Continue MLM training on the dataset's item texts; save the model directory to ``cfg.out``."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    cfg.validate()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if cfg.device == "auto" else cfg.device))
+    device = start_run(cfg)
     dataset = dataset or PreparedDataset(cfg.data)
     source, local = resolve_pretrained(cfg.pretrained)
     kw = {"local_files_only": True} if local else {}

@@ -20,7 +20,7 @@ import torch
 from .config import ConfigError, _check
 from .data.dataset import PreparedDataset
 from .data.images import build_image_store, to_model_input
-from .pretraining import run_cli, write_result
+from .pretraining import run_cli, start_run, write_result
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -72,12 +72,7 @@ def _load_mae(name: str):
 
 def pretrain_vision(cfg: PretrainVisionConfig, dataset: PreparedDataset | None = None, log=print) -> dict:
     """Continue MAE training on the dataset's item images; save the model directory to ``cfg.out``."""
-    cfg.validate()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if cfg.device == "auto" else cfg.device))
+    device = start_run(cfg)
     dataset = dataset or PreparedDataset(cfg.data)
     model, mean, std = _load_mae(cfg.pretrained)
     model.config.mask_ratio = cfg.mask_ratio

@@ -1,5 +1,5 @@
-"""What the extra pre-training commands (MLM on item texts, MAE on item images) share: the saved result
-record and the command line."""
+"""What the extra pre-training commands (MLM on item texts, MAE on item images) share: the run's start
+(threads, seed, device), the saved result record and the command line."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,19 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from .config import load_config, to_dict
+from .train import resolve_device
+
+
+def start_run(cfg) -> torch.device:
+    """Validate the config, set torch's threads and seed as it says; the device to train on."""
+    cfg.validate()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    return resolve_device(cfg.device)
 
 
 def write_result(out: Path, before: float, history: list[dict], start: float, cfg, log, use_with: str) -> dict:
