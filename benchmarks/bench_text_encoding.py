@@ -38,7 +38,9 @@ def _top(n: int, cached: bool) -> list[str]:
             f"--model.encoder.cache_lower={str(cached).lower()}", "--model.encoder.disk_cache=false"]
 
 
-VARIANTS = {  # name -> (encoder overrides, dedup, last layer for [CLS] only)
+# name -> (encoder overrides, dedup, last layer for [CLS] only). Both E2E variants run every token through the
+# last layer, so their ratio is the deduplication alone.
+VARIANTS = {
     "e2e-dedup": (["--model.encoder.mode=e2e"], True, False),
     "e2e-every-position": (["--model.encoder.mode=e2e"], False, False),
     "top2-cached": (_top(2, True), True, True),

@@ -154,15 +154,17 @@ def test_cached_lower_layers_give_the_full_forward(world, tmp_path, family):
             out.append(enc(items))
     assert torch.allclose(out[0], out[1], atol=1e-5) and torch.allclose(out[0], out[2], atol=1e-5)
     assert (out[0][0] - out[0][1]).abs().max() > 1e-3  # and the items do differ
-    # the BERT-layout families take the [CLS]-only last layer; DistilBERT's layout falls back to the full top
+    # the BERT-layout families take the [CLS]-only last layer; DistilBERT's layout keeps the plain forward
     assert enc.first_token_only == (family != "distilbert")
+    mean = build_item_encoder(enc_cfg(model_dir, pooling="mean"), world["ds"], 16)
+    assert not mean.first_token_only  # mean pooling reads every token's last state
 
 
-@pytest.mark.parametrize("n_top", [1, 2])
-def test_first_token_last_layer_gives_the_same_vectors_and_gradients(world, n_top):
-    """The top part's last layer computed for [CLS] alone equals the full top forward, values and gradients."""
+@pytest.mark.parametrize("mode, n_top", [("top", 1), ("top", 2), ("e2e", 0)])
+def test_first_token_last_layer_gives_the_same_vectors_and_gradients(world, mode, n_top):
+    """The trained part's last layer computed for [CLS] alone equals the plain forward, values and gradients."""
     torch.manual_seed(0)
-    enc = build_item_encoder(enc_cfg(world["bert"], mode="top", train_layers=n_top, disk_cache=False),
+    enc = build_item_encoder(enc_cfg(world["bert"], mode=mode, train_layers=n_top, disk_cache=False),
                              world["ds"], 16).eval()  # eval: no dropout, so both paths are deterministic
     assert enc.first_token_only
     items = torch.tensor([3, 1, 7, 3, 12, 5])

@@ -11,6 +11,9 @@ Training modes (``model.encoder.mode``):
   stored in the dataset cache); no transformer is in the loop, only the DT-layer and the optional
   TS-DNN layers (``mlp_layers``).
 
+With [CLS] pooling (the default) the trained part's last layer runs for the [CLS] position only: its
+other positions' outputs are never read (checked against the plain forward at build).
+
 ``from_scratch`` builds the same architecture with random weights (the paper's TFS). Anything that
 is not trained lives outside the module tree, so it never enters checkpoints or the optimizer, and
 a run directory rebuilds the same model from its config alone.
@@ -236,16 +239,22 @@ class TextEncoder(ItemEncoder):
             self.transformer = top
             self._frozen = {"lower": lower.eval(), "full": model}
             self.register_buffer("lower_cache", None, persistent=False)  # (n_items + 1, T, H) once built
-            # [CLS] pooling: the last layer runs on the first token only (same weights, checked below)
-            path, layers = find_layers(top)
-            self._views = {"last": layers[-1], "below_last": with_submodule(top, path, nn.ModuleList(layers[:-1]))
-                           if len(layers) > 1 else None}
-            self.first_token_only = cfg.pooling == "cls" and has_bert_layout(layers[-1]) and self._first_token_agrees()
         else:  # frozen: two-stage features
             model.requires_grad_(False)
             self.transformer = None
             self._frozen = {"full": model.eval()}
             self.register_buffer("features", None, persistent=False)  # (n_items + 1, H) once built
+        # [CLS] pooling: the trained part's last layer runs on the first token only (same weights; checked)
+        self.first_token_only, self._views = False, {}
+        if self.transformer is not None and cfg.pooling == "cls":
+            try:
+                path, layers = find_layers(self.transformer)
+            except ConfigError:  # a layout we cannot split: the plain forward serves
+                layers = None
+            if layers is not None and has_bert_layout(layers[-1]):
+                self._views = {"last": layers[-1], "below_last": None if cfg.mode == "top" and len(layers) == 1
+                               else with_submodule(self.transformer, path, nn.ModuleList(layers[:-1]))}
+                self.first_token_only = self._first_token_agrees()
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         return [] if self.transformer is None else [p for p in self.transformer.parameters() if p.requires_grad]
@@ -280,32 +289,36 @@ class TextEncoder(ItemEncoder):
     def _pooled_chunk(self, items: torch.Tensor) -> torch.Tensor:
         ids, mask = self.tokens(items)
         if self.mode == "e2e":
-            hidden = self.transformer(input_ids=ids, attention_mask=mask).last_hidden_state
-        else:
-            below = self.lower_outputs()[items, :ids.shape[1]] if self.cache_lower else self._run_lower(ids, mask)
-            if self.first_token_only:
-                return self._top_first_token(below, mask)
-            hidden = self.transformer(inputs_embeds=below, attention_mask=mask).last_hidden_state
-        return pool(hidden, mask, self.pooling)
+            x = ids
+        else:  # top: the trained layers start from the frozen lower layers' output
+            x = self.lower_outputs()[items, :ids.shape[1]] if self.cache_lower else self._run_lower(ids, mask)
+        if self.first_token_only:
+            return self._first_token(x, mask)
+        return pool(self._hidden(self.transformer, x, mask), mask, self.pooling)
 
-    def _top_first_token(self, below: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The top part with its last layer computed for [CLS] only: (N, T, H) lower output -> (N, H)."""
+    def _hidden(self, module: nn.Module, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The trained part (or a view of it) on token ids (e2e) or on lower-layer states (top)."""
+        inputs = {"input_ids": x} if self.mode == "e2e" else {"inputs_embeds": x}
+        return module(**inputs, attention_mask=mask).last_hidden_state
+
+    def _first_token(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The trained part with its last layer computed for [CLS] only: (N, H)."""
         rest = self._views["below_last"]
-        hidden = below if rest is None else rest(inputs_embeds=below, attention_mask=mask).last_hidden_state
+        hidden = x if rest is None else self._hidden(rest, x, mask)
         return first_token_output(self._views["last"], hidden, mask)
 
     @torch.no_grad()
     def _first_token_agrees(self, n: int = 4) -> bool:
-        """Whether the first-token shortcut reproduces the top part's [CLS] output on a few items; an
-        architecture that only looks like BERT falls back to the full top forward."""
+        """Whether the first-token shortcut reproduces the plain forward's [CLS] output on a few items; an
+        architecture that only looks like BERT keeps the plain forward."""
         items = torch.arange(1, min(n, len(self.token_ids) - 1) + 1)
         ids, mask = self.tokens(items)
-        below = self._run_lower(ids, mask)
+        x = ids if self.mode == "e2e" else self._run_lower(ids, mask)
         was = self.transformer.training
         self.transformer.eval()
         try:
-            want = self.transformer(inputs_embeds=below, attention_mask=mask).last_hidden_state[:, 0]
-            got = self._top_first_token(below, mask)
+            want = self._hidden(self.transformer, x, mask)[:, 0]
+            got = self._first_token(x, mask)
         except Exception:  # noqa: BLE001 - any mismatch in the layer's calling convention means: do not use it
             return False
         finally:
