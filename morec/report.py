@@ -489,7 +489,9 @@ def table9(runs: list[RunInfo], k: int) -> Table | None:
             cells.items(), key=lambda cr: (_order(c[0] for c in cells).index(cr[0][0]), cr[0][1],
                                            _backbone_key(cr[0][2]), not cr[1].is_id, cr[0][3], _training_rank(cr[1]))):
         sub = r.results["test_subsets"]
-        row = {"dataset": ds, "new items held out": f"{new:g}" if new else "0", "backbone": bb, "item encoder": label,
+        # a dataset may bring its own new items (a generator, a later item table) without prepare.new_items
+        held = f"{new:g}" if new else "by the data" if (sub.get("new") or {}).get("users") else "0"
+        row = {"dataset": ds, "new items held out": held, "backbone": bb, "item encoder": label,
                "training": training, "negatives from": r.config.get("train", {}).get("negatives_from", "all")}
         for name, title in (("all", "regular"), ("cold", "cold"), ("new", "new")):
             s = sub.get(name) or {}
@@ -501,7 +503,6 @@ def table9(runs: list[RunInfo], k: int) -> Table | None:
     for title in ("regular", "cold", "new"):
         cols += [f"{title} users", f"{title} HR@{k}"]
     return Table("table9_cold_new", "Table 9: regular, cold and new items (test HR, %)", cols + ["run"], rows,
-                 floats="{:.4f}",
                  note="cold: test users whose target has fewer than eval.cold_threshold training interactions; new: "
                       "whose target never appears in training (datasets prepared with prepare.new_items). negatives "
                       "from: all = any item may be a sampled negative, held-out ones too, so models learn to bury "

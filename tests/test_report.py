@@ -182,3 +182,15 @@ def test_cost_figures():
     mem = peak_memory(torch.device("cpu"))
     assert mem["peak_memory_kind"] == "cpu_max_rss" and mem["peak_memory_bytes"] > 1 << 20
     assert human(116_000_000) == "116.00M" and human(0) == "0" and human_bytes(3 << 30) == "3.00 GiB"
+
+
+def test_table9_names_new_items_that_come_with_the_data(tmp_path):
+    """A dataset with items only in test (a generator's new items) but no prepare.new_items says so."""
+    run = tmp_path / "sasrec-id"
+    shutil.copytree(RUNS / "sasrec-id-lr1e-3", run)
+    shutil.copytree(RUNS / "_data", tmp_path / "_data")
+    results = json.loads((run / "results.json").read_text())
+    results["test_subsets"]["new"] = {"users": 7, "hr@10": 0.5, "ndcg@10": 0.25}
+    (run / "results.json").write_text(json.dumps(results))
+    t9 = next(t for t in build_tables(find_runs([run])) if t.name == "table9_cold_new")
+    assert [(r["new items held out"], r["new users"], r["new HR@10"]) for r in t9.rows] == [("by the data", "7", 50.0)]
