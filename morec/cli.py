@@ -104,8 +104,12 @@ def cmd_evaluate(args, extra) -> int:
 
 # The main job's MoRec: MiniLM titles as two-stage features (frozen encoder, DT-layer trained). Top-k or E2E
 # tuning is the paper's stronger setting but takes tens of minutes per run on 2 CPU cores.
-QUICKSTART_MOREC = ["--model.encoder.kind=text", "--model.encoder.pretrained=minilm", "--model.encoder.mode=frozen",
-                    "--model.encoder.text_fields=title"]
+QUICKSTART_TEXT = ["--model.encoder.kind=text", "--model.encoder.pretrained=minilm", "--model.encoder.text_fields=title"]
+# --morec choice -> (label, overrides). ts: frozen MiniLM features, minutes on 2 CPU cores. top1 / top2: MiniLM's
+# top layer(s) trained with the recommender (lower layers cached, last layer for [CLS] only): tens of minutes.
+QUICKSTART_MOREC = {"ts": ("TS", ["--model.encoder.mode=frozen"]),
+                    "top1": ("E2E top-1", ["--model.encoder.mode=top", "--model.encoder.train_layers=1"]),
+                    "top2": ("E2E top-2", ["--model.encoder.mode=top", "--model.encoder.train_layers=2"])}
 
 
 def cmd_quickstart(args, extra) -> int:
@@ -121,12 +125,12 @@ def cmd_quickstart(args, extra) -> int:
     prepared = root / "prepared" / "ml-100k"
     ds = PreparedDataset(prepared) if (prepared / "manifest.json").exists() else prepare_dataset(raw, prepared)
     print(json.dumps(ds.stats()))
-    models = {"IDRec": [], "MoRec (MiniLM, TS)": QUICKSTART_MOREC}
-    if args.id_only:
-        models.pop("MoRec (MiniLM, TS)")
+    label, morec_args = QUICKSTART_MOREC[args.morec]
+    morec = f"MoRec (MiniLM, {label})"
+    models = {"IDRec": ("id", [])} if args.id_only else \
+        {"IDRec": ("id", []), morec: (f"minilm-{args.morec}", [*QUICKSTART_TEXT, *morec_args])}
     rows, results = [], {}
-    for name, model_args in models.items():
-        slug = "id" if name == "IDRec" else "minilm-ts"
+    for name, (slug, model_args) in models.items():
         cfg = quick_config(prepared, Path(args.runs) / f"ml100k-sasrec-{slug}", [*model_args, *extra])
         results[name] = r = train(cfg, ds)
         print(f"{name}: best epoch {r['best_epoch']}, {r['seconds_per_epoch']:.2f} s/epoch, "
@@ -134,7 +138,7 @@ def cmd_quickstart(args, extra) -> int:
         rows.append({"model": f"{name} SASRec", **{f"{s} {m.upper()}": r[s][m] for s in ("valid", "test")
                                                   for m in ("hr@10", "ndcg@10")}})
     if len(rows) == 2:
-        idr, mor = results["IDRec"]["test"], results["MoRec (MiniLM, TS)"]["test"]
+        idr, mor = results["IDRec"]["test"], results[morec]["test"]
         rows.append({"model": "Improv. (test)", "test HR@10": improvement(mor["hr@10"], idr["hr@10"]),
                      "test NDCG@10": improvement(mor["ndcg@10"], idr["ndcg@10"])})
     print(format_table(rows, list(rows[0])))
@@ -254,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--runs", default="runs")
     q.add_argument("--json", action="store_true")
     q.add_argument("--id-only", action="store_true", help="train only the ID-based model")
+    q.add_argument("--morec", choices=list(QUICKSTART_MOREC), default="ts",
+                   help="MoRec's MiniLM training: ts = frozen features (default, minutes on 2 CPU cores); "
+                        "top1 / top2 = its top 1 / 2 layers trained with the recommender (tens of minutes)")
     q.set_defaults(func=cmd_quickstart)
 
     sw = sub.add_parser("sweep", help="a grid of runs from SWEEP.yaml (resumable), best of each group chosen on validation; --section.key=value over its base")

@@ -24,3 +24,15 @@ def test_quickstart_on_movielens(tmp_path, capsys):
     assert metrics["IDRec"]["test"]["hr@10"] > 1.3 * popular["hr@10"], (metrics, popular)
     # titles alone, through frozen MiniLM features, already carry a signal well above chance (10 / 1682)
     assert metrics["MoRec (MiniLM, TS)"]["test"]["hr@10"] > 5 * 10 / 1682, metrics
+
+
+def test_quickstart_with_top_layer_training(tmp_path, capsys):
+    """--morec top1: MiniLM's top layer trained with the recommender (one epoch here: the wiring, not accuracy)."""
+    assert main(["quickstart", "--root", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"), "--morec", "top1",
+                 "--train.epochs=1", "--train.progress=false", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "| MoRec (MiniLM, E2E top-1) SASRec" in out
+    metrics = json.loads(out.strip().splitlines()[-1])
+    assert metrics["MoRec (MiniLM, E2E top-1)"]["test"]["hr@10"] > 10 / 1682, metrics  # above chance after one epoch
+    saved = json.loads((tmp_path / "runs" / "ml100k-sasrec-minilm-top1" / "results.json").read_text())["config"]
+    assert saved["model"]["encoder"]["mode"] == "top" and saved["model"]["encoder"]["train_layers"] == 1
