@@ -329,7 +329,7 @@ def table2(runs: list[RunInfo], k: int) -> Table | None:
                          **{m: improvement(_pct(best_mo.results["test"], m.lower()), _pct(best_id.results["test"], m.lower()))
                             for m in (f"HR@{k}", f"NDCG@{k}")},
                          "run": f"{best_mo.dir} vs {best_id.dir}"})
-    return Table("table2_idrec_vs_morec", f"Table 2: IDRec vs MoRec, regular setting (test, %)",
+    return Table("table2_idrec_vs_morec", "Table 2: IDRec vs MoRec, regular setting (test, %)",
                  ["dataset", "backbone", "item encoder", "training", f"HR@{k}", f"NDCG@{k}", "run"], rows,
                  note="MoRec trained end to end with the recommender: the whole encoder (E2E) or its top n layers "
                       "(E2E top-n); two-stage MoRec is in Table 5. Each cell: the run with the best validation score. "
@@ -347,7 +347,7 @@ def table3(runs: list[RunInfo], k: int) -> Table | None:
             for c, r in sorted(cells.items(), key=lambda cr: (_order(x[0] for x in cells).index(cr[0][0]), cr[0][1],
                                                              _backbone_key(cr[0][2]), not cr[1].is_id, cr[0][3],
                                                              _training_rank(cr[1])))]
-    return Table("table3_warm", f"Table 3: IDRec vs MoRec in warm-start settings (test, %)",
+    return Table("table3_warm", "Table 3: IDRec vs MoRec in warm-start settings (test, %)",
                  ["dataset", "setting", "backbone", "item encoder", "training", f"HR@{k}", f"NDCG@{k}", "run"], rows,
                  note="Warm-N: items with fewer than N interactions removed (the dataset's prepare.min_item_interactions). "
                       "training: TS / TS-DNN n (frozen encoder), E2E / E2E top-n (encoder trained with the recommender).")
