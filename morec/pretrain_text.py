@@ -6,7 +6,6 @@ measured before and after, so the log says whether the extra pre-training did an
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from .config import ConfigError, _check
 from .data.content import ItemTokens, item_tokens
 from .data.dataset import PreparedDataset
 from .encoders.text import _quiet_transformers, resolve_pretrained
-from .pretraining import run_cli, start_run, write_result
+from .pretraining import record_epoch, run_cli, start_run, write_result
 
 
 @dataclass
@@ -157,11 +156,7 @@ def pretrain_text(cfg: PretrainTextConfig, dataset: PreparedDataset | None = Non
             loss.backward()
             opt.step()
             total, steps = total + loss.item(), steps + 1
-        held_loss = mlm.heldout_loss(held, cfg.batch_size, cfg.seed)
-        if not math.isfinite(held_loss):
-            raise RuntimeError(f"pretrain-text diverged at epoch {epoch}; lower lr (now {cfg.lr})")
-        history.append({"epoch": epoch, "train_loss": total / max(steps, 1), "heldout_loss": held_loss})
-        log(f"epoch {epoch}: train MLM loss {total / max(steps, 1):.4f}  held-out {held_loss:.4f}")
+        record_epoch(history, epoch, total, steps, mlm.heldout_loss(held, cfg.batch_size, cfg.seed), "MLM", cfg.lr, log)
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

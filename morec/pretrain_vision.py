@@ -20,7 +20,7 @@ import torch
 from .config import ConfigError, _check
 from .data.dataset import PreparedDataset
 from .data.images import build_image_store, to_model_input
-from .pretraining import run_cli, start_run, write_result
+from .pretraining import record_epoch, run_cli, start_run, write_result
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -120,11 +120,7 @@ def pretrain_vision(cfg: PretrainVisionConfig, dataset: PreparedDataset | None =
             loss.backward()
             opt.step()
             total, steps = total + loss.item(), steps + 1
-        held_loss = heldout_loss()
-        if not math.isfinite(held_loss):
-            raise RuntimeError(f"pretrain-vision diverged at epoch {epoch}; lower lr (now {cfg.lr})")
-        history.append({"epoch": epoch, "train_loss": total / max(steps, 1), "heldout_loss": held_loss})
-        log(f"epoch {epoch}: train MAE loss {total / max(steps, 1):.4f}  held-out {held_loss:.4f}")
+        record_epoch(history, epoch, total, steps, heldout_loss(), "MAE", cfg.lr, log)
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

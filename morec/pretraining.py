@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -21,6 +22,17 @@ def start_run(cfg) -> torch.device:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     return resolve_device(cfg.device)
+
+
+def record_epoch(history: list[dict], epoch: int, train_total: float, steps: int, heldout: float, what: str,
+                 lr: float, log) -> None:
+    """Append an epoch's mean training loss and held-out loss to ``history``; a non-finite held-out loss stops
+    the run with the learning rate to lower. ``what``: the objective's name (MLM, MAE)."""
+    if not math.isfinite(heldout):
+        raise RuntimeError(f"{what} pre-training diverged at epoch {epoch}; lower lr (now {lr})")
+    train = train_total / max(steps, 1)
+    history.append({"epoch": epoch, "train_loss": train, "heldout_loss": heldout})
+    log(f"epoch {epoch}: train {what} loss {train:.4f}  held-out {heldout:.4f}")
 
 
 def write_result(out: Path, before: float, history: list[dict], start: float, cfg, log, use_with: str) -> dict:

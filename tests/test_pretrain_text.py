@@ -65,3 +65,15 @@ def test_command_line_and_errors(corpus, tmp_path):
         pretrain_text(PretrainTextConfig(data=str(root / "prepared"), pretrained=str(tmp_path / "missing")))
     with pytest.raises(ConfigError, match="mask_prob"):
         PretrainTextConfig(data="x", mask_prob=1.5).validate()
+
+
+def test_an_epoch_record_and_a_diverged_epoch():
+    from morec.pretraining import record_epoch
+
+    history, lines = [], []
+    record_epoch(history, 0, 3.0, 2, 1.25, "MLM", 1e-4, lines.append)
+    assert history == [{"epoch": 0, "train_loss": 1.5, "heldout_loss": 1.25}] and lines == [
+        "epoch 0: train MLM loss 1.5000  held-out 1.2500"]
+    with pytest.raises(RuntimeError, match=r"MLM pre-training diverged at epoch 1; lower lr \(now 0.5\)"):
+        record_epoch(history, 1, 3.0, 2, float("nan"), "MLM", 0.5, lines.append)
+    assert len(history) == 1
