@@ -307,10 +307,16 @@ def _pure_id(r: RunInfo) -> bool:
     return r.is_id and r.fusion == "none"
 
 
+def _idrec_vs_e2e_cells(runs: list[RunInfo]) -> dict:
+    """(dataset, backbone, item encoder, training) -> the run chosen on validation, for pure IDRec and MoRec
+    trained end to end in the regular setting: what Table 2 and Figure 4 show."""
+    pool = [r for r in runs if r.regular and (_pure_id(r) or _e2e_morec(r))]
+    return _cells(pool, lambda r: (r.dataset, r.backbone, encoder_label(r.enc), training_label(r.enc)))
+
+
 def table2(runs: list[RunInfo], k: int) -> Table | None:
     """IDRec vs MoRec (E2E, pretrained) per backbone, regular setting; Improv. = best MoRec over best IDRec."""
-    pool = [r for r in runs if r.regular and (_pure_id(r) or _e2e_morec(r))]
-    cells = _cells(pool, lambda r: (r.dataset, r.backbone, encoder_label(r.enc), training_label(r.enc)))
+    cells = _idrec_vs_e2e_cells(runs)
     if not any(not r.is_id for r in cells.values()):
         return None
     rows = []
@@ -530,13 +536,12 @@ def _slug(text: str) -> str:
 def plot_accuracy_by_encoder(runs: list[RunInfo], out: Path, k: int = 10) -> list[Path]:
     """Figure 4: test NDCG@K of each item encoder (best on validation), one PNG per dataset, bars grouped by backbone."""
     plt = _plt()
-    pool = [r for r in runs if r.regular and (r.is_id and r.fusion == "none" or _e2e_morec(r))]
-    cells = _cells(pool, lambda r: (r.dataset, r.backbone, encoder_label(r.enc)))
+    cells = _idrec_vs_e2e_cells(runs)
     written = []
     for ds in _order(c[0] for c in cells):
         mine = sorted(((c, r) for c, r in cells.items() if c[0] == ds),
-                      key=lambda cr: (_backbone_key(cr[0][1]), not cr[1].is_id, cr[0][2]))
-        labels = [f"{c[2]}\n{c[1]}" for c, _ in mine]
+                      key=lambda cr: (_backbone_key(cr[0][1]), not cr[1].is_id, cr[0][2], _training_rank(cr[1])))
+        labels = [f"{c[2]}\n{c[1]}" if r.is_id else f"{c[2]} {c[3]}\n{c[1]}" for c, r in mine]
         values = [_pct(r.results["test"], f"ndcg@{k}") or 0.0 for _, r in mine]
         fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(mine) + 1.5), 3.4), dpi=120)
         colors = ["#888888" if r.is_id else "#3b75af" for _, r in mine]
