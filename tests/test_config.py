@@ -20,6 +20,8 @@ def test_overrides_nested_and_typed(tmp_path):
     (["--data=d", "--model.max_len=0"], "model.max_len must be > 0"),
     (["--data=d", "--model.dim=30", "--model.n_heads=4"], "divisible"),
     (["--data=d", "--eval.select_metric=ndcg@20"], "select_metric"),
+    (["--data=d", "--train.collapse_ratio=1.5"], "train.collapse_ratio must be in"),
+    (["--data=d", "--train.collapse_epochs=0"], "train.collapse_epochs must be >= 1, got 0"),
     (["--train.lr=1e-3"], "prepared dataset directory must be set"),
 ])
 def test_bad_config_names_the_key(args, message):
