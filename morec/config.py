@@ -145,6 +145,8 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16 (autocast + gradient scaler)
     checkpoints: bool = True  # write a resumable checkpoint every epoch (morec train --resume RUN_DIR)
     checkpoint_every_steps: int = 0  # also every K optimizer steps within an epoch; 0 = only at epoch ends
+    log_every: int = 10  # a steps.jsonl / TensorBoard record (loss, learning rates, step time, memory) every K steps
+    tensorboard: bool = True  # TensorBoard event files in the run directory (needs the tensorboard package)
     # Collapse (the paper's Figure 5): the run stops, marked collapsed, when the loss is NaN / inf, or when the
     # validation score stays under collapse_ratio x its best for collapse_epochs epochs in a row once that
     # best has reached collapse_floor (so an untrained start near zero is not a collapse).
@@ -167,6 +169,7 @@ class TrainConfig:
         _check(self.precision in ("fp32", "bf16", "fp16"), f"train.precision must be fp32, bf16 or fp16, not {self.precision!r}")
         _check(self.checkpoint_every_steps >= 0, f"train.checkpoint_every_steps must be >= 0 (0 = every epoch only), got {self.checkpoint_every_steps}")
         _check(self.checkpoints or not self.checkpoint_every_steps, "train.checkpoint_every_steps needs train.checkpoints=true")
+        _check(self.log_every >= 1, f"train.log_every must be >= 1 (optimizer steps per logged record), got {self.log_every}")
         _check(0 < self.collapse_ratio < 1, f"train.collapse_ratio must be in (0, 1), got {self.collapse_ratio}")
         _check(self.collapse_epochs >= 1, f"train.collapse_epochs must be >= 1, got {self.collapse_epochs}")
         _check(self.collapse_floor >= 0, f"train.collapse_floor must be >= 0, got {self.collapse_floor}")

@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -40,6 +41,7 @@ from .data.dataset import PreparedDataset
 from .evaluate import metrics_from_ranks, rank_users, subset_metrics
 from .losses import LossContext, compute_loss
 from .model import Recommender, build_model
+from .runlog import RunLog
 
 
 def resolve_device(name: str) -> torch.device:
@@ -67,12 +69,14 @@ def make_optimizer(model: Recommender, cfg: Config) -> torch.optim.Optimizer:
             no_decay.append(p)
         else:
             decay.append(p)
+    # each group is named: its learning rate is logged as lr/<name>
     groups = [
-        {"params": decay, "lr": cfg.train.lr, "weight_decay": cfg.train.weight_decay},
-        {"params": no_decay, "lr": cfg.train.lr, "weight_decay": 0.0},
+        {"params": decay, "lr": cfg.train.lr, "weight_decay": cfg.train.weight_decay, "name": "decay"},
+        {"params": no_decay, "lr": cfg.train.lr, "weight_decay": 0.0, "name": "no_decay"},
     ]
     if encoder:
-        groups.append({"params": encoder, "lr": cfg.model.encoder.lr, "weight_decay": cfg.model.encoder.weight_decay})
+        groups.append({"params": encoder, "lr": cfg.model.encoder.lr, "weight_decay": cfg.model.encoder.weight_decay,
+                       "name": "encoder"})
     return torch.optim.AdamW([g for g in groups if g["params"]])
 
 
@@ -124,8 +128,13 @@ class TrainState:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, dataset: PreparedDataset | None = None, log=print):
+    """``on_epoch(epoch, valid_metrics)``, if given, is called after each epoch's validation (a search prunes a
+    trial there by raising); ``fit(test=False)`` never reads the test split (a search's trials)."""
+
+    def __init__(self, cfg: Config, dataset: PreparedDataset | None = None, log=print,
+                 on_epoch: Callable[[int, dict], None] | None = None):
         self.cfg = cfg.validate()
+        self.on_epoch = on_epoch
         t = cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
@@ -147,6 +156,7 @@ class Trainer:
             self.step_module = self._wrap_ddp()
         self.state = TrainState()
         self.resumed = False
+        self.runlog: RunLog | None = None
 
     # --- pieces ------------------------------------------------------------------------------
     def _wrap_ddp(self) -> nn.Module:
@@ -191,6 +201,7 @@ class Trainer:
         bar = tqdm(batches, total=n_batches, initial=skip, desc=f"epoch {epoch}", leave=False,
                    disable=not (t.progress and self.dist.is_main), file=sys.stderr)
         t0, seconds_before = time.perf_counter(), st.epoch_seconds
+        interval = {"loss": 0.0, "batches": 0, "steps": 0, "t0": t0}  # since the last step record
         self.optimizer.zero_grad(set_to_none=True)
         for i, batch in enumerate(bar, start=skip):
             group_start = i - i % acc
@@ -207,6 +218,8 @@ class Trainer:
             if math.isfinite(value) or not self.scaler.is_enabled():
                 st.loss_sum += value
                 st.loss_count += 1
+                interval["loss"] += value
+                interval["batches"] += 1
             else:
                 st.nonfinite += 1
             st.batches_done = i + 1
@@ -218,6 +231,9 @@ class Trainer:
                 self.scaler.update()
                 self.optimizer.zero_grad(set_to_none=True)
                 st.step += 1
+                interval["steps"] += 1
+                if self.runlog and st.step % t.log_every == 0:
+                    self._log_step(epoch, interval)
                 if st.loss_count:
                     bar.set_postfix(loss=f"{st.loss_sum / st.loss_count:.4f}")
                 if t.checkpoints and t.checkpoint_every_steps and st.step % t.checkpoint_every_steps == 0 \
@@ -230,6 +246,18 @@ class Trainer:
         if st.nonfinite:
             self.log(f"epoch {epoch}: {st.nonfinite} fp16 steps overflowed and were skipped by the gradient scaler")
         return total / self.dist.world_size / count if count else math.nan
+
+    def _log_step(self, epoch: int, interval: dict) -> None:
+        """One steps.jsonl / TensorBoard record: the mean loss (this process's share under torchrun) and time per
+        step over the steps since the last record, each parameter group's learning rate, peak memory so far."""
+        now = time.perf_counter()
+        record = {"step": self.state.step, "epoch": epoch,
+                  "train/loss": interval["loss"] / interval["batches"] if interval["batches"] else math.nan,
+                  **{f"lr/{g.get('name', i)}": g["lr"] for i, g in enumerate(self.optimizer.param_groups)},
+                  "train/step_seconds": (now - interval["t0"]) / interval["steps"],
+                  "train/peak_memory_bytes": cost.peak_memory(self.device)["peak_memory_bytes"]}
+        self.runlog.step(record)
+        interval.update(loss=0.0, batches=0, steps=0, t0=now)
 
     # --- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
@@ -320,14 +348,15 @@ class Trainer:
         self.resumed = True
 
     # --- the run -----------------------------------------------------------------------------
-    def fit(self) -> dict:
+    def fit(self, test: bool = True) -> dict:
+        """Train to the end and score the best epoch's model; ``test=False`` leaves the test split unread
+        (``results["test"]`` is None)."""
         cfg, st, main = self.cfg, self.state, self.dist.is_main
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.out / "config.yaml")
             if not self.resumed:
                 remove_checkpoint(self.out)
-            atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in st.log))
         n_params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         procs = f", {self.dist.world_size} processes ({self.dist.backend})" if self.dist.enabled else ""
         self.log(f"{self.dataset.name}: {self.dataset.n_users:,} users, {self.dataset.n_items:,} items | "
@@ -339,13 +368,15 @@ class Trainer:
             self.log(f"resumed {self.out} at {where} (step {st.step})")
         self._start = time.perf_counter() - st.elapsed
         cost.reset_peak_memory(self.device)
-        log_file = open(self.out / "metrics.jsonl", "a", encoding="utf-8") if main else None
+        if main:
+            self.runlog = RunLog(self.out, st.log, st.step, self.resumed, cfg.train.tensorboard, self.log)
         try:
             while not st.finished and st.epoch < cfg.train.epochs:
-                self._run_epoch(log_file)
+                self._run_epoch()
         finally:
-            if log_file:
-                log_file.close()
+            if self.runlog:
+                self.runlog.close()
+                self.runlog = None
         if st.best_epoch < 0 and st.stop_reason == "collapsed":
             if main:
                 atomic_write_text(self.out / "results.json", json.dumps({
@@ -360,14 +391,15 @@ class Trainer:
             self.model.load_state_dict(load_file(str(self.out / "model.safetensors"), device=str(self.device)))
         dist_utils.broadcast_state(self.model, self.dist)
         epochs_run = max(st.epoch, 1)
-        test_ranks = self.rank("test")  # the only time the test split is read
+        test_ranks = self.rank("test") if test else None  # the only time the test split is read
         e = cfg.eval
         results = {
             "best_epoch": st.best_epoch,
             "epochs_run": st.epoch,
             "valid": self.evaluate("valid"),
-            "test": metrics_from_ranks(test_ranks, e.ks),
-            "test_subsets": subset_metrics(test_ranks, self.dataset, "test", e.ks, e.subsets, e.cold_threshold),
+            "test": metrics_from_ranks(test_ranks, e.ks) if test else None,
+            "test_subsets": subset_metrics(test_ranks, self.dataset, "test", e.ks, e.subsets, e.cold_threshold)
+            if test else None,
             "seconds_per_epoch": st.train_seconds / epochs_run,
             "seconds_to_best": st.time_to_best,
             "seconds_total": time.perf_counter() - self._start,
@@ -386,7 +418,7 @@ class Trainer:
         dist_utils.shutdown(self.dist)
         return results
 
-    def _run_epoch(self, log_file) -> None:
+    def _run_epoch(self) -> None:
         cfg, st = self.cfg, self.state
         epoch = st.epoch
         loss = self.train_epoch(epoch)
@@ -404,11 +436,11 @@ class Trainer:
         valid = self.evaluate("valid")
         score = valid[cfg.eval.select_metric]
         improved = st.best_score is None or score > st.best_score
-        record = {"epoch": epoch, "loss": loss, "seconds": epoch_train_seconds + time.perf_counter() - t_eval, **{f"valid_{k}": v for k, v in valid.items()}}
+        record = {"epoch": epoch, "step": st.step, "loss": loss,
+                  "seconds": epoch_train_seconds + time.perf_counter() - t_eval, **{f"valid_{k}": v for k, v in valid.items()}}
         st.log.append(record)
-        if log_file:
-            log_file.write(json.dumps(record) + "\n")
-            log_file.flush()
+        if self.runlog:
+            self.runlog.epoch(record)
         self.log(f"epoch {epoch:3d}  loss {loss:.4f}  " + "  ".join(f"valid {k} {v:.4f}" for k, v in valid.items())
                  + ("  *" if improved else ""))
         if improved:
@@ -436,6 +468,8 @@ class Trainer:
             self.save_checkpoint()
         if improved and self.dist.is_main:
             atomic_save_tensors(self.model.state_dict(), self.out / "model.safetensors", {"epoch": str(epoch)})
+        if self.on_epoch is not None:
+            self.on_epoch(epoch, valid)
 
 
 def train(cfg: Config, dataset: PreparedDataset | None = None, log=print) -> dict:
