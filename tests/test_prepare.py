@@ -82,3 +82,22 @@ def test_subsample_is_seeded(tmp_path):
 def test_not_a_prepared_dataset(tmp_path):
     with pytest.raises(DataFormatError, match="morec data prepare"):
         PreparedDataset(tmp_path)
+
+
+def test_integer_ids_prepare_exactly_as_their_strs(tmp_path):
+    """prepare works on integer codes ordered like the str ids (issue 18: no per-row strs for a million
+    users); the filters that sort or draw by id (subsample, new-item hold-out) must not notice."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    users = rng.integers(0, 300, size=n)  # 2 < 10 as ints, "10" < "2" as strs: the order matters below
+    items = rng.integers(0, 120, size=n)
+    cfg = PrepareConfig(n_users=200, new_items=0.1, max_seq_len=12, min_item_interactions=2)
+    as_int = RawDataset(pd.DataFrame({"user": users, "item": items, "timestamp": rng.integers(0, 50, size=n)}),
+                        pd.DataFrame({"item": np.arange(120).astype(str)}), name="ids")
+    as_str = RawDataset(as_int.interactions.astype({"user": str, "item": str}), as_int.items, name="ids")
+    a = PreparedDataset(prepare(as_int, tmp_path / "int", cfg, log=lambda s: None))
+    b = PreparedDataset(prepare(as_str, tmp_path / "str", cfg, log=lambda s: None))
+    assert a.n_users == b.n_users > 100 and a.manifest["filters"] == b.manifest["filters"]
+    assert np.array_equal(a.offsets, b.offsets) and np.array_equal(a.items_flat, b.items_flat)
+    assert a.users["user"].tolist() == b.users["user"].tolist() and a.items["item"].tolist() == b.items["item"].tolist()
+    assert all(isinstance(u, str) for u in a.users["user"].head())

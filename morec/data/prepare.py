@@ -98,9 +98,14 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
     for note in raw.notes:
         log(f"[{raw.name}] reader: {note}")
 
-    df = raw.interactions[["user", "item", "timestamp"]].astype({"user": str, "item": str})
-    df = df.assign(_order=np.arange(len(df)))
-    log(f"[{raw.name}] read {len(df):,} interactions, {df['user'].nunique():,} users, {df['item'].nunique():,} items")
+    # Users and items become integer codes ordered like their str ids (so every filter sorts, groups and
+    # draws exactly as it would on the strings), and only the distinct ids are ever turned into str.
+    inter = raw.interactions
+    user_codes, user_ids = _str_codes(inter["user"])
+    item_codes, item_ids = _str_codes(inter["item"])
+    df = pd.DataFrame({"user": user_codes, "item": item_codes, "timestamp": inter["timestamp"].to_numpy(),
+                       "_order": np.arange(len(inter), dtype=np.int64)})
+    log(f"[{raw.name}] read {len(df):,} interactions, {len(user_ids):,} users, {len(item_ids):,} items")
     step = _FilterLog(raw.name, log)
     df = filter_interactions(df, cfg, step)
     if df.empty:
@@ -110,12 +115,19 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
             "lower these thresholds"
         )
 
-    items = _catalogue(raw, pd.Index(df["item"].unique()), log)
-    item_index = pd.Series(np.arange(1, len(items) + 1), index=items["item"].to_numpy())
-    users = df.sort_values("_order", kind="stable")["user"].drop_duplicates().to_numpy()
-    user_index = pd.Series(np.arange(len(users)), index=users)
+    used = df["item"].unique()
+    items = _catalogue(raw, pd.Index(item_ids[used]), log)
+    # item code -> item index 1..M in the catalogue's order (codes and catalogue ids are both distinct strs)
+    item_index = np.zeros(len(item_ids), dtype=np.int64)
+    item_index[pd.Index(item_ids).get_indexer(items["item"].to_numpy())] = np.arange(1, len(items) + 1)
+    # users are numbered in the order of their first interaction in the file
+    first = df.groupby("user", sort=False)["_order"].min()
+    user_codes_kept = first.index.to_numpy()[np.argsort(first.to_numpy(), kind="stable")]
+    users = user_ids[user_codes_kept]
+    user_index = np.zeros(len(user_ids), dtype=np.int64)
+    user_index[user_codes_kept] = np.arange(len(users))
 
-    df = df.assign(u=user_index.loc[df["user"]].to_numpy(), i=item_index.loc[df["item"]].to_numpy())
+    df = df.assign(u=user_index[df["user"].to_numpy()], i=item_index[df["item"].to_numpy()])
     df = df.sort_values(["u", "timestamp", "_order"], kind="stable")
     offsets = np.concatenate([[0], np.cumsum(np.bincount(df["u"].to_numpy(), minlength=len(users)))])
 
@@ -148,6 +160,17 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
 
         build_image_store(PreparedDataset(out), cfg.image_size, "error", log=log)
     return out
+
+
+def _str_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 code per row, the distinct ids as str, sorted): ``ids[codes]`` equals ``column.astype(str)``.
+
+    Only the distinct values are converted to str (a million users are a million strs, not twenty
+    million), and sorting by code is sorting by the str id."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=False)
+    as_str = pd.Index(uniques).astype(str).to_numpy(dtype=object)
+    str_codes, ids = pd.factorize(as_str, sort=True)  # distinct raw values may share a str (1 and "1")
+    return str_codes[codes].astype(np.int64), np.asarray(ids, dtype=object)
 
 
 def _catalogue(raw: RawDataset, used: pd.Index, log) -> pd.DataFrame:
