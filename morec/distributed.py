@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 
 from .model import Batch
 
@@ -111,6 +112,41 @@ def all_gather_rows(info: DistInfo, local: torch.Tensor, device: torch.device) -
     parts = [torch.empty_like(padded) for _ in range(info.world_size)]
     dist.all_gather(parts, padded)
     return torch.cat([p[:s] for p, s in zip(parts, sizes)]).to(local.device)
+
+
+class CandidateGather:
+    """The in-batch softmax's candidates of every process (``LossContext.gather``).
+
+    Each process encodes the distinct positives of its rows; they are all-gathered, with
+    ``torch.distributed.nn.functional.all_gather`` so that the gradient of every process's loss reaches the
+    process that encoded the vector (its backward sums the gradients over processes). An item that is a
+    positive on several processes is kept once, with the vector of the lowest rank, as one process encodes
+    each item of its batch once. The gathers run on their own process group, so they never interleave with
+    DDP's gradient all-reduce on the default group.
+    """
+
+    def __init__(self, info: DistInfo, device: torch.device):
+        self.info, self.device = info, device
+        self.group = dist.new_group(backend=info.backend)
+
+    def __call__(self, ids: torch.Tensor, vecs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from torch.distributed.nn.functional import all_gather as all_gather_with_grad
+
+        comm = _comm_device(self.info, self.device)
+        n = torch.tensor([len(ids)], device=comm)
+        sizes = [torch.zeros_like(n) for _ in range(self.info.world_size)]
+        dist.all_gather(sizes, n, group=self.group)
+        sizes = [int(s) for s in sizes]
+        pad = max(sizes) - len(ids)  # collectives need equal shapes
+        id_parts = [torch.empty(max(sizes), dtype=ids.dtype, device=comm) for _ in sizes]
+        dist.all_gather(id_parts, F.pad(ids, (0, pad)).to(comm), group=self.group)
+        vec_parts = all_gather_with_grad(F.pad(vecs, (0, 0, 0, pad)).to(comm), group=self.group)
+        all_ids = torch.cat([p[:s] for p, s in zip(id_parts, sizes)]).to(ids.device)
+        all_vecs = torch.cat([p[:s] for p, s in zip(vec_parts, sizes)]).to(vecs.device)
+        distinct, inverse = torch.unique(all_ids, return_inverse=True)  # sorted, as one process's candidates
+        order = torch.arange(len(all_ids), device=all_ids.device)
+        first = torch.full_like(distinct, len(all_ids)).scatter_reduce_(0, inverse, order, "amin")
+        return distinct, all_vecs[first]
 
 
 def gather_ranks(info: DistInfo, local: np.ndarray, device: torch.device) -> np.ndarray:

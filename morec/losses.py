@@ -16,6 +16,7 @@ every backbone: next-item sequence models, user-id models and masked-item models
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -42,6 +43,10 @@ class LossContext:
     sampler_log_prob: torch.Tensor | None
     known: torch.Tensor | None
     logq: bool = True
+    # Under DDP: (candidate ids (U,), their vectors (U, d)) of this process -> those of every process, distinct
+    # and sorted, gradients flowing back to the process that encoded each (morec.distributed.CandidateGather),
+    # so that N processes with B/N rows each compute the in-batch softmax of one process with all B rows.
+    gather: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @classmethod
     def build(cls, dataset, train_cfg=None, device="cpu") -> "LossContext":
@@ -164,9 +169,14 @@ def compute_loss(model, batch, loss_name: str, ctx: LossContext | None = None) -
     if loss_name == "inbatch":
         candidates = torch.unique(batch.targets[batch.targets > 0])  # (U,) sorted, each distinct positive once
         (cand,), states = _encode(model, batch, candidates)
+        cand = out(cand)
+        if ctx is not None and ctx.gather is not None:  # every process's positives are every process's candidates
+            candidates, cand = ctx.gather(candidates, cand)
+        # the logQ corrections and own-item masks of the gathered candidates: every process holds the whole
+        # training split's popularity and keys, so it derives them for any candidate instead of receiving them
         log_q = ctx.popularity_log_prob[candidates] if ctx is not None and ctx.logq else None
         seen = ctx.seen(batch.users, candidates) if ctx is not None else None
-        return inbatch_softmax(states, out(cand), batch.targets, candidates, log_q, seen)
+        return inbatch_softmax(states, cand, batch.targets, candidates, log_q, seen)
     if batch.negatives is None:
         raise ValueError(f"loss {loss_name!r} needs sampled negatives: build the batches with loss={loss_name!r}")
     (pos, neg), states = _encode(model, batch, batch.targets, batch.negatives)

@@ -150,7 +150,10 @@ class Trainer:
         self.out = Path(cfg.out)
         self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[t.precision]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
-        self.loss_module = LossModule(self.model, t.loss, LossContext.build(self.dataset, t, self.device))
+        ctx = LossContext.build(self.dataset, t, self.device)
+        if self.dist.enabled and t.loss == "inbatch":
+            ctx.gather = dist_utils.CandidateGather(self.dist, self.device)
+        self.loss_module = LossModule(self.model, t.loss, ctx)
         self.step_module: nn.Module = self.loss_module
         if self.dist.enabled:
             self.step_module = self._wrap_ddp()

@@ -106,3 +106,64 @@ def test_mixed_precision_trains_and_resumes_exactly(synth_prepared, tmp_path, mo
     assert (meta["scaler"] is not None) == (precision == "fp16")
     resumed = Trainer.resume(tmp_path / "cut", ds, log=quiet)
     assert resumed["test"] == ref["test"] and resumed["valid"] == ref["valid"]
+
+
+def _inbatch_rank(rank: int, world: int, data: str, out: str, init: str) -> None:
+    """One process of the equality test: the DDP-wrapped in-batch loss of its rows, and the gradients."""
+    import numpy as np
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from morec.data.batches import make_batches
+    from morec.distributed import CandidateGather, DistInfo, shard_batch
+    from morec.losses import LossContext
+    from morec.model import build_model
+    from morec.train import LossModule
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    info = DistInfo(rank, world, rank, "gloo")
+    cfg = config(data, out, "--train.loss=inbatch")
+    ds = PreparedDataset(data)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, ds)
+    ctx = LossContext.build(ds, cfg.train)
+    ctx.gather = CandidateGather(info, torch.device("cpu"))
+    module = DDP(LossModule(model, "inbatch", ctx))
+    batch = next(make_batches(ds, model.backbone, cfg.model.max_len, 64, 0, loss="inbatch").epoch(np.random.default_rng(7)))
+    local, weight = shard_batch(batch, info)
+    loss = module(local) * weight
+    loss.backward()  # DDP averages the gradients over the processes
+    total = loss.detach().clone()
+    dist.all_reduce(total)
+    if rank == 0:
+        torch.save({"loss": total / world, "grads": {k: p.grad for k, p in model.named_parameters()}}, f"{out}/ddp.pt")
+    dist.destroy_process_group()
+
+
+def test_inbatch_softmax_on_two_processes_equals_one_process(synth_prepared, tmp_path):
+    """2 gloo processes with 32 rows each compute the loss and gradients of one process with the 64 rows:
+    the candidates (and with them logQ and own-item masks) come from both processes."""
+    import numpy as np
+    import torch.multiprocessing as mp
+
+    from morec.data.batches import make_batches
+    from morec.losses import LossContext, compute_loss
+    from morec.model import build_model
+
+    mp.spawn(_inbatch_rank, args=(2, str(synth_prepared), str(tmp_path), f"file://{tmp_path / 'rendezvous'}"),
+             nprocs=2, join=True)
+    ddp = torch.load(tmp_path / "ddp.pt")
+
+    cfg = config(synth_prepared, tmp_path, "--train.loss=inbatch")
+    ds = PreparedDataset(synth_prepared)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, ds)
+    batch = next(make_batches(ds, model.backbone, cfg.model.max_len, 64, 0, loss="inbatch").epoch(np.random.default_rng(7)))
+    halves = [batch.targets[:32], batch.targets[32:]]
+    assert not torch.equal(*(torch.unique(h[h > 0]) for h in halves)), "each process has candidates the other lacks"
+    loss = compute_loss(model, batch, "inbatch", LossContext.build(ds, cfg.train))
+    loss.backward()
+    assert ddp["loss"].item() == pytest.approx(loss.item(), rel=1e-5)
+    for name, p in model.named_parameters():
+        assert torch.allclose(ddp["grads"][name], p.grad, rtol=1e-4, atol=1e-7), name
