@@ -1,0 +1,26 @@
+"""benchmarks/gpu_check.py --smoke: the prepared GPU check runs end to end on the CPU, so it cannot rot
+while no GPU is lent (issue 18)."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_check_smoke_runs_every_part(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--smoke", f"--work={tmp_path}"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1].startswith("SUMMARY gpu_check | cpu (smoke) |") and lines[-1].endswith("failed: none")
+    results = json.loads(lines[-2])["results"]
+    assert set(results) == {"sasrec-id", "minilm-top2", "minilm-e2e", "vision-efficientnet-lite0", "vision-resnet50", "ddp"}
+    for name, r in results.items():
+        if "step_s" in r:
+            assert r["step_s"] > 0 and r["peak_mib"] > 0 and math.isfinite(r["loss"]), (name, r)
+    assert results["sasrec-id"]["epochs_run"] == 2 and results["ddp"]["processes"] == 1
+    assert 0 <= results["ddp"]["test_hr@10"] <= 1
