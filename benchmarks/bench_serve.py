@@ -56,6 +56,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--threads", type=int, default=1, help="server torch threads")
+    ap.add_argument("--index", default="exact", choices=["exact", "faiss", "auto"], help="morec serve --index")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -80,7 +81,7 @@ def main() -> None:
         port = free_port()
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
         proc = subprocess.Popen([sys.executable, "-m", "morec", "serve", str(run), "--port", str(port),
-                                 "--threads", str(args.threads)], cwd=ROOT, env=env,
+                                 "--threads", str(args.threads), "--index", args.index], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         url = f"http://127.0.0.1:{port}"
         try:
@@ -94,7 +95,7 @@ def main() -> None:
             proc.send_signal(2)
             proc.communicate(timeout=30)
     info = {"items": svc.n_items, "users": len(svc.user_ids), "backbone": svc.cfg.model.backbone,
-            "dim": svc.cfg.model.dim, "setup_s": round(prep_s, 1), "server_threads": args.threads, **stats}
+            "dim": svc.cfg.model.dim, "index": args.index, "setup_s": round(prep_s, 1), "server_threads": args.threads, **stats}
     if args.json:
         print(json.dumps(info))
     else:
