@@ -6,13 +6,21 @@ while an ID embedding exists only for the items seen in training.
 
 Added items live in ``RUN_DIR/added_items.safetensors``: their encoder vectors (the item encoder's
 output, before the backbone's item tower) plus ids, titles and a fingerprint of the weights that
-encoded them, in the file's metadata. It is rewritten atomically on every addition; a retrained
-model (another ``model.safetensors``) makes it stale, which is an error with instructions.
+encoded them, in the file's metadata. A retrained model (another ``model.safetensors``) makes it
+stale, which is an error with instructions.
+
+The file is a small transactional store shared by every `morec catalog add` process and every
+`morec serve` of the run: an addition takes the lock file ``added_items.safetensors.lock``
+(`filelock`), re-reads the file as it is on disk, appends, and replaces it atomically, so no
+addition is lost however many writers run at once; readers never lock (they see the old or the new
+file, whole). A server notices a changed file (another inode, size or mtime) and reloads it.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,6 +32,7 @@ from .checkpoint import atomic_save_tensors
 from .config import Config, ConfigError
 
 CATALOG_FILE = "added_items.safetensors"
+LOCK_TIMEOUT = 120.0  # seconds an addition waits for others' additions before giving up
 ID_COLUMNS = ("id", "item")  # the new-item id column, first found
 
 
@@ -48,7 +57,14 @@ def read_items_file(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
     fmt = (fmt or path.suffix.lstrip(".")).lower()
     try:
         if fmt in ("csv", "tsv", "txt"):
-            df = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False)
+            import csv
+
+            from .data.formats.table import read_delimited
+
+            # the readers' own CSV path: a ragged row is an error naming its line, never a shifted item
+            df = read_delimited(path, sep="\t" if fmt == "tsv" else ",", header=True, quoting=csv.QUOTE_MINIMAL,
+                                layout="a header line (an id column and the model's text fields or image)")
+            df = df.reset_index(drop=True)
         elif fmt in ("jsonl", "ndjson"):
             df = pd.read_json(path, lines=True, dtype=False)
         elif fmt == "json":
@@ -56,7 +72,9 @@ def read_items_file(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
         else:
             raise CatalogError(f"{path}: unknown new-items format {fmt!r}; use csv, tsv, jsonl or json (--format)")
     except (ValueError, json.JSONDecodeError) as err:
-        if isinstance(err, CatalogError):
+        from .data.formats import DataFormatError
+
+        if isinstance(err, (CatalogError, DataFormatError)):
             raise
         raise CatalogError(f"{path}: cannot read it as {fmt}: {err}") from None
     return df
@@ -256,23 +274,70 @@ def weights_fingerprint(run_dir: str | Path) -> str:
     return h.hexdigest()[:32]
 
 
-def load_added(run_dir: str | Path, fingerprint: str | None = None) -> tuple[list[str], list, torch.Tensor | None]:
-    """(ids, titles, encoder vectors (M, d)) of the items added to a run; empty if none were."""
+@dataclass(frozen=True)
+class AddedItems:
+    """The catalogue file's content at one moment; ``signature`` tells a later change apart."""
+
+    ids: list[str]
+    titles: list
+    vectors: torch.Tensor | None  # (M, d) encoder vectors; None when no item was added
+    signature: tuple | None
+
+
+def catalog_signature(run_dir: str | Path) -> tuple | None:
+    """(inode, size, mtime) of the catalogue file, None if absent: an atomic replace changes the inode."""
+    try:
+        st = os.stat(Path(run_dir) / CATALOG_FILE)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def catalog_lock(run_dir: str | Path):
+    from filelock import FileLock
+
+    return FileLock(str(Path(run_dir) / (CATALOG_FILE + ".lock")), timeout=LOCK_TIMEOUT)
+
+
+def read_added(run_dir: str | Path, fingerprint: str | None = None) -> AddedItems:
+    """The catalogue file as it is now (no lock needed: it is only ever replaced whole)."""
     from safetensors import safe_open
 
     path = Path(run_dir) / CATALOG_FILE
-    if not path.exists():
-        return [], [], None
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        vectors = f.get_tensor("vectors")
+    for _ in range(3):  # replaced between the stat and the open: read the newer one
+        signature = catalog_signature(run_dir)
+        if signature is None:
+            return AddedItems([], [], None, None)
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                vectors = f.get_tensor("vectors")
+        except FileNotFoundError:
+            continue
+        except Exception as err:  # noqa: BLE001 - safetensors raises its own error types for damaged files
+            raise ConfigError(f"{path} is damaged ({type(err).__name__}: {err}); delete it and add the items "
+                              "again with `morec catalog add`") from None
+        if signature == catalog_signature(run_dir):
+            break
+    else:
+        raise CatalogError(f"{path} keeps changing while being read; try again")
     if fingerprint is not None and meta.get("weights") != fingerprint:
         raise ConfigError(f"{path} was encoded with other weights than {Path(run_dir) / 'model.safetensors'} "
                           "(the model was retrained since); delete it and add the items again with `morec catalog add`")
-    ids, titles = json.loads(meta["ids"]), json.loads(meta["titles"])
-    if len(ids) != len(vectors):
+    try:
+        ids, titles = json.loads(meta["ids"]), json.loads(meta["titles"])
+    except (KeyError, ValueError):
+        raise ConfigError(f"{path} is not a morec catalogue file (no ids / titles); delete it and add the items "
+                          "again with `morec catalog add`") from None
+    if len(ids) != len(vectors) or len(titles) != len(ids):
         raise ConfigError(f"{path} is inconsistent ({len(ids)} ids, {len(vectors)} vectors); delete it and add the items again")
-    return ids, titles, vectors
+    return AddedItems(ids, titles, vectors, signature)
+
+
+def load_added(run_dir: str | Path, fingerprint: str | None = None) -> tuple[list[str], list, torch.Tensor | None]:
+    """(ids, titles, encoder vectors (M, d)) of the items added to a run; empty if none were."""
+    added = read_added(run_dir, fingerprint)
+    return added.ids, added.titles, added.vectors
 
 
 def save_added(run_dir: str | Path, ids: list[str], titles: list, vectors: torch.Tensor, fingerprint: str) -> Path:
@@ -281,6 +346,30 @@ def save_added(run_dir: str | Path, ids: list[str], titles: list, vectors: torch
                         {"ids": json.dumps(ids), "titles": json.dumps(titles), "weights": fingerprint,
                          "format": "morec-added-items/1"})
     return path
+
+
+def append_added(run_dir: str | Path, ids: list[str], titles: list, vectors: torch.Tensor, fingerprint: str,
+                 trained: dict[str, int] | None = None) -> AddedItems:
+    """One transaction: under the catalogue lock, re-read the file, refuse ids it (or ``trained``) already
+    has, append these items and replace the file atomically. Returns the whole catalogue as written."""
+    from filelock import Timeout
+
+    lock = catalog_lock(run_dir)
+    try:
+        with lock:
+            current = read_added(run_dir, fingerprint)
+            taken = set(current.ids) | set(trained or ())
+            clash = [i for i in ids if i in taken]
+            if clash:
+                raise DuplicateItemsError(f"item id(s) already in the catalogue: {_show(clash)}; new items need new ids")
+            vectors = vectors.detach().float().cpu()
+            all_vectors = vectors if current.vectors is None else torch.cat([current.vectors.float(), vectors])
+            save_added(run_dir, current.ids + list(ids), current.titles + list(titles), all_vectors, fingerprint)
+            return AddedItems(current.ids + list(ids), current.titles + list(titles), all_vectors,
+                              catalog_signature(run_dir))
+    except Timeout:
+        raise CatalogError(f"{lock.lock_file} has been held by another addition for over {LOCK_TIMEOUT:.0f} s; "
+                           "try again, or remove the lock file if no morec process is running") from None
 
 
 def add_items(run_dir: str | Path, items: pd.DataFrame | str | Path, fmt: str | None = None, device: str = "cpu") -> dict:

@@ -12,7 +12,10 @@ A :class:`RecommenderService` holds what answering needs and nothing of training
 
 Top-K is exact (one matrix-vector product over the catalogue) unless a faiss index is asked for.
 Answers read an immutable snapshot of the catalogue; adding items builds a new one and swaps it in,
-so recommendations never see a half-added batch.
+so recommendations never see a half-added batch. The run directory's catalogue file is the truth
+shared with other processes (`morec catalog add`, other servers): additions go through its lock
+(:func:`morec.catalog.append_added`), and a change made by someone else is picked up before the
+next answer (:meth:`RecommenderService.refresh`).
 """
 from __future__ import annotations
 
@@ -27,8 +30,8 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file
 
-from .catalog import (CatalogError, ContentEncoder, cannot_add_reason, load_added, normalize_items, save_added,
-                      weights_fingerprint)
+from .catalog import (AddedItems, CatalogError, ContentEncoder, append_added, cannot_add_reason, catalog_signature,
+                      normalize_items, read_added, weights_fingerprint)
 from .config import Config, from_dict, to_dict
 
 EXPORT_FORMAT = "morec-export"
@@ -75,7 +78,7 @@ class RecommenderService:
     def __init__(self, cfg: Config, backbone: torch.nn.Module, snapshot: ItemSnapshot, user_ids: list[str],
                  user_offsets: np.ndarray, user_items: np.ndarray, content: ContentEncoder | None = None,
                  cannot_add: str | None = None, run_dir: Path | None = None, fingerprint: str | None = None,
-                 index: str = "exact", source: str = ""):
+                 index: str = "exact", source: str = "", added_signature: tuple | None = None):
         self.cfg = cfg
         self.backbone = backbone.eval()
         self.uses_history = bool(getattr(backbone, "uses_history", True))
@@ -88,6 +91,7 @@ class RecommenderService:
         self.cannot_add = cannot_add
         self.run_dir, self.fingerprint = run_dir, fingerprint
         self.source = source
+        self._added_signature = added_signature
         self._lock = threading.Lock()
         self._device = snapshot.outputs.device
         if index not in ("exact", "faiss", "auto"):
@@ -119,7 +123,8 @@ class RecommenderService:
         ids = [""] + [str(i) for i in dataset.items["item"].tolist()]
         titles = [None] + _titles_of(dataset.items)
         fingerprint = weights_fingerprint(run)
-        added_ids, added_titles, added_vecs = load_added(run, fingerprint)
+        added = read_added(run, fingerprint)
+        added_ids, added_titles, added_vecs = added.ids, added.titles, added.vectors
         if added_vecs is not None:
             added_vecs = added_vecs.to(device)
             ids, titles = ids + added_ids, titles + added_titles
@@ -140,7 +145,7 @@ class RecommenderService:
         users = [str(u) for u in dataset.users["user"].tolist()]
         return cls(cfg, model.backbone, snap, users, dataset.offsets.astype(np.int64),
                    np.asarray(dataset.items_flat).astype(np.int64), content, reason, run, fingerprint, index,
-                   source=str(run))
+                   source=str(run), added_signature=added.signature)
 
     @classmethod
     def from_export(cls, export_dir: str | Path, device: str = "cpu", index: str = "exact") -> "RecommenderService":
@@ -170,18 +175,61 @@ class RecommenderService:
     # --- facts ---------------------------------------------------------------------------------
     @property
     def snapshot(self) -> ItemSnapshot:
+        self.refresh()
         return self._snap
 
     @property
     def n_items(self) -> int:
-        return self._snap.n_items
+        return self.snapshot.n_items
+
+    def refresh(self) -> bool:
+        """Pick up items that other processes added to the run's catalogue file since we last read it
+        (one stat per call when nothing changed). Returns True if the catalogue changed."""
+        if self.run_dir is None or catalog_signature(self.run_dir) == self._added_signature:
+            return False
+        if not self._lock.acquire(blocking=False):  # an addition here is under way and will install it
+            return False
+        try:
+            if catalog_signature(self.run_dir) == self._added_signature:
+                return False
+            self._install(read_added(self.run_dir, self.fingerprint))
+        finally:
+            self._lock.release()
+        return True
+
+    @torch.inference_mode()
+    def _install(self, added: AddedItems) -> None:
+        """Make the snapshot hold exactly the trained items plus ``added`` (the catalogue file); call with
+        the lock held. Items already in the snapshot keep their rows; only new ones are run through the
+        item tower."""
+        snap, n0 = self._snap, self._snap.n_trained + 1
+        current = snap.ids[n0:]
+        if added.ids[:len(current)] == current:  # the usual case: the file grew
+            keep, new = len(snap.ids), added.ids[len(current):]
+        else:  # replaced or shrunk (deleted, re-added): rebuild the added part
+            keep, new = n0, added.ids
+        vecs = added.vectors[len(added.ids) - len(new):].to(self._device) if new else None
+        ids, titles = snap.ids[:keep] + list(new), snap.titles[:keep] + added.titles[len(added.ids) - len(new):]
+        inputs, outputs = (snap.inputs[:keep] if snap.inputs is not None else None), snap.outputs[:keep]
+        if vecs is not None:
+            outs = self.backbone.item_output(vecs).float()
+            inputs = torch.cat([inputs, vecs]) if inputs is not None else None
+            outputs = torch.cat([outputs, outs])
+        self._snap = ItemSnapshot(ids, titles, {x: i for i, x in enumerate(ids) if i}, inputs, outputs, snap.n_trained)
+        self._added_signature = added.signature
+        if self._faiss is not None:
+            if keep == len(snap.ids):
+                if vecs is not None:
+                    self._faiss.add(outs)
+            else:
+                self._faiss = FaissIndex.maybe(outputs, required=True)
 
     @property
     def can_add_items(self) -> bool:
         return self.content is not None and self.run_dir is not None
 
     def info(self) -> dict:
-        s = self._snap
+        s = self.snapshot
         return {"status": "ok", "items": s.n_items, "trained_items": s.n_trained, "added_items": s.n_items - s.n_trained,
                 "users": len(self.user_ids), "backbone": self.cfg.model.backbone, "encoder": self.cfg.model.encoder.kind,
                 "input": "history" if self.uses_history else "user", "max_len": self.max_len,
@@ -224,7 +272,7 @@ class RecommenderService:
             raise ServingError("give exactly one of user (a known user id) or history (a list of item ids)")
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ServingError(f"k must be a positive integer, got {k!r}")
-        snap = self._snap  # one consistent catalogue for the whole answer
+        snap = self.snapshot  # one consistent catalogue for the whole answer
         if history is not None:
             if not self.uses_history:
                 raise ServingError(f"this {self.cfg.model.backbone} model reads a user id, not a history: its user "
@@ -256,35 +304,21 @@ class RecommenderService:
 
     # --- adding items ----------------------------------------------------------------------------
     def add_items(self, items: pd.DataFrame | list[dict]) -> list[str]:
-        """Encode new items from their content and add them to the catalogue (and to the run directory's
-        catalogue file, so later loads include them). Returns the added ids."""
+        """Encode new items from their content and add them to the run directory's catalogue file (one
+        transaction under its lock, so concurrent additions by other processes are kept) and to this
+        service's catalogue, which then also holds whatever others added meanwhile. Returns the added ids."""
         if self.content is None or self.run_dir is None:
             raise CatalogError(self.cannot_add or "this model cannot add items")
         df = pd.DataFrame(items) if not isinstance(items, pd.DataFrame) else items
-        with self._lock:  # one addition at a time; answers go on with the old snapshot meanwhile
+        with self._lock:  # one addition at a time in this process; answers go on with the old snapshot
             snap = self._snap
-            df = normalize_items(df, snap.index)
+            df = normalize_items(df, snap.index)  # early, clear refusal; the transaction checks again
             self.content.check(df)
-            vecs = self.content(df).to(self._device)
-            with torch.inference_mode():
-                outs = self.backbone.item_output(vecs).float()
+            vecs = self.content(df)
             new_ids = df["item"].tolist()
-            new_titles = _titles_of(df)
-            ids, titles = snap.ids + new_ids, snap.titles + new_titles
-            inputs_all = None
-            if snap.inputs is not None:
-                inputs_all = torch.cat([snap.inputs, vecs])
-            # persist everything added so far: the encoder vectors of items n_trained+1.. are the file's rows
-            prev_ids, prev_titles, prev_vecs = ids[snap.n_trained + 1:len(snap.ids)], titles[snap.n_trained + 1:len(snap.ids)], None
-            if len(prev_ids):
-                prev_vecs = (snap.inputs[snap.n_trained + 1:] if snap.inputs is not None
-                             else load_added(self.run_dir, self.fingerprint)[2].to(self._device))
-            all_vecs = vecs if prev_vecs is None else torch.cat([prev_vecs, vecs])
-            save_added(self.run_dir, prev_ids + new_ids, prev_titles + new_titles, all_vecs, self.fingerprint)
-            self._snap = ItemSnapshot(ids, titles, {**snap.index, **{x: len(snap.ids) + j for j, x in enumerate(new_ids)}},
-                                      inputs_all, torch.cat([snap.outputs, outs]), snap.n_trained)
-            if self._faiss is not None:
-                self._faiss.add(outs)
+            trained = dict(zip(snap.ids[1:snap.n_trained + 1], range(1, snap.n_trained + 1)))
+            added = append_added(self.run_dir, new_ids, _titles_of(df), vecs, self.fingerprint, trained)
+            self._install(added)
         return new_ids
 
     # --- export ----------------------------------------------------------------------------------
@@ -295,7 +329,7 @@ class RecommenderService:
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        snap = self._snap
+        snap = self.snapshot
         tensors = {"user_offsets": torch.from_numpy(np.ascontiguousarray(self.user_offsets, dtype=np.int64)),
                    "user_items": torch.from_numpy(np.ascontiguousarray(self.user_items, dtype=np.int64))}
         if snap.inputs is not None:

@@ -9,6 +9,7 @@ import pytest
 
 from morec.data.formats import DataFormatError, RawDataset
 from morec.data.formats.registry import READERS, detect_format, read_raw
+from morec.data.formats.table import read_table
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -285,3 +286,55 @@ def test_ambiguous_sequence_files_ask_for_names(tmp_path):
         (tmp_path / name).write_text("x\ty\n")
     with pytest.raises(DataFormatError, match=r"Pass sequences_file='\.\.\.' and items_file='\.\.\.'"):
         read_raw(tmp_path, format="sequences")
+
+
+@pytest.mark.parametrize("value, kind", [("9223372036854775808", "range"), ("99999999999999999999", "range"),
+                                         ("-9223372036854775809", "range"), ("1e19", "range"),
+                                         ("1e300", "range"), ("9007199254740993.5", None)])
+def test_timestamps_that_int64_cannot_hold_are_refused_with_the_line(tmp_path, value, kind):
+    rows = ["user,item,timestamp", "u1,a,1610830704", f"u1,b,{value}", "u2,a,1610830705"]
+    (tmp_path / "interactions.csv").write_text("\n".join(rows) + "\n")
+    if kind is None:  # a whole number in float form just past 2**53: representable, kept as int64
+        assert read_table(tmp_path).interactions["timestamp"].dtype == "int64"
+        return
+    with pytest.raises(DataFormatError, match=r"interactions\.csv, line 3: timestamp .* outside the range of a 64-bit"):
+        read_table(tmp_path)
+
+
+def test_float_seconds_become_int64_and_fractions_keep_their_order(tmp_path):
+    (tmp_path / "interactions.csv").write_text("user,item,timestamp\nu1,a,1610830704.0\nu1,b,1610830703.0\n")
+    times = read_table(tmp_path).interactions["timestamp"]
+    assert times.dtype == "int64" and times.tolist() == [1610830704, 1610830703]
+    (tmp_path / "interactions.csv").write_text("user,item,timestamp\nu1,a,5.75\nu1,b,5.25\nu1,c,9223372036854775807\n")
+    with pytest.raises(DataFormatError, match="line 4: timestamp .* too large to keep exactly"):
+        read_table(tmp_path)
+    (tmp_path / "interactions.csv").write_text("user,item,timestamp\nu1,a,5.75\nu1,b,5.25\n")
+    assert read_table(tmp_path).interactions["timestamp"].tolist() == [5.75, 5.25]
+    # parquet float and uint64 columns take the same checks
+    import numpy as np
+    pd.DataFrame({"user": ["u"] * 2, "item": ["a", "b"], "timestamp": [1.0, 2.0]}).to_parquet(tmp_path / "i.parquet")
+    assert read_table(tmp_path / "i.parquet").interactions["timestamp"].dtype == "int64"
+    pd.DataFrame({"user": ["u"] * 2, "item": ["a", "b"],
+                  "timestamp": np.array([1, 2**63], dtype=np.uint64)}).to_parquet(tmp_path / "i.parquet")
+    with pytest.raises(DataFormatError, match="row 2: timestamp 9223372036854775808 is outside"):
+        read_table(tmp_path / "i.parquet")
+
+
+def test_late_timestamps_keep_every_users_latest_item_as_the_test_target(tmp_path):
+    """Issue 14: times >= 2**63 once wrapped negative and moved users' latest items away from the test slot.
+    Now the largest representable time is the latest: the test target is the row with the biggest time."""
+    from morec.config import PrepareConfig
+    from morec.data.dataset import PreparedDataset
+    from morec.data.prepare import prepare
+
+    big = 2**63 - 1
+    rows = ["user,item,timestamp"] + [f"u{u},i{u}-{k},{big - 10 + k if k == 3 else 1000 + k}"
+                                      for u in range(6) for k in range(4)]
+    (tmp_path / "interactions.csv").write_text("\n".join(rows) + "\n")
+    prepare(read_table(tmp_path), tmp_path / "prep", PrepareConfig(min_item_interactions=0, min_user_interactions=3),
+            log=lambda s: None)
+    ds = PreparedDataset(tmp_path / "prep")
+    items = ds.items["item"].astype(str).tolist()
+    for u in range(6):
+        seq = ds.items_flat[ds.offsets[u]:ds.offsets[u + 1]]
+        assert items[int(seq[-1]) - 1] == f"i{ds.users['user'][u][1:]}-3"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import re
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -53,17 +54,22 @@ def read_delimited(
     quoting: int = csv.QUOTE_NONE,
     usecols: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Read a delimited text file with every field as str ('' when empty or missing).
+    """Read a delimited text file with every field as str ('' when empty).
 
     The index is the 1-based line number in the file, so callers can name the line of any bad
     value. Blank lines carry no data and are skipped. ``layout`` describes the expected line in
-    words for error messages.
+    words for error messages. A row with more or fewer fields than the header (or, without a
+    header, than the first line when the layout fixes the count) is an error naming its line:
+    pandas would otherwise pad a short row with '' or turn a long first row into an index.
     """
     try:
-        frame = pd.read_csv(
-            path, sep=sep, header=0 if header else None, dtype=str, na_filter=False,
-            quoting=quoting, skip_blank_lines=False, encoding=encoding, usecols=usecols,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                path, sep=sep, header=0 if header else None, dtype=str, na_filter=False,
+                quoting=quoting, skip_blank_lines=False, encoding=encoding, usecols=usecols,
+                index_col=False,
+            )
     except FileNotFoundError:
         raise DataFormatError(f"{path}: file not found. Expected {layout}.") from None
     except pd.errors.EmptyDataError:
@@ -73,10 +79,7 @@ def read_delimited(
         if found is None:
             raise DataFormatError(f"{path}: cannot parse the file ({err}). Expected {layout}.") from None
         expected, line, saw = found.groups()
-        raise DataFormatError(
-            f"{path}, line {line}: {saw} fields where the file's first line has {expected} "
-            f"(separator {sep!r}). Expected {layout}. Fix or remove that line."
-        ) from None
+        raise _ragged(path, int(line), int(saw), int(expected), sep, layout, header) from None
     except UnicodeDecodeError:
         line, detail = _first_undecodable_line(path, encoding)
         raise DataFormatError(
@@ -93,7 +96,35 @@ def read_delimited(
         )
     frame.index = np.arange(len(frame)) + (2 if header else 1)
     blank = (frame == "").all(axis=1)
+    long_first_row = any("Length of header" in str(w.message) for w in caught)
+    # A short row shows only as '' in its trailing fields; look closer only when the last column has one.
+    if usecols is None and (header or min_fields == max_fields) and (long_first_row or (
+            n_fields > 1 and ((frame.iloc[:, -1] == "") & ~blank).any())):
+        bad = _first_ragged_record(path, sep, quoting, encoding, n_fields, skip=1 if header else 0)
+        if bad is not None:
+            raise _ragged(path, bad[0], bad[1], n_fields, sep, layout, header)
     return frame[~blank] if blank.any() else frame
+
+
+def _ragged(path: Path, line: int, saw: int, expected: int, sep: str, layout: str, header: bool) -> DataFormatError:
+    return DataFormatError(
+        f"{path}, line {line}: {saw} field{'s' if saw != 1 else ''} where the file's {'header' if header else 'first line'} has {expected} "
+        f"(separator {sep!r}). Expected {layout}. Fix or remove that line (quote fields that contain {sep!r})."
+    )
+
+
+def _first_ragged_record(path: Path, sep: str, quoting: int, encoding: str, n_fields: int,
+                         skip: int) -> tuple[int, int] | None:
+    """(line, fields) of the first non-blank record whose field count is not ``n_fields``; only runs when
+    the fast read hinted at one, so a plain loop is fine."""
+    with open(path, newline="", encoding=encoding) as handle:
+        reader = csv.reader(handle, delimiter=sep, quoting=quoting)
+        for number, row in enumerate(reader):
+            if number < skip or not row or row == [""]:
+                continue
+            if len(row) != n_fields:
+                return reader.line_num, len(row)
+    return None
 
 
 def require_nonempty(frame: pd.DataFrame, columns: Sequence | dict, path: Path, *, where: str = "line") -> None:
@@ -114,15 +145,37 @@ def _seconds_since_epoch(dates: pd.Series) -> pd.Series:
     return (dates - pd.Timestamp(0)) // pd.Timedelta(1, "s")
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_EXACT_FLOAT = 2**53  # beyond this a float64 no longer holds every whole second
+
+
 def parse_timestamps(
     values: pd.Series, path: Path, column: str, *, where: str = "line", allow_dates: bool = False
 ) -> pd.Series:
-    """Numbers (or, if allowed, ISO dates) -> int64 when all integral, else float64."""
+    """Numbers (or, if allowed, ISO dates) -> int64 seconds when all are whole, else float64.
+
+    Whole numbers are parsed exactly (a 20-digit string is not rounded through float64) and refused,
+    with their line, when int64 cannot hold them; float seconds such as ``1610830704.0`` become int64.
+    Fractional seconds stay float64 so that events within one second keep their order, and are
+    refused beyond 2**53, where float64 cannot tell neighbouring seconds apart.
+    """
     if pd.api.types.is_datetime64_any_dtype(values):
         return _seconds_since_epoch(values).astype("int64")
-    numbers = pd.to_numeric(values, errors="coerce")
-    bad = numbers.isna() | ~np.isfinite(numbers.astype("float64"))
-    if bad.any() and allow_dates:
+    if pd.api.types.is_bool_dtype(values):
+        raise DataFormatError(f"{path}: {column} holds true/false values, not times. Pick the time column.")
+    if pd.api.types.is_integer_dtype(values):
+        exact = pd.Series([int(v) for v in values.to_numpy()], index=values.index, dtype=object) \
+            if values.dtype.kind == "u" else values
+        _refuse_out_of_range(exact, values, path, column, where)
+        return values.astype("int64")
+    if pd.api.types.is_float_dtype(values):
+        text = None
+        numbers = values.astype("float64")
+    else:
+        text = values.astype(str).str.strip()
+        numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+    bad = numbers.isna() | ~np.isfinite(numbers.to_numpy())
+    if bad.any() and allow_dates and text is not None:
         dates = pd.to_datetime(values, errors="coerce", format="ISO8601")
         if dates.notna().all():
             return _seconds_since_epoch(dates).astype("int64")
@@ -135,12 +188,47 @@ def parse_timestamps(
             f"{path}, {where} {line}: {column} {values.loc[line]!r} is not {kind} "
             f"({int(bad.sum())} {where}s like this). Fix those {where}s or remove them."
         )
-    if pd.api.types.is_integer_dtype(numbers):
-        return numbers.astype("int64")
-    as_float = numbers.astype("float64")
-    if (as_float == np.round(as_float)).all() and np.abs(as_float).max(initial=0) < 2**53:
-        return as_float.astype("int64")
-    return as_float
+    as_float = numbers.to_numpy()
+    whole = as_float == np.floor(as_float)
+    if whole.all():
+        if text is not None:
+            digits = text.str.fullmatch(r"[+-]?\d+")
+            if digits.all():  # exact integers, whatever their size
+                exact = pd.Series([int(v) for v in text.to_numpy()], index=values.index, dtype=object) \
+                    if (text.str.len() >= 19).any() else pd.to_numeric(text)
+                _refuse_out_of_range(exact, values, path, column, where)
+                return pd.Series(np.asarray(exact, dtype="int64"), index=values.index)
+        _refuse_out_of_range(pd.Series(as_float, index=values.index), values, path, column, where)
+        return pd.Series(as_float.astype("int64"), index=values.index)
+    too_big = np.abs(as_float) >= _EXACT_FLOAT
+    if too_big.any():
+        line = values.index[too_big][0]
+        raise DataFormatError(
+            f"{path}, {where} {line}: {column} {_shown(values.loc[line])} has a fraction but is too large to keep "
+            f"exactly (|value| >= 2**53; {int(too_big.sum())} {where}s like this). Use whole seconds, or "
+            "fractional seconds of a realistic size."
+        )
+    return pd.Series(as_float, index=values.index)
+
+
+def _shown(value) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _refuse_out_of_range(numbers: pd.Series, shown: pd.Series, path: Path, column: str, where: str) -> None:
+    """Whole-number times outside int64 would wrap around (a time far in the future becoming negative)."""
+    if numbers.dtype == object:
+        out = np.array([not _INT64_MIN <= v <= _INT64_MAX for v in numbers.to_numpy()], dtype=bool)
+    else:  # float64: 2**63 itself rounds to a float equal to the bound, so compare with >=
+        arr = numbers.to_numpy()
+        out = (arr >= 2.0**63) | (arr < -(2.0**63))
+    if out.any():
+        line = numbers.index[out][0]
+        raise DataFormatError(
+            f"{path}, {where} {line}: {column} {_shown(shown.loc[line])} is outside the range of a 64-bit time "
+            f"(-2**63 to 2**63 - 1; {int(out.sum())} {where}s like this). Fix those values: seconds since "
+            "1970 are about 1.7e9 today, milliseconds about 1.7e12."
+        )
 
 
 def check_unique_items(ids: pd.Series, path: Path, *, where: str = "line") -> None:
