@@ -159,6 +159,16 @@ def cmd_sweep(args, extra) -> int:
     return 0
 
 
+def cmd_tune(args, extra) -> int:
+    from .tune import load_tune, run_tune, tune_markdown
+
+    summary = run_tune(load_tune(args.tune, parse_overrides(extra)), seeds=not args.search_only)
+    if summary is not None:
+        print(tune_markdown(summary))
+        print(f"tune summary: {Path(summary['out']) / 'sweep.json'}, {Path(summary['out']) / 'sweep.md'}")
+    return 0
+
+
 def cmd_report(args, extra) -> int:
     from .report import write_report
 
@@ -267,6 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("sweep", help="YAML with base (or config), grid, group_by, out")
     sw.set_defaults(func=cmd_sweep)
 
+    tu = sub.add_parser("tune", help="hyper-parameter search with Optuna from TUNE.yaml (resumable, several processes "
+                                     "may share it), chosen on validation; --section.key=value over its base")
+    tu.add_argument("tune", help="YAML with base, space, trials, pruner, seeds, out (see morec/tune.py)")
+    tu.add_argument("--search-only", action="store_true",
+                    help="search and choose, but leave the seeds of the chosen configuration to a later run")
+    tu.set_defaults(func=cmd_tune)
+
     rp = sub.add_parser("report", help="the paper's tables (Markdown + CSV) and plots (PNG) from run or sweep directories")
     rp.add_argument("runs", nargs="+", help="run directories, sweep directories, or folders holding them")
     rp.add_argument("--out", default="report", help="directory for the tables and plots")
@@ -329,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.func not in (cmd_train, cmd_data_prepare, cmd_data_synth, cmd_quickstart, cmd_sweep):
+    if extra and args.func not in (cmd_train, cmd_data_prepare, cmd_data_synth, cmd_quickstart, cmd_sweep, cmd_tune):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args, extra)

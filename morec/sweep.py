@@ -70,7 +70,7 @@ class SweepError(ConfigError):
 
 # --- the sweep file ---------------------------------------------------------------------------
 
-def _nest(dotted: str, value: Any) -> dict:
+def nest_dotted(dotted: str, value: Any) -> dict:
     out: dict = {}
     node = out
     parts = dotted.split(".")
@@ -80,7 +80,7 @@ def _nest(dotted: str, value: Any) -> dict:
     return out
 
 
-def _get(values: dict, dotted: str) -> Any:
+def get_dotted(values: dict, dotted: str) -> Any:
     node: Any = values
     for p in dotted.split("."):
         if not isinstance(node, dict) or p not in node:
@@ -98,11 +98,10 @@ def load_sweep(path: str | Path, overrides: dict | None = None) -> SweepSpec:
     return parse_sweep(spec, overrides, path)
 
 
-def parse_sweep(spec: dict, overrides: dict | None = None, source: Path | None = None) -> SweepSpec:
+def load_base(spec: dict, overrides: dict | None = None, source: Path | None = None) -> dict:
+    """A sweep's (or tune file's) base config as one nested dict: ``base`` (or ``config: path`` plus keys over
+    it; a relative path is also looked up beside the file), then ``overrides`` over it."""
     where = f"{source}: " if source else "sweep: "
-    unknown = set(spec) - {"base", "config", "grid", "group_by", "out"}
-    if unknown:
-        raise SweepError(f"{where}unknown key(s) {sorted(unknown)}; a sweep has base (or config), grid, group_by and out")
     base = dict(spec.get("base") or {})
     config_path = base.pop("config", None) or spec.get("config")
     if config_path:
@@ -114,6 +113,15 @@ def parse_sweep(spec: dict, overrides: dict | None = None, source: Path | None =
         base = deep_merge(yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}, base)
     if overrides:
         base = deep_merge(base, overrides)
+    return base
+
+
+def parse_sweep(spec: dict, overrides: dict | None = None, source: Path | None = None) -> SweepSpec:
+    where = f"{source}: " if source else "sweep: "
+    unknown = set(spec) - {"base", "config", "grid", "group_by", "out"}
+    if unknown:
+        raise SweepError(f"{where}unknown key(s) {sorted(unknown)}; a sweep has base (or config), grid, group_by and out")
+    base = load_base(spec, overrides, source)
     grid_spec = spec.get("grid") or {}
     if not isinstance(grid_spec, dict):
         raise SweepError(f"{where}grid must map dotted keys to lists of values")
@@ -179,7 +187,7 @@ def expand(spec: SweepSpec) -> list[SweepRun]:
         overrides = {k: v for (keys, _), row in zip(spec.grid, combo) for k, v in zip(keys, row)}
         values = spec.base
         for k, v in overrides.items():
-            values = deep_merge(values, _nest(k, v))
+            values = deep_merge(values, nest_dotted(k, v))
         name = run_name({k: overrides[k] for k in all_keys})
         if name in names:
             raise SweepError(f"two runs of the sweep would share the directory {name!r}")
@@ -189,7 +197,7 @@ def expand(spec: SweepSpec) -> list[SweepRun]:
             cfg = from_dict(Config, values).validate()
         except ConfigError as err:
             raise SweepError(f"sweep run {name}: {err}") from None
-        group = {k: _get(to_dict(cfg), k) for k in spec.group_by}
+        group = {k: get_dotted(to_dict(cfg), k) for k in spec.group_by}
         runs.append(SweepRun(name, overrides, cfg, group=group))
     return runs
 
@@ -202,7 +210,7 @@ def _comparable(values: dict, path: tuple = ()) -> Any:
     return values
 
 
-def _same_config(finished: dict, wanted: dict) -> bool:
+def same_config(finished: dict, wanted: dict) -> bool:
     """Whether a finished run's saved config is the sweep's. The saved one is read through today's config
     classes first, so a setting that a later morec version added (at its default) is not a difference."""
     try:
@@ -249,7 +257,7 @@ def run_sweep(spec: SweepSpec, log: Callable[[str], None] = print,
         tag = f"[{i}/{len(runs)}] {run.name}"
         results = _read_results(run.dir)
         if results is not None:
-            if not _same_config(results.get("config") or {}, to_dict(run.config)):
+            if not same_config(results.get("config") or {}, to_dict(run.config)):
                 raise SweepError(f"{run.dir} holds a finished run of another config than this sweep's {run.name}; "
                                  "give the sweep a new out directory or remove that run")
             run.results, run.status, run.how = results, _status(results), "skipped"
