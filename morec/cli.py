@@ -39,6 +39,7 @@ def cmd_data_prepare(args, extra) -> int:
     unknown = set(parse_overrides(extra)) - {"prepare"}
     if unknown:
         raise ConfigError(f"unknown option(s) {sorted(unknown)}; data prepare takes --prepare.KEY=VALUE")
+    prep.validate()  # before reading the source: a bad setting is named first
     ds = prepare_dataset(args.source, args.out, args.format, prep, **_reader_options(args.option))
     print(json.dumps(ds.stats()))
     return 0

@@ -33,9 +33,28 @@ class PrepareConfig:
     new_items: float = 0  # new-item setting: hold out this fraction (< 1) or count (>= 1) of items, drawn from
     # the items that end some user's sequence; every interaction with them is removed except a user's last one
     # (their test target), so they never appear in training (paper Table 9)
+    # The split: loo = leave-one-out (each user's last item is the test target, the one before it the valid target);
+    # time = one global time line: nothing at or after the valid cut is trained on, a user's valid target is
+    # their first item in [valid cut, test cut) and their test target the first at or after the test cut
+    # (users with nothing in a period are not scored on it). A cut is time_valid / time_test (in the data's
+    # timestamp unit), or else the time that leaves test_share of the interactions at or after the test cut and
+    # valid_share between the cuts (ties at a cut go after it, so a share is a lower bound).
+    split: str = "loo"
+    time_valid: float | None = None
+    time_test: float | None = None
+    valid_share: float = 0.1
+    test_share: float = 0.1
     seed: int = 42
 
     def validate(self) -> None:
+        _check(self.split in ("loo", "time"), f"prepare.split must be loo or time, not {self.split!r}")
+        _check(0 < self.valid_share < 1 and 0 < self.test_share < 1 and self.valid_share + self.test_share < 1,
+               f"prepare.valid_share ({self.valid_share}) and prepare.test_share ({self.test_share}) must be in (0, 1) "
+               "and sum to less than 1")
+        _check(self.time_valid is None or self.time_test is None or self.time_valid < self.time_test,
+               f"prepare.time_valid ({self.time_valid}) must be before prepare.time_test ({self.time_test})")
+        _check(self.split == "time" or (self.time_valid is None and self.time_test is None),
+               "prepare.time_valid / time_test are cut times of prepare.split=time; set that too")
         _check(self.min_user_interactions >= 3, "prepare.min_user_interactions must be >= 3 (train, valid and test need one item each)")
         _check(self.min_item_interactions >= 0, "prepare.min_item_interactions must be >= 0")
         _check(self.dedup in ("first", "last", "none"), f"prepare.dedup must be first, last or none, not {self.dedup!r}")

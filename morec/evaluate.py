@@ -16,8 +16,10 @@ from .model import Recommender
 
 
 def metrics_from_ranks(ranks: np.ndarray, ks: list[int]) -> dict[str, float]:
-    """HR@k and NDCG@k (one relevant item per user) from 1-based ranks."""
+    """HR@k and NDCG@k (one relevant item per user) from 1-based ranks; rank 0 marks a user without a target
+    in the split (time split: nothing in its period), who is left out."""
     ranks = np.asarray(ranks, dtype=np.float64)
+    ranks = ranks[ranks > 0]
     out: dict[str, float] = {}
     for k in ks:
         hit = ranks <= k
@@ -65,7 +67,8 @@ def left_padded(offsets: np.ndarray, items: np.ndarray, rows: np.ndarray, max_le
 @torch.no_grad()
 def rank_users(model: Recommender, dataset: PreparedDataset, split: str, max_len: int, mask_history: bool = True,
                user_batch: int = 1024, score_budget: int = 1 << 26, users: np.ndarray | None = None) -> np.ndarray:
-    """1-based rank of each user's ``split`` target among all items. Returns (len(users),) int64."""
+    """1-based rank of each user's ``split`` target among all items. Returns (len(users),) int64; 0 for a user
+    without a target in ``split`` (time split), who is not scored."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -75,6 +78,9 @@ def rank_users(model: Recommender, dataset: PreparedDataset, split: str, max_len
     targets = dataset.targets(split)
     offsets, hist_items = dataset.history_csr(split)
     block = max(1, min(user_batch, score_budget // (dataset.n_items + 1)))
+    all_ranks = np.zeros(len(users), dtype=np.int64)
+    scored = np.flatnonzero(targets[users] > 0)
+    users = users[scored]
     ranks = np.empty(len(users), dtype=np.int64)
     for start in range(0, len(users), block):
         chunk = users[start:start + block]
@@ -93,7 +99,8 @@ def rank_users(model: Recommender, dataset: PreparedDataset, split: str, max_len
         t = torch.from_numpy(targets[chunk]).to(device)
         ranks[start:start + len(chunk)] = ranks_from_scores(scores, t, rows, cols).cpu().numpy()
     model.train(was_training)
-    return ranks
+    all_ranks[scored] = ranks
+    return all_ranks
 
 
 def evaluate(model: Recommender, dataset: PreparedDataset, split: str, ks: list[int] = (10,), max_len: int = 50,
@@ -118,6 +125,7 @@ def most_popular_ranks(dataset: PreparedDataset, split: str, mask_history: bool 
             rows, cols = torch.from_numpy(row_id), torch.from_numpy(hist.astype(np.int64))
         scores = counts[None, :].expand(len(chunk), -1)
         ranks[chunk] = ranks_from_scores(scores, torch.from_numpy(targets[chunk]), rows, cols).numpy()
+    ranks[targets == 0] = 0  # not scored on this split (time split)
     return ranks
 
 
@@ -134,11 +142,12 @@ def subset_users(dataset: PreparedDataset, split: str, name: str, cold_threshold
     """
     if name not in SUBSETS:
         raise ValueError(f"unknown subset {name!r}; known: {', '.join(SUBSETS)}")
+    targets = dataset.targets(split)
     if name == "all":
-        return np.arange(dataset.n_users)
-    count = dataset.train_item_counts[dataset.targets(split)]
+        return np.flatnonzero(targets > 0)  # every user with a target (all of them under leave-one-out)
+    count = dataset.train_item_counts[targets]
     keep = {"new": count == 0, "cold": (count > 0) & (count < cold_threshold), "warm": count >= cold_threshold}[name]
-    return np.flatnonzero(keep)
+    return np.flatnonzero(keep & (targets > 0))
 
 
 def subset_metrics(ranks: np.ndarray, dataset: PreparedDataset, split: str, ks: list[int],

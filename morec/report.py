@@ -188,6 +188,8 @@ def load_run_info(run_dir: str | Path) -> RunInfo:
             if line.strip():
                 log.append(json.loads(line))
     dataset = manifest.get("name") or (Path(str(config.get("data", ""))).name or "dataset")
+    if (manifest.get("prepare") or {}).get("split") == "time":  # another protocol: never in one cell with leave-one-out
+        dataset += " (time split)"
     return RunInfo(run, results, config, manifest.get("prepare", {}) or {}, dataset, log)
 
 

@@ -61,7 +61,7 @@ class TuneSpec:
     trials: int = 20
     trial: dict = field(default_factory=dict)  # over the base, for search trials only
     pruner: str = "median"
-    warmup_epochs: int = 3  # median: epochs every trial runs before it can be pruned; halving: the minimum resource
+    warmup_epochs: int = 3  # median: epochs every trial runs before it can be pruned; halving: epochs of the first rung
     startup_trials: int = 5  # median: trials that finish before any is pruned
     seed: int = 0
     group_by: list[str] = field(default_factory=list)
@@ -232,8 +232,9 @@ def make_objective(spec: TuneSpec, log: Callable[[str], None]):
                             "give the tune file a new out directory or remove that run")
         if results is None:
 
+            # the curve's step is the number of epochs trained (the pruners' resource)
             def on_epoch(epoch: int, valid: dict) -> None:
-                trial.report(valid[metric], epoch)
+                trial.report(valid[metric], epoch + 1)
                 if trial.should_prune():
                     trial.set_user_attr("stop", f"pruned after epoch {epoch}")
                     raise optuna.TrialPruned(f"valid {metric} {valid[metric]:.4f} at epoch {epoch}")
@@ -242,7 +243,7 @@ def make_objective(spec: TuneSpec, log: Callable[[str], None]):
                 if has_checkpoint(Path(cfg.out)):
                     trainer = Trainer.from_checkpoint(cfg.out, log=lambda s: None, overrides=to_dict(cfg))
                     for record in trainer.state.log:  # the epochs before the interruption, as this trial's curve
-                        trial.report(record[f"valid_{metric}"], record["epoch"])
+                        trial.report(record[f"valid_{metric}"], record["epoch"] + 1)
                     log(f"{tag}: resumed at epoch {trainer.state.epoch}")
                 else:
                     trainer = Trainer(cfg, log=lambda s: None)
@@ -344,7 +345,7 @@ def trial_runs(spec: TuneSpec, study) -> list[SweepRun]:
             run.status, run.error = "pruned", stop
             curve = t.intermediate_values
             if curve:  # the best validation score it reached, for the table; never chosen
-                run.results = {"valid": {cfg.eval.select_metric: max(curve.values())}, "best_epoch": max(curve, key=curve.get),
+                run.results = {"valid": {cfg.eval.select_metric: max(curve.values())}, "best_epoch": max(curve, key=curve.get) - 1,
                                "stop_reason": "pruned"}
         elif t.state == TrialState.FAIL:
             run.status, run.error = "failed", t.user_attrs.get("error", "interrupted")

@@ -1,7 +1,11 @@
 """A prepared dataset directory, read without re-parsing anything.
 
-Each user's full sequence is stored once (CSR: offsets + items). The leave-one-out split is a view:
-train = all but the last two, valid target = second-to-last, test target = last.
+Each user's sequence is stored once (CSR: offsets + items) and the split is a view of it, three positions per
+user: how many leading items are trained on, and where the valid and the test target are (the history before a
+target is the sequence before it). Leave-one-out: train = all but the last two, valid = second-to-last, test =
+last. Global time split (prepare.split=time, positions in ``seq_split.npy``): train = the items before the valid
+cut, valid target = the first item in [valid cut, test cut), test target = the first item at or after the test
+cut; a user with no item in a period (or nothing before it) has position -1 there: target 0, not scored.
 """
 from __future__ import annotations
 
@@ -35,17 +39,48 @@ class PreparedDataset:
     def sequence(self, user: int) -> np.ndarray:
         return np.asarray(self.items_flat[self.offsets[user]:self.offsets[user + 1]])
 
+    @cached_property
+    def split_positions(self) -> np.ndarray:
+        """(n_users, 3) int64: training length, valid target position, test target position (-1: not scored)."""
+        f = self.path / "seq_split.npy"
+        if f.exists():
+            return np.load(f).astype(np.int64)
+        n = self.lengths.astype(np.int64)
+        return np.stack([n - 2, n - 2, n - 1], axis=1)
+
+    @property
+    def split(self) -> str:
+        """loo (leave-one-out) or time (global time split), as prepared."""
+        return (self.manifest.get("prepare") or {}).get("split", "loo")
+
+    def _positions(self, split: str) -> np.ndarray:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+        return self.split_positions[:, 1 if split == "valid" else 2]
+
     def history(self, user: int, split: str) -> np.ndarray:
         """Items the user has before the ``split`` target (before valid = the training sequence)."""
-        return self.sequence(user)[:-2 if split == "valid" else -1]
+        return self.sequence(user)[:max(int(self._positions(split)[user]), 0)]
+
+    def scored_users(self, split: str) -> np.ndarray:
+        """The users with a ``split`` target (every user under leave-one-out)."""
+        return np.flatnonzero(self._positions(split) >= 0)
 
     @cached_property
     def train_lengths(self) -> np.ndarray:
-        return self.lengths - 2
+        return self.split_positions[:, 0]
+
+    def _prefix_csr(self, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, items) of the first ``lengths[u]`` items of every user's sequence."""
+        lengths = np.minimum(np.maximum(lengths, 0), self.lengths)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        position = np.arange(len(self.items_flat)) - np.repeat(self.offsets[:-1], self.lengths)
+        keep = position < np.repeat(lengths, self.lengths)
+        return offsets, np.asarray(self.items_flat)[keep]
 
     @cached_property
     def _train_csr(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.history_csr("valid")  # the history before the valid target is the training sequence
+        return self._prefix_csr(self.train_lengths)
 
     @property
     def train_offsets(self) -> np.ndarray:
@@ -61,20 +96,16 @@ class PreparedDataset:
         return np.repeat(np.arange(self.n_users), self.train_lengths)
 
     def targets(self, split: str) -> np.ndarray:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
-        return np.asarray(self.items_flat)[self.offsets[1:] - (2 if split == "valid" else 1)].astype(np.int64)
+        """Each user's ``split`` target item; 0 (padding) for a user not scored on it."""
+        pos = self._positions(split)
+        out = np.zeros(self.n_users, dtype=np.int64)
+        scored = pos >= 0
+        out[scored] = np.asarray(self.items_flat)[self.offsets[:-1][scored] + pos[scored]]
+        return out
 
     def history_csr(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """(offsets, items) of every user's history before the split's target."""
-        cut = 2 if split == "valid" else 1
-        lengths = self.lengths - cut
-        offsets = np.concatenate([[0], np.cumsum(lengths)])
-        keep = np.ones(len(self.items_flat), dtype=bool)
-        keep[self.offsets[1:] - 1] = False
-        if cut == 2:
-            keep[self.offsets[1:] - 2] = False
-        return offsets, np.asarray(self.items_flat)[keep]
+        """(offsets, items) of every user's history before the split's target (empty for a user not scored)."""
+        return self._prefix_csr(self._positions(split))
 
     @cached_property
     def train_item_counts(self) -> np.ndarray:
@@ -117,7 +148,7 @@ class PreparedDataset:
             "users": self.n_users,
             "items": self.n_items,
             "train": n_train,
-            "valid": self.n_users,
-            "test": self.n_users,
+            "valid": int(len(self.scored_users("valid"))),
+            "test": int(len(self.scored_users("test"))),
             "density": n_train / (self.n_users * self.n_items),
         }

@@ -3,8 +3,11 @@
 Steps, in order (each reports what it removed): subsample users, de-duplicate (user, item),
 warm-N item filter, order by time (stable), hold out new items (kept only as users' last items),
 keep each user's latest N, drop short users,
-re-index items 1..M (0 = padding) and users 0..n-1. The split is leave-one-out and implicit in the
-stored sequences: last item = test, second-to-last = valid, the rest = train.
+re-index items 1..M (0 = padding) and users 0..n-1. The split (prepare.split) is leave-one-out, implicit in the
+stored sequences (last item = test, second-to-last = valid, the rest = train), or a global time split: the
+interactions are cut at two times, each user keeps what comes before the test cut plus their first item after it,
+and ``seq_split.npy`` holds each user's training length and valid / test target positions (see
+morec.data.dataset). Under the time split, the new-item setting holds out items among the users' test targets.
 """
 from __future__ import annotations
 
@@ -58,7 +61,7 @@ def filter_interactions(df: pd.DataFrame, cfg: PrepareConfig, step: _FilterLog) 
         warm = counts.index[counts >= cfg.min_item_interactions]
         df = step("warm items", df, df[df["item"].isin(warm)], f"items with fewer than {cfg.min_item_interactions} interactions")
 
-    if cfg.new_items:
+    if cfg.new_items and cfg.split == "loo":
         df = hold_out_new_items(df, cfg, step)
 
     if cfg.max_seq_len:
@@ -69,6 +72,81 @@ def filter_interactions(df: pd.DataFrame, cfg: PrepareConfig, step: _FilterLog) 
     df = step("short users", df, df[sizes >= cfg.min_user_interactions],
               f"users with fewer than {cfg.min_user_interactions} interactions")
     return df
+
+
+def time_cuts(times: np.ndarray, cfg: PrepareConfig) -> tuple[float, float]:
+    """(valid cut, test cut): the given times, or the times leaving test_share of the interactions at or after
+    the test cut and valid_share more at or after the valid cut."""
+    t = np.sort(np.asarray(times, dtype=np.float64))
+    n = len(t)
+    test = cfg.time_test if cfg.time_test is not None else t[n - max(1, int(np.ceil(n * cfg.test_share)))]
+    valid = cfg.time_valid if cfg.time_valid is not None else \
+        t[n - max(1, int(np.ceil(n * (cfg.valid_share + cfg.test_share))))]
+    return float(valid), float(test)
+
+
+def time_split(df: pd.DataFrame, cfg: PrepareConfig, step: _FilterLog) -> tuple[pd.DataFrame, dict]:
+    """The global time split of ``df`` (sorted by user, time): adds ``_period`` (0 train, 1 valid, 2 test), keeps
+    each user's interactions before the test cut and their first one at or after it; returns the cuts."""
+    times = pd.to_numeric(df["timestamp"]).to_numpy(dtype=np.float64)
+    valid_cut, test_cut = time_cuts(times, cfg)
+    if not valid_cut < test_cut:
+        raise DataFormatError(f"[{step.name}] the time split's valid cut ({valid_cut:g}) is not before its test cut "
+                              f"({test_cut:g}): timestamps tie there; set prepare.time_valid / prepare.time_test or "
+                              "other prepare.valid_share / prepare.test_share")
+    period = np.where(times < valid_cut, 0, np.where(times < test_cut, 1, 2))
+    df = df.assign(_period=period, _after=period == 2)
+    nth_after = df.groupby("user", sort=False)["_after"].cumsum().to_numpy()
+    df = step("time split", df, df[nth_after <= 1].drop(columns="_after"),
+              f"cut at {valid_cut:g} (valid) and {test_cut:g} (test): a user's items after their first test-period "
+              "item are never used")
+    df = _drop_idle_users(df, step)
+    if cfg.new_items:
+        df = _drop_idle_users(_hold_out_new_test_items(df, cfg, step), step)
+    cuts = {"valid": valid_cut, "test": test_cut,
+            **{f"{name}_interactions": int((df["_period"] == p).sum()) for p, name in enumerate(("train", "valid", "test"))}}
+    step.log(f"[{step.name}] time split: {cuts['train_interactions']:,} training interactions, "
+             f"{cuts['valid_interactions']:,} in the valid period, {cuts['test_interactions']:,} test targets")
+    return df, cuts
+
+
+def _drop_idle_users(df: pd.DataFrame, step: _FilterLog) -> pd.DataFrame:
+    """Users with nothing to train on and no target with a history before it (e.g. all after the test cut)."""
+    by_user = df.assign(_trained=df["_period"] == 0).groupby("user", sort=False)
+    useful = by_user["_trained"].transform("max").to_numpy() | (by_user["item"].transform("size").to_numpy() >= 2)
+    return step("time split users", df, df[useful], "users with no interaction before the valid cut and no target "
+                "with a history before it")
+
+
+def _hold_out_new_test_items(df: pd.DataFrame, cfg: PrepareConfig, step: _FilterLog) -> pd.DataFrame:
+    """The new-item setting under the time split: ``cfg.new_items`` of the items that are some user's test target
+    are held out; their other interactions are removed, so they are never trained on (nor a valid target)."""
+    targets = df["_period"] == 2
+    candidates = np.sort(df.loc[targets, "item"].unique())
+    n_items = df["item"].nunique()
+    want = int(cfg.new_items) if cfg.new_items >= 1 else int(round(cfg.new_items * n_items))
+    n = min(want, len(candidates))
+    if n < want:
+        step.log(f"[{step.name}] new items: asked for {want:,}, but only {len(candidates):,} items are a test target; "
+                 "holding out all of them")
+    held = np.random.default_rng([cfg.seed, 1]).choice(candidates, size=n, replace=False)
+    out = step("new items", df, df[~(df["item"].isin(held) & ~targets)],
+               f"held out {n:,} items: their interactions are kept only as users' test targets")
+    step.steps[-1]["held_out_items"] = int(n)
+    return out
+
+
+def split_positions(periods: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(n_users, 3): training length, valid target position, test target position (-1: none) from each
+    interaction's period, the users' sequences in CSR order. A target needs at least one item before it."""
+    lengths = np.diff(offsets)
+    user = np.repeat(np.arange(len(lengths)), lengths)
+    n_train = np.bincount(user, weights=periods == 0, minlength=len(lengths)).astype(np.int64)
+    n_valid = np.bincount(user, weights=periods == 1, minlength=len(lengths)).astype(np.int64)
+    has_test = np.bincount(user, weights=periods == 2, minlength=len(lengths)) > 0
+    valid = np.where((n_valid > 0) & (n_train > 0), n_train, -1)
+    test = np.where(has_test & (lengths > 1), lengths - 1, -1)
+    return np.stack([n_train, valid, test], axis=1)
 
 
 def hold_out_new_items(df: pd.DataFrame, cfg: PrepareConfig, step: _FilterLog) -> pd.DataFrame:
@@ -108,6 +186,9 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
     log(f"[{raw.name}] read {len(df):,} interactions, {len(user_ids):,} users, {len(item_ids):,} items")
     step = _FilterLog(raw.name, log)
     df = filter_interactions(df, cfg, step)
+    cuts = None
+    if cfg.split == "time" and not df.empty:
+        df, cuts = time_split(df, cfg, step)
     if df.empty:
         raise DataFormatError(
             f"[{raw.name}] every user was filtered out (min_user_interactions={cfg.min_user_interactions}, "
@@ -135,6 +216,10 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
     np.save(out / "seq_offsets.npy", offsets.astype(np.int64))
     np.save(out / "seq_items.npy", df["i"].to_numpy().astype(np.int32))
     np.save(out / "seq_times.npy", pd.to_numeric(df["timestamp"]).to_numpy())
+    if cuts is not None:
+        np.save(out / "seq_split.npy", split_positions(df["_period"].to_numpy(), offsets))
+    else:
+        (out / "seq_split.npy").unlink(missing_ok=True)  # leave-one-out needs none; one left from before is stale
     items.to_parquet(out / "items.parquet", index=False)
     pd.DataFrame({"user": users}).to_parquet(out / "users.parquet", index=False)
 
@@ -144,7 +229,10 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
         "n_users": len(users),
         "n_items": len(items),
         "n_interactions": len(df),
-        "split": "leave-one-out: last = test, second-to-last = valid, rest = train",
+        "split": "leave-one-out: last = test, second-to-last = valid, rest = train" if cuts is None else
+        f"global time split: train before {cuts['valid']:g}, valid target = first item in [{cuts['valid']:g}, "
+        f"{cuts['test']:g}), test target = first item at or after {cuts['test']:g}",
+        **({"time_cuts": cuts} if cuts is not None else {}),
         "text_columns": [c for c in raw.text_columns if c in items.columns],
         "has_images": "image" in items.columns,
         "image_root": str(Path(raw.root).resolve()) if raw.root else None,
