@@ -143,3 +143,28 @@ def test_bad_tune_files_name_the_key(tmp_path, capsys):
     assert main(["tune", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("morec: error:") and "train.lr" in err and "log_uniform" in err
+
+
+def test_two_processes_share_one_study(synth_prepared, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    spec = {"base": {"data": str(synth_prepared), "model": {"dim": 16, "n_heads": 1},
+                     "train": {"batch_size": 64, "epochs": 1, "threads": 1, "progress": False, "tensorboard": False}},
+            "space": {"train.lr": {"log_uniform": [1e-3, 1e-2]}}, "trials": 4, "pruner": "none",
+            "out": str(tmp_path / "tune")}
+    path = tmp_path / "tune.yaml"
+    path.write_text(json.dumps(spec))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-m", "morec", "tune", str(path)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    study = open_study(parse_tune(spec))
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert 4 <= len(done) <= 5 and len(done) == len(study.trials)  # the second process may start one more
+    assert len({t.user_attrs["dir"] for t in done}) == len(done)  # no trial directory shared
+    summary = json.loads((tmp_path / "tune" / "sweep.json").read_text())
+    assert summary["best"][0]["test"] is not None and summary["tune"]["finished"] == len(done)
