@@ -135,6 +135,12 @@ def test_seeds_of_the_chosen_configuration_and_the_base(synth_prepared, tmp_path
             cfg = json.loads((tmp_path / "tune" / r["dir"].split("tune/", 1)[1] / "results.json").read_text())["config"]
             assert cfg["train"]["epochs"] == 2  # the base budget, not the trials' epoch cap
     assert "seeds [1, 2]" in capsys.readouterr().out
+    # the tune directory reads like a sweep's: the report finds the chosen trial and the seeds' runs, not the others
+    from morec.report import find_runs
+
+    usable = sorted(str(r.dir.relative_to(tmp_path / "tune")) for r in find_runs([tmp_path / "tune"]) if r.usable)
+    assert usable == sorted([f"trials/{summary['best'][0]['name']}"] + [f"seeds/{a}/seed-{s}" for a in ("base", "chosen")
+                                                                          for s in (1, 2)])
 
 
 def test_bad_tune_files_name_the_key(tmp_path, capsys):
