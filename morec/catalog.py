@@ -155,6 +155,9 @@ class ContentEncoder:
         if reason:
             raise CatalogError(reason)
         self.encoder, self.cfg = encoder, cfg.model.encoder
+        # where image references may point (see configure_images); by default any file the caller names
+        self.image_root: Path | None = None
+        self.confine_images, self.max_image_pixels = False, None
         self._own = type(encoder).encode_content is not ItemEncoder.encode_content
         self._text_parts = None
         if not self._own and self.cfg.kind not in ("text", "vision"):
@@ -165,17 +168,28 @@ class ContentEncoder:
     def fields(self) -> list[str]:
         return list(self.cfg.text_fields) if self.cfg.kind == "text" else ["image"]
 
+    def configure_images(self, root: str | Path | None, confine: bool, max_pixels: int | None) -> None:
+        """``confine``: read image paths and ``lmdb:`` stores only under ``root`` (none at all when it is
+        None; uploaded ``image_base64`` bytes are always accepted). ``max_pixels``: refuse larger images."""
+        self.image_root = Path(root) if root is not None else None
+        self.confine_images, self.max_image_pixels = confine, max_pixels
+
     def check(self, items: pd.DataFrame) -> None:
         missing = [f for f in self.fields if f not in items.columns]
+        if missing == ["image"] and IMAGE_BYTES_FIELD in items.columns:
+            missing = []
         if missing:
             raise CatalogError(f"new items lack the field(s) {', '.join(missing)} that the model reads "
                                f"(model.encoder.text_fields = {self.fields})" if self.cfg.kind == "text" else
-                               "new items need an 'image' column (image file paths) for a vision model")
+                               f"new items need an 'image' column (image file paths) or {IMAGE_BYTES_FIELD} "
+                               "(the image file's bytes, base64) for a vision model")
         if self.cfg.kind == "vision":
-            refs = items["image"].astype("string").fillna("").str.strip()
-            empty = items["item"][(refs == "").to_numpy()]
+            refs = _column(items, "image")
+            uploads = _column(items, IMAGE_BYTES_FIELD)
+            empty = items["item"][((refs == "") & (uploads == "")).to_numpy()]
             if len(empty):
-                raise CatalogError(f"new item(s) with no image path: {_show(empty)}")
+                raise CatalogError(f"new item(s) with no image (an image path, or the image file's bytes as "
+                                   f"{IMAGE_BYTES_FIELD}): {_show(empty)}")
         if self.cfg.kind == "text":
             text = items[self.fields].astype("string").fillna("").apply(lambda c: c.str.strip())
             empty = items["item"][(text == "").all(axis=1).to_numpy()]
@@ -244,24 +258,56 @@ class ContentEncoder:
 
     # vision (the same steps as VisionEncoder.forward on the whole trained model, from image files)
     def _vision(self, items: pd.DataFrame) -> torch.Tensor:
-        from .data.images import _Decoder, to_model_input
+        from .data.images import ImageNotAllowed, ImageTooLarge, _Decoder, to_model_input
         from .encoders.vision import pooled_features
 
         enc = self.encoder
-        decode = _Decoder(None, enc.store.size)
-        refs = [str(r).strip() for r in items["image"].tolist()]
+        decode = _Decoder(self.image_root, enc.store.size, confine=self.confine_images,
+                          max_pixels=self.max_image_pixels)
+        refs = [_image_source(item, path, upload) for item, path, upload in
+                zip(items["item"], _column(items, "image"), _column(items, IMAGE_BYTES_FIELD))]
         device = enc.head.dt[0].weight.device
         out = []
         for start in range(0, len(refs), enc.chunk):
             batch = []
-            for ref in refs[start:start + enc.chunk]:
+            for item, ref in zip(items["item"].iloc[start:start + enc.chunk], refs[start:start + enc.chunk]):
+                shown = f"the uploaded image of item {item!r}" if isinstance(ref, bytes) else f"the image {ref!r}"
                 try:
                     batch.append(decode(ref))
+                except ImageNotAllowed as err:
+                    raise CatalogError(f"item {item!r}: {err}") from None
+                except ImageTooLarge as err:
+                    raise ImageTooLargeError(f"{shown} of item {item!r}: {err}") from None
                 except Exception as err:  # noqa: BLE001 - any decoder failure names the file
-                    raise CatalogError(f"cannot read the image {ref!r}: {err}") from None
+                    raise CatalogError(f"cannot read {shown}: {err}") from None
             x = to_model_input(torch.from_numpy(np.stack(batch)), enc.mean, enc.std, device, enc.channels_last)
             out.append(enc.head(pooled_features(enc._vm, x, enc.pooling).float()).float())
         return torch.cat(out)
+
+
+IMAGE_BYTES_FIELD = "image_base64"  # a new item's image file itself, base64 (what a server can safely accept)
+
+
+class ImageTooLargeError(CatalogError):
+    status = 413
+
+
+def _column(items: pd.DataFrame, name: str) -> pd.Series:
+    if name not in items.columns:
+        return pd.Series([""] * len(items), index=items.index, dtype="string")
+    return items[name].astype("string").fillna("").str.strip()
+
+
+def _image_source(item, path: str, upload: str) -> str | bytes:
+    if not upload:
+        return path
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(upload, validate=True)
+    except (binascii.Error, ValueError):
+        raise CatalogError(f"item {item!r}: {IMAGE_BYTES_FIELD} is not valid base64") from None
 
 
 # --- the run directory's catalogue file ------------------------------------------------------

@@ -216,14 +216,18 @@ def cmd_export(args, extra) -> int:
 
 
 def cmd_serve(args, extra) -> int:
+    import os
+
     import torch
 
-    from .serve import Limits, serve
+    from .serve import TOKEN_ENV, Limits, serve
 
     torch.set_num_threads(args.threads)
+    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV)
     try:
         serve(args.run, args.host, args.port, args.device, args.index,
-              Limits(max_k=args.max_k, max_history=args.max_history, max_body=args.max_body))
+              Limits(max_k=args.max_k, max_history=args.max_history, max_body=args.max_body,
+                     max_image_pixels=args.max_image_pixels), image_root=args.image_root, token=token)
     except KeyboardInterrupt:  # uvicorn has shut down cleanly and re-raises Ctrl-C
         print("morec serve: stopped", file=sys.stderr)
     return 0
@@ -324,6 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-k", type=int, default=1000)
     sv.add_argument("--max-history", type=int, default=2000)
     sv.add_argument("--max-body", type=int, default=1 << 20, help="largest request body, bytes")
+    sv.add_argument("--max-image-pixels", type=int, default=25_000_000,
+                    help="largest new-item image (width x height), checked before decoding")
+    sv.add_argument("--image-root", help="folder that new items' image paths (POST /items) must lie under; "
+                                         "without it only uploaded images (image_base64) are accepted")
+    sv.add_argument("--token", help="require 'Authorization: Bearer TOKEN' for POST /items "
+                                    "(or set MOREC_SERVE_TOKEN, which keeps it out of the process list)")
     sv.set_defaults(func=cmd_serve)
     for name, module in DELEGATED.items():  # listed in --help; parsed by their own module (see main)
         sub.add_parser(name, help=f"extra pre-training on the item {'texts (MLM)' if 'text' in name else 'images (MAE)'}: "

@@ -5,6 +5,14 @@
                       -> {"items": [{"id", "title", "score"}, ...], "history_length": n}
     POST /items       {"items": [{"id": "new1", "title": "..."}, ...]}  (MoRec models, from a run directory)
                       -> {"added": n, "items": N}
+                      vision models: {"id": ..., "image_base64": "<the image file, base64>"} or
+                      {"id": ..., "image": "path/under/--image-root.jpg"}
+
+What the server reads is limited: image paths (and ``lmdb:`` stores) only under ``--image-root``,
+after resolving ``..`` and symlinks, with one answer for "not allowed or not found"; no path at all
+without that option (uploads only); at most ``max_image_pixels`` per image, checked from the header
+before decoding. ``--token`` (or the MOREC_SERVE_TOKEN environment variable) makes POST /items
+require ``Authorization: Bearer <token>``. /health names no filesystem path.
 
 Every bad request is a 4xx with a readable ``detail``: a malformed body or wrong types (422), k out of
 bounds, a history too long or empty, unknown items or users, a history sent to a user-id model, items
@@ -31,6 +39,10 @@ class Limits:
     max_history: int = 2000  # item ids per request (the model reads the latest max_len of them)
     max_body: int = 1 << 20  # bytes per request body
     max_new_items: int = 1000  # per POST /items
+    max_image_pixels: int = 25_000_000  # per new item's image (width x height), read from its header
+
+
+TOKEN_ENV = "MOREC_SERVE_TOKEN"
 
 
 def _require_fastapi():
@@ -94,15 +106,22 @@ def _replay(messages):
     return receive
 
 
-def create_app(service: RecommenderService, limits: Limits | None = None):
-    """The FastAPI application for ``service`` (wrapped in the body-size limit)."""
+def create_app(service: RecommenderService, limits: Limits | None = None, image_root=None, token: str | None = None):
+    """The FastAPI application for ``service`` (wrapped in the body-size limit). New items' image paths
+    are read only under ``image_root`` (none without it); ``token`` guards POST /items."""
     _require_fastapi()
+    import hmac
+
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
     limits = limits or Limits()
+    if service.content is not None:
+        service.content.configure_images(image_root, confine=True, max_pixels=limits.max_image_pixels)
+    if token is not None and not token.strip():
+        raise ServingError("the serve token is empty; give a non-empty --token or unset " + TOKEN_ENV)
 
     class RecommendRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -132,7 +151,9 @@ def create_app(service: RecommenderService, limits: Limits | None = None):
 
     @app.get("/health")
     def health() -> dict:
-        return service.info()
+        info = service.info()
+        info.pop("source", None)  # the run directory's path is nobody's business over HTTP
+        return info
 
     @app.post("/recommend")
     def recommend(req: RecommendRequest) -> dict:
@@ -143,8 +164,18 @@ def create_app(service: RecommenderService, limits: Limits | None = None):
                                f"(the model reads the latest {service.max_len})")
         return service.recommend(user=req.user, history=req.history, k=req.k, exclude_history=req.exclude_history)
 
+    def authorized(request: Request) -> bool:
+        if token is None:
+            return True
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
     @app.post("/items")
-    def add_items(req: AddItemsRequest) -> dict:
+    def add_items(req: AddItemsRequest, request: Request):
+        if not authorized(request):
+            return JSONResponse({"detail": "POST /items needs the header Authorization: Bearer <token> "
+                                           "(the token the server was started with)"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
         if len(req.items) > limits.max_new_items:
             raise ServingError(f"{len(req.items)} items in one request; at most {limits.max_new_items}")
         if not service.can_add_items:
@@ -160,36 +191,42 @@ def create_app(service: RecommenderService, limits: Limits | None = None):
 
 
 def make_server(service: RecommenderService, host: str = "127.0.0.1", port: int = 8000,
-                limits: Limits | None = None, log_level: str = "warning"):
+                limits: Limits | None = None, log_level: str = "warning", image_root=None, token: str | None = None):
     import uvicorn
 
-    app = create_app(service, limits)
+    app = create_app(service, limits, image_root, token)
     return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False))
 
 
 def serve(path, host: str = "127.0.0.1", port: int = 8000, device: str = "cpu", index: str = "exact",
-          limits: Limits | None = None, log=print) -> None:
+          limits: Limits | None = None, log=print, image_root=None, token: str | None = None) -> None:
     """Load a run or export directory and serve it until interrupted."""
     _require_fastapi()
+    from pathlib import Path
+
+    if image_root is not None and not Path(image_root).is_dir():
+        raise ServingError(f"--image-root {image_root}: no such folder")
     service = RecommenderService.load(path, device, index)
     info = service.info()
     log(f"serving {path}: {info['items']:,} items ({info['added_items']} added), {info['backbone']} "
         f"({'history' if service.uses_history else 'user id'} input), index {info['index']}, "
-        f"adding items {'on' if service.can_add_items else 'off'}; http://{host}:{port}")
-    make_server(service, host, port, limits, log_level="info").run()
+        f"adding items {'on' if service.can_add_items else 'off'}"
+        f"{' (token required)' if token else ''}; http://{host}:{port}")
+    make_server(service, host, port, limits, log_level="info", image_root=image_root, token=token).run()
 
 
 class BackgroundServer:
     """A real uvicorn server on a free loopback port, in a thread: ``with BackgroundServer(service) as url:``."""
 
-    def __init__(self, service: RecommenderService, limits: Limits | None = None, host: str = "127.0.0.1"):
+    def __init__(self, service: RecommenderService, limits: Limits | None = None, host: str = "127.0.0.1",
+                 image_root=None, token: str | None = None):
         import socket
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
         self.url = f"http://{host}:{self.sock.getsockname()[1]}"
-        self.server = make_server(service, host, 0, limits)
+        self.server = make_server(service, host, 0, limits, image_root=image_root, token=token)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> str:

@@ -87,46 +87,94 @@ def to_model_input(pixels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, 
 
 # --- decoding -----------------------------------------------------------------------------
 
-class _Decoder:
-    """Reads one image reference into a (size, size, 3) uint8 array; LMDB handles opened once."""
+class ImageNotAllowed(ValueError):
+    """An image reference a server may not read. One text for "outside the root", "no such file" and
+    "not a regular file", so that answers cannot be used to probe which files exist."""
 
-    def __init__(self, root: Path | None, size: int):
+    def __init__(self, ref: str):
+        super().__init__(f"image {ref!r}: not allowed or not found (image paths must name files under the "
+                         "server's --image-root; or send the image itself as image_base64)")
+
+
+class ImageTooLarge(ValueError):
+    pass
+
+
+class _Decoder:
+    """Reads one image reference (or the image's bytes) into a (size, size, 3) uint8 array; LMDB handles
+    opened once.
+
+    ``confine=True`` (the server) reads only files and LMDB stores under ``root``, after resolving
+    ``..`` and symlinks, and refuses everything else with :class:`ImageNotAllowed`. ``max_pixels``
+    refuses an image whose header declares more pixels, before anything is decoded (a small file can
+    declare a huge image: a decompression bomb)."""
+
+    def __init__(self, root: Path | None, size: int, *, confine: bool = False, max_pixels: int | None = None):
         self.root, self.size = root, size
+        self.confine, self.max_pixels = confine, max_pixels
+        self._real_root = Path(os.path.realpath(root)) if (confine and root is not None) else None
         self._lmdb: dict[str, object] = {}
 
     def path_of(self, ref: str) -> Path:
         p = Path(ref)
+        if self.confine:
+            if self._real_root is None or "\x00" in ref:
+                raise ImageNotAllowed(ref)
+            real = Path(os.path.realpath(self._real_root / p))  # an absolute ref ignores the root here...
+            if real != self._real_root and self._real_root not in real.parents:  # ...and is refused here
+                raise ImageNotAllowed(ref)
+            return real
         return p if p.is_absolute() or self.root is None else self.root / p
 
-    def __call__(self, ref: str) -> np.ndarray:
+    def __call__(self, ref: str | bytes) -> np.ndarray:
         from PIL import Image
 
-        if ref.startswith(LMDB_SCHEME):
-            img = self._from_lmdb(ref[len(LMDB_SCHEME):])
-        else:
-            path = self.path_of(ref)
-            if not path.is_file():
-                raise FileNotFoundError("file not found")
-            img = Image.open(path)
-            # JPEG draft mode decodes at a reduced scale that is still >= the target: much faster for
-            # large product photos (H&M's are ~1166 x 1750) and no loss after the resize.
-            img.draft("RGB", (self.size, self.size))
+        try:
+            if isinstance(ref, bytes):
+                import io
+
+                img = Image.open(io.BytesIO(ref))
+            elif ref.startswith(LMDB_SCHEME):
+                img = self._from_lmdb(ref[len(LMDB_SCHEME):], ref)
+            else:
+                path = self.path_of(ref)
+                if not path.is_file():
+                    raise ImageNotAllowed(ref) if self.confine else FileNotFoundError("file not found")
+                img = Image.open(path)
+        except Image.DecompressionBombError as err:
+            raise ImageTooLarge(f"refused as a possible decompression bomb ({err})") from None
+        if self.max_pixels is not None and img.size[0] * img.size[1] > self.max_pixels:
+            raise ImageTooLarge(f"{img.size[0]}x{img.size[1]} pixels is over the limit of {self.max_pixels:,} pixels")
+        # JPEG draft mode decodes at a reduced scale that is still >= the target: much faster for
+        # large product photos (H&M's are ~1166 x 1750) and no loss after the resize.
+        img.draft("RGB", (self.size, self.size))
         img.load()  # decode now: truncated or corrupt files fail here, not later
         img = img.convert("RGB")
         if img.size != (self.size, self.size):
             img = img.resize((self.size, self.size), Image.Resampling.BILINEAR, reducing_gap=None)
         return np.asarray(img, dtype=np.uint8)
 
-    def _from_lmdb(self, ref: str):
+    def _from_lmdb(self, ref: str, whole: str):
         from .formats.lmdb_images import LmdbImages
 
         db, sep, key = ref.rpartition("#")
         if not sep:
             raise ValueError(f"bad LMDB image reference {ref!r} (expected <database>#<key>)")
-        path = str(self.path_of(db))
+        try:
+            path = self.path_of(db)
+        except ImageNotAllowed:
+            raise ImageNotAllowed(whole) from None
+        if self.confine and not path.exists():
+            raise ImageNotAllowed(whole)
+        path = str(path)
         if path not in self._lmdb:
             self._lmdb[path] = LmdbImages(path)
-        return self._lmdb[path].image(key)
+        try:
+            return self._lmdb[path].image(key)
+        except (KeyError, FileNotFoundError):
+            if self.confine:
+                raise ImageNotAllowed(whole) from None
+            raise
 
 
 def _store_key(refs: list[str], root: Path | None, size: int) -> str:
