@@ -149,8 +149,8 @@ def read_lmdb_images(
     folder = Path(path)
     if not folder.is_dir():
         raise DataFormatError(f"{folder}: no such folder.")
-    db = Path(lmdb) if lmdb else find_lmdb(folder)
-    db = db if db.is_absolute() else folder / db
+    # a given path is relative to the folder; a found one already includes it
+    db = find_lmdb(folder) if not lmdb else Path(lmdb) if Path(lmdb).is_absolute() else folder / lmdb
     raw = read_sequences(folder, sequences_file=sequences_file, items_file=items_file, encoding=encoding)
     keys = set(LmdbImages(db).keys())
     rel = db.relative_to(folder) if db.is_relative_to(folder) else db

@@ -150,7 +150,8 @@ _EXACT_FLOAT = 2**53  # beyond this a float64 no longer holds every whole second
 
 
 def parse_timestamps(
-    values: pd.Series, path: Path, column: str, *, where: str = "line", allow_dates: bool = False
+    values: pd.Series, path: Path, column: str, *, where: str = "line", allow_dates: bool = False,
+    time_format: str | None = None,
 ) -> pd.Series:
     """Numbers (or, if allowed, ISO dates) -> int64 seconds when all are whole, else float64.
 
@@ -158,9 +159,23 @@ def parse_timestamps(
     with their line, when int64 cannot hold them; float seconds such as ``1610830704.0`` become int64.
     Fractional seconds stay float64 so that events within one second keep their order, and are
     refused beyond 2**53, where float64 cannot tell neighbouring seconds apart.
+
+    ``time_format`` (a strftime pattern such as ``%d/%m/%Y %H:%M``) parses every value as a date in
+    that format instead; the result is seconds since 1970 (UTC when the dates carry a zone).
     """
     if pd.api.types.is_datetime64_any_dtype(values):
         return _seconds_since_epoch(values).astype("int64")
+    if time_format:
+        dates = pd.to_datetime(values, errors="coerce", format=time_format)
+        bad = dates.isna()
+        if bad.any():
+            line = values.index[bad.to_numpy()][0]
+            raise DataFormatError(
+                f"{path}, {where} {line}: {column} {values.loc[line]!r} does not match time_format "
+                f"{time_format!r} ({int(bad.sum())} {where}s like this). Fix those {where}s or give the "
+                "format they use (pandas / strftime codes, e.g. time_format=%d/%m/%Y %H:%M)."
+            )
+        return _seconds_since_epoch(dates).astype("int64")
     if pd.api.types.is_bool_dtype(values):
         raise DataFormatError(f"{path}: {column} holds true/false values, not times. Pick the time column.")
     if pd.api.types.is_integer_dtype(values):
@@ -184,9 +199,10 @@ def parse_timestamps(
     if bad.any():
         line = values.index[bad.to_numpy()][0]
         kind = "a number or an ISO date" if allow_dates else "a number"
+        hint = " or pass time_format=... with the dates' format (e.g. time_format=%d/%m/%Y)" if allow_dates else ""
         raise DataFormatError(
             f"{path}, {where} {line}: {column} {values.loc[line]!r} is not {kind} "
-            f"({int(bad.sum())} {where}s like this). Fix those {where}s or remove them."
+            f"({int(bad.sum())} {where}s like this). Fix those {where}s or remove them{hint}."
         )
     as_float = numbers.to_numpy()
     whole = as_float == np.floor(as_float)
@@ -264,6 +280,7 @@ def finish(
     root: Path | None,
     notes: list[str],
     items_source: Path | str,
+    id_column: str | None = None,
 ) -> RawDataset:
     """Canonical dtypes and column order, plus a note for interactions without item content."""
     interactions = pd.DataFrame({
@@ -282,29 +299,83 @@ def finish(
             f"{int(missing.sum())} interactions refer to {interactions['item'][missing].nunique()} "
             f"items missing from {items_source}; they are kept, with empty content."
         )
-    return RawDataset(interactions=interactions, items=items, name=name, root=root, notes=notes)
+    return RawDataset(interactions=interactions, items=items, name=name, root=root, notes=notes, id_column=id_column)
 
 
 # --------------------------------------------------------------------------- the table reader
 
 
-def _locate(folder: Path, given: str | Path | None, stem: str, *, required: bool) -> Path | None:
+def _named_table(folder: Path, given: str | Path | None, stem: str) -> Path | None:
+    """The file an option names, or the folder's ``{stem}.csv / .tsv / .txt / .parquet``."""
     if given is not None:
         path = Path(given) if Path(given).is_absolute() else folder / given
         return require_file(path, f"Check the {stem}_file option.")
     found = [folder / f"{stem}{suffix}" for suffix in _TABLE_SUFFIXES if (folder / f"{stem}{suffix}").is_file()]
-    if len(found) == 1:
-        return found[0]
     if len(found) > 1:
         raise DataFormatError(
             f"{folder}: several {stem} tables ({', '.join(p.name for p in found)}); "
             f"pass {stem}_file= to pick one."
         )
-    if required:
+    return found[0] if found else None
+
+
+def _columns_of(path: Path, sep: str | None, encoding: str) -> list[str]:
+    """A table's column names from its header alone ([] when it cannot be read)."""
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        sep = sep or _SEPARATORS.get(path.suffix)
+        if sep is None:
+            return []
+        return [str(c) for c in pd.read_csv(path, sep=sep, nrows=0, encoding=encoding, encoding_errors="replace").columns]
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return []
+
+
+def _guess_table(folder: Path, stem: str, holds: Sequence[str], lacks: Sequence[str], exclude: Path | None,
+                 sep: str | None, encoding: str, notes: list[str]) -> Path | None:
+    """The folder's one table holding every column of ``holds`` and none of ``lacks``; None when there is none.
+
+    Guessing is safe only when exactly one file fits, so several candidates are an error naming them.
+    """
+    tables = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in _TABLE_SUFFIXES and p != exclude)
+    columns = {p: _columns_of(p, sep, encoding) for p in tables}
+    fits = [p for p, cols in columns.items() if all(c in cols for c in holds) and not any(c in cols for c in lacks)]
+    if len(fits) > 1:
         raise DataFormatError(
-            f"{folder}: no {stem}.csv / .tsv / .parquet found. Pass {stem}_file= with the file name."
+            f"{folder}: several tables could be the {stem} table ({', '.join(p.name for p in fits)} all have "
+            f"column(s) {', '.join(map(repr, holds))}); pass {stem}_file= to pick one."
         )
+    if fits:
+        notes.append(f"{stem} table: guessed {fits[0].name} (the folder's only table with column(s) "
+                     f"{', '.join(map(repr, holds))}); pass {stem}_file= to choose another.")
+        return fits[0]
     return None
+
+
+def _locate_tables(folder: Path, interactions_file, items_file, user_column: str, item_column: str,
+                   item_id_column: str | None, sep: str | None, encoding: str, notes: list[str]) -> tuple[Path, Path | None]:
+    inter_path = _named_table(folder, interactions_file, "interactions")
+    if inter_path is None:
+        inter_path = _guess_table(folder, "interactions", [user_column, item_column], [], None, sep, encoding, notes)
+    if inter_path is None:
+        present = {p.name: _columns_of(p, sep, encoding) for p in sorted(folder.iterdir())
+                   if p.is_file() and p.suffix in _TABLE_SUFFIXES}
+        shown = "; ".join(f"{name}: {', '.join(cols) or '?'}" for name, cols in present.items()) or "no tables"
+        raise DataFormatError(
+            f"{folder}: no interactions table (interactions.csv / .tsv / .parquet, or a single table with columns "
+            f"{user_column!r} and {item_column!r}); found {shown}. Pass user_column= and item_column= with your "
+            "column names, or interactions_file= with the file name."
+        )
+    items_path = _named_table(folder, items_file, "items")
+    if items_path is None and items_file is None:
+        item_key = item_id_column or item_column
+        items_path = _guess_table(folder, "items", [item_key], [user_column], inter_path, sep, encoding, notes)
+        if items_path is None and item_id_column is None and item_column != "item":
+            items_path = _guess_table(folder, "items", ["item"], [user_column], inter_path, sep, encoding, notes)
+    return inter_path, items_path
 
 
 def _load(path: Path, columns: Sequence[str] | None, sep: str | None, encoding: str) -> tuple[pd.DataFrame, str]:
@@ -358,7 +429,8 @@ def read_table(
     user_column: str = "user",
     item_column: str = "item",
     time_column: str | None = "timestamp",
-    item_id_column: str = "item",
+    time_format: str | None = None,
+    item_id_column: str | None = None,
     text_columns: Sequence[str] | None = None,
     image_column: str | None = None,
     image_pattern: str | None = None,
@@ -367,11 +439,15 @@ def read_table(
 ) -> RawDataset:
     """Read an interactions table and an optional item table.
 
-    ``path`` is a folder (file names default to ``interactions.*`` / ``items.*``) or the
-    interactions file itself. ``time_column=None`` uses the file order as time. ``text_columns``
-    defaults to every non-id column of the item table holding text (not numbers);
-    ``image_column`` defaults to ``image`` when the item table has that column.
-    ``image_pattern`` builds image paths from item ids, e.g. ``"images/{item}.jpg"``.
+    ``path`` is a folder or the interactions file itself. In a folder, the interactions table is
+    ``interactions.*`` or else the one table holding ``user_column`` and ``item_column``; the item
+    table is ``items.*`` or else the one other table holding the item id column and not the user
+    column. ``item_id_column`` (the item table's id) defaults to ``item_column`` when the item table
+    has that column, else ``item``. ``time_column=None`` uses the file order as time; ``time_format``
+    parses dates written another way than ISO (``%d/%m/%Y``). ``text_columns`` defaults to every
+    non-id column of the item table holding text (not numbers); ``image_column`` defaults to
+    ``image`` when the item table has that column. ``image_pattern`` builds image paths from item
+    ids, e.g. ``"images/{item}.jpg"``. What was guessed is said in the dataset's notes (the log).
     """
     path = Path(path)
     if not path.exists():
@@ -379,15 +455,16 @@ def read_table(
     folder = path if path.is_dir() else path.parent
     if path.is_file() and interactions_file is None:
         interactions_file = path.name
-    inter_path = _locate(folder, interactions_file, "interactions", required=True)
-    items_path = _locate(folder, items_file, "items", required=False)
     notes: list[str] = []
+    inter_path, items_path = _locate_tables(folder, interactions_file, items_file, user_column, item_column,
+                                            item_id_column, sep, encoding, notes)
 
     wanted = [user_column, item_column] + ([time_column] if time_column else [])
     inter, where = _load(inter_path, wanted, sep, encoding)
     require_nonempty(inter, [user_column, item_column], inter_path, where=where)
     if time_column:
-        times = parse_timestamps(inter[time_column], inter_path, time_column, where=where, allow_dates=True)
+        times = parse_timestamps(inter[time_column], inter_path, time_column, where=where, allow_dates=True,
+                                 time_format=time_format)
     else:
         times = pd.Series(np.arange(len(inter), dtype="int64"), index=inter.index)
     interactions = pd.DataFrame({"user": inter[user_column], "item": inter[item_column], "timestamp": times})
@@ -399,6 +476,11 @@ def read_table(
         items_source: Path | str = "the (absent) item table"
     else:
         raw_items, item_where = _load(items_path, None, sep, encoding)
+        if item_id_column is None:
+            item_id_column = item_column if item_column in raw_items.columns else "item"
+            if item_id_column != "item":
+                notes.append(f"{items_path.name}: item ids read from column {item_id_column!r} (as item_column); "
+                             "pass item_id_column= if another column holds them.")
         _check_columns(items_path, list(raw_items.columns), [item_id_column])
         raw_items[item_id_column] = raw_items[item_id_column].astype(str)
         if image_column is None and "image" in raw_items.columns:
@@ -408,6 +490,8 @@ def read_table(
         if text_columns is None:
             text_columns = [c for c in raw_items.columns
                             if c not in (item_id_column, image_column) and _looks_textual(raw_items[c])]
+            notes.append(f"{items_path.name}: text columns {', '.join(map(repr, text_columns)) or '(none)'} "
+                         "(the columns holding text); pass text_columns= to choose.")
         _check_columns(items_path, list(raw_items.columns), list(text_columns) + ([image_column] if image_column else []))
         items = pd.DataFrame({"item": raw_items[item_id_column]})
         for column in text_columns:
@@ -419,4 +503,4 @@ def read_table(
         items["image"] = apply_image_pattern(items["item"], image_pattern)
 
     return finish(interactions, items, name=folder.name, root=(items_path or inter_path).parent,
-                  notes=notes, items_source=items_source)
+                  notes=notes, items_source=items_source, id_column=item_id_column or item_column)
