@@ -80,14 +80,55 @@ def read_items_file(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
     return df
 
 
-def normalize_items(df: pd.DataFrame, known: dict[str, int] | None = None) -> pd.DataFrame:
-    """Checked new items: an ``item`` column of non-empty, unique string ids, none already known."""
+def map_columns(df: pd.DataFrame, columns: dict[str, str] | None) -> pd.DataFrame:
+    """Rename the new items' columns to the dataset's names: ``{"sku": "book_sku", "name": "book_title"}``."""
+    if not columns:
+        return df
+    if not isinstance(columns, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in columns.items()):
+        raise CatalogError(f"the column mapping must map the new items' column names to the dataset's, e.g. "
+                           f"{{'sku': 'book_sku'}}; got {columns!r}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise CatalogError(f"the column mapping names {', '.join(map(repr, missing))}, which the new items lack; "
+                           f"their columns are {', '.join(map(repr, map(str, df.columns)))}")
+    return df.rename(columns=columns)
+
+
+def parse_mapping(pairs: list[str] | None) -> dict[str, str]:
+    """``["sku=book_sku", "name=book_title"]`` (the command line's --map) -> a column mapping."""
+    out = {}
+    for pair in pairs or []:
+        source, eq, target = pair.partition("=")
+        if not eq or not source.strip() or not target.strip():
+            raise CatalogError(f"--map {pair!r}: expected FILE_COLUMN=DATASET_COLUMN, e.g. --map sku=book_sku")
+        out[source.strip()] = target.strip()
+    return out
+
+
+def items_frame(items: pd.DataFrame | list[dict] | str | Path, fmt: str | None = None) -> pd.DataFrame:
+    """New items as a DataFrame: given as one, as a list of dicts, or as a CSV / TSV / JSONL file (whose relative
+    image paths are relative to the file)."""
+    if isinstance(items, (pd.DataFrame, list)):
+        return pd.DataFrame(items)
+    df = read_items_file(items, fmt)
+    if "image" in df.columns:
+        base = Path(items).resolve().parent
+        df["image"] = [str(base / p) if isinstance(p, str) and p and not Path(p).is_absolute() else p
+                       for p in df["image"]]
+    return df
+
+
+def normalize_items(df: pd.DataFrame, known: dict[str, int] | None = None, id_column: str | None = None) -> pd.DataFrame:
+    """Checked new items: an ``item`` column of non-empty, unique string ids, none already known. The id is read
+    from ``id``, ``item`` or the dataset's own id column name ``id_column`` (e.g. book_sku), the first found."""
     if len(df) == 0:
         raise CatalogError("no new items given")
-    col = next((c for c in ID_COLUMNS if c in df.columns), None)
+    names = ID_COLUMNS + ((id_column,) if id_column and id_column not in ID_COLUMNS else ())
+    col = next((c for c in names if c in df.columns), None)
     if col is None:
-        raise CatalogError(f"new items need an id column (one of: {', '.join(ID_COLUMNS)}); got columns "
-                           f"{', '.join(map(str, df.columns))}")
+        raise CatalogError(f"new items need an id column (one of: {', '.join(names)}); got columns "
+                           f"{', '.join(map(str, df.columns))}. Rename it, or map it (--map YOURS={names[-1]}; "
+                           "POST /items: \"columns\": {\"YOURS\": \"" + names[-1] + "\"})")
     df = df.copy()
     ids = df[col]
     if ids.isna().any():
@@ -418,19 +459,14 @@ def append_added(run_dir: str | Path, ids: list[str], titles: list, vectors: tor
                            "try again, or remove the lock file if no morec process is running") from None
 
 
-def add_items(run_dir: str | Path, items: pd.DataFrame | str | Path, fmt: str | None = None, device: str = "cpu") -> dict:
-    """Encode new items (a DataFrame or a CSV / TSV / JSONL file) with the run's trained item encoder and
-    add them to its catalogue. Returns {"added": n, "items": catalogue size, "file": path}."""
+def add_items(run_dir: str | Path, items: pd.DataFrame | str | Path, fmt: str | None = None, device: str = "cpu",
+              columns: dict[str, str] | None = None) -> dict:
+    """Encode new items (a DataFrame, a list of dicts or a CSV / TSV / JSONL file) with the run's trained item
+    encoder and add them to its catalogue. Items use the dataset's column names (its id column, e.g. book_sku,
+    or ``id``; its text columns); ``columns`` maps other names ({"sku": "book_sku"}).
+    Returns {"added": n, "ids": [...], "items": catalogue size, "file": path}."""
     from .recommend import RecommenderService
 
     service = RecommenderService.from_run(run_dir, device=device)
-    if isinstance(items, pd.DataFrame):
-        df = items
-    else:
-        df = read_items_file(items, fmt)
-        if "image" in df.columns:  # image paths are relative to the new-items file
-            base = Path(items).resolve().parent
-            df["image"] = [str(base / p) if isinstance(p, str) and p and not Path(p).is_absolute() else p
-                           for p in df["image"]]
-    added = service.add_items(df)
-    return {"added": len(added), "items": service.n_items, "file": str(Path(run_dir) / CATALOG_FILE)}
+    added = service.add_items(items_frame(items, fmt), columns)
+    return {"added": len(added), "ids": added, "items": service.n_items, "file": str(Path(run_dir) / CATALOG_FILE)}

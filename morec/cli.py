@@ -14,14 +14,13 @@ from .recommend import ServingError
 
 
 def _reader_options(pairs: list[str]) -> dict:
-    import yaml
-
+    """--option KEY=VALUE pairs as strings; the reader's registry turns them into its types (lists, None)."""
     out = {}
     for pair in pairs or []:
         key, eq, value = pair.partition("=")
         if not eq:
-            raise ConfigError(f"--option {pair!r}: expected key=value")
-        out[key] = yaml.safe_load(value)
+            raise ConfigError(f"--option {pair!r}: expected key=value (`morec data formats` lists every option)")
+        out[key.strip()] = value
     return out
 
 
@@ -40,21 +39,40 @@ def cmd_data_prepare(args, extra) -> int:
     if unknown:
         raise ConfigError(f"unknown option(s) {sorted(unknown)}; data prepare takes --prepare.KEY=VALUE")
     prep.validate()  # before reading the source: a bad setting is named first
-    ds = prepare_dataset(args.source, args.out, args.format, prep, **_reader_options(args.option))
+    ds = prepare_dataset(args.source, args.out, args.format, prep, name=args.name, **_reader_options(args.option))
     print(json.dumps(ds.stats()))
+    return 0
+
+
+def cmd_data_formats(args, extra) -> int:
+    from .data.formats.registry import formats_help
+
+    print(formats_help(), end="")
     return 0
 
 
 def cmd_data_stats(args, extra) -> int:
     from .data.dataset import PreparedDataset
-    from .report import format_table, plot_item_popularity
+    from .report import format_table, plot_item_popularity, plot_sequence_lengths
 
     ds = PreparedDataset(args.dataset)
     row = ds.stats()
     print(format_table([row], list(row), floats="{:.4%}"))
+    summary = ds.sequence_summary()
+    print(f"sequence length (interactions per user): min {summary['min_length']}, median "
+          f"{summary['median_length']:g}, mean {summary['mean_length']:g}, max {summary['max_length']}")
+    if "first_date" in summary:
+        print(f"time span: {summary['first_date']} to {summary['last_date']} ({summary['span_days']:g} days)")
+    else:
+        print(f"time span: {summary['first_time']:g} to {summary['last_time']:g} (not dates: file order or positions)")
     plot = Path(args.plot or Path(args.dataset) / "item_popularity.png")
     plot_item_popularity(ds.train_item_counts, plot, f"{ds.name}: item popularity (training split)")
     print(f"item popularity plot: {plot}")
+    lengths_plot = plot.with_name("sequence_lengths.png")
+    plot_sequence_lengths(ds.lengths, lengths_plot, f"{ds.name}: interactions per user")
+    print(f"sequence length histogram: {lengths_plot}")
+    if args.json:
+        print(json.dumps({**row, **summary}))
     return 0
 
 
@@ -76,7 +94,7 @@ def _print_results(name: str, results: dict, ks: list[int], as_json: bool) -> No
 
 
 def cmd_train(args, extra) -> int:
-    from .train import Trainer
+    from .train import Trainer  # the object behind api.train, for --resume and torchrun ranks
 
     if args.resume and args.config:
         raise ConfigError("--resume continues a run with the config saved in its checkpoint; drop --config "
@@ -95,11 +113,14 @@ def cmd_train(args, extra) -> int:
 
 
 def cmd_evaluate(args, extra) -> int:
-    from .api import evaluate_run
+    from .api import evaluate_run, load_run
 
-    cfg = load_config(Path(args.run) / "config.yaml")
+    run = load_run(args.run, args.device)
+    cfg = run.config
     metrics = {split: evaluate_run(args.run, split, args.device) for split in ("valid", "test")}
-    _print_results(f"{cfg.model.encoder.kind}-{cfg.model.backbone}", metrics, cfg.eval.ks, args.json)
+    # the weights scored are the best epoch's (model.safetensors), as recorded in results.json
+    _print_results(f"{cfg.model.encoder.kind}-{cfg.model.backbone}", {**metrics, "best_epoch": run.best_epoch},
+                   cfg.eval.ks, args.json)
     return 0
 
 
@@ -190,25 +211,25 @@ def _print_recommendations(out: dict, as_json: bool) -> None:
 
 
 def cmd_recommend(args, extra) -> int:
-    from .recommend import RecommenderService
+    from .api import recommend
 
     if (args.user is None) == (args.history is None):
         raise ConfigError("give exactly one of --user ID or --history ITEM,ITEM,...")
-    service = RecommenderService.load(args.run, args.device)
     history = [h for h in args.history.split(",") if h.strip()] if args.history is not None else None
-    _print_recommendations(service.recommend(user=args.user, history=history, k=args.k), args.json)
+    _print_recommendations(recommend(args.run, user=args.user, history=history, k=args.k, device=args.device), args.json)
     return 0
 
 
 def cmd_catalog_add(args, extra) -> int:
-    from .catalog import add_items
+    from .api import add_items
+    from .catalog import parse_mapping
 
-    print(json.dumps(add_items(args.run, args.items, args.format, args.device)))
+    print(json.dumps(add_items(args.run, args.items, args.format, args.device, columns=parse_mapping(args.map))))
     return 0
 
 
 def cmd_export(args, extra) -> int:
-    from .recommend import export
+    from .api import export
 
     out = export(args.run, args.out, args.device)
     print(f"exported {args.run} -> {out} (manifest.json, items.safetensors, user_encoder.safetensors)")
@@ -242,15 +263,26 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("name")
     f.add_argument("--root", default="data/raw")
     f.set_defaults(func=cmd_data_fetch)
-    pr = data.add_parser("prepare", help="raw files -> prepared dataset (the paper's preprocessing); --prepare.KEY=VALUE")
+    from .data.formats.registry import READERS, formats_help
+
+    pr = data.add_parser("prepare", help="raw files -> prepared dataset (the paper's preprocessing); --prepare.KEY=VALUE",
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         epilog="formats and their reader options (--option KEY=VALUE):\n\n" + formats_help())
     pr.add_argument("source", help="folder or file of the raw dataset")
     pr.add_argument("--out", required=True)
-    pr.add_argument("--format", help="movielens | recbole | sequences | table | mind (default: detected)")
-    pr.add_argument("--option", action="append", help="reader option KEY=VALUE, e.g. user_column=customer_id")
+    pr.add_argument("--format", help=f"{' | '.join(READERS)} (default: detected from the files)")
+    pr.add_argument("--option", action="append", metavar="KEY=VALUE",
+                    help="reader option, repeatable, e.g. --option user_column=customer_id --option text_columns=title,blurb")
+    pr.add_argument("--name", help="the dataset's name in every table, figure and file name (default: the source "
+                                   "folder's name, or the --out folder's when that is generic like raw or data)")
     pr.set_defaults(func=cmd_data_prepare)
+    fm = data.add_parser("formats", help="every raw format with its reader options and an example of each")
+    fm.set_defaults(func=cmd_data_formats)
     st = data.add_parser("stats", help="Table 1 row and item-popularity plot of a prepared dataset")
     st.add_argument("dataset")
-    st.add_argument("--plot")
+    st.add_argument("--plot", help="item popularity PNG (default DATASET/item_popularity.png); the sequence-length "
+                                   "histogram sequence_lengths.png is written beside it")
+    st.add_argument("--json", action="store_true", help="print the statistics as one JSON line last")
     st.set_defaults(func=cmd_data_stats)
     sy = data.add_parser("synth", help="write a synthetic dataset (texts and images that explain taste); --synth.KEY=VALUE")
     sy.add_argument("out")
@@ -306,8 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     cat = sub.add_parser("catalog", help="the recommendable catalogue of a run").add_subparsers(dest="catalog_command", required=True)
     ca = cat.add_parser("add", help="encode new items from their text (MoRec) and make them recommendable, no retraining")
     ca.add_argument("run")
-    ca.add_argument("--items", required=True, help="CSV, TSV or JSON lines: an id column and the model's text fields")
+    ca.add_argument("--items", required=True, help="CSV, TSV or JSON lines: an id column (id, item or the dataset's own, "
+                                                   "e.g. book_sku) and the model's text fields by the dataset's names")
     ca.add_argument("--format", help="csv | tsv | jsonl | json (default: the file's extension)")
+    ca.add_argument("--map", action="append", metavar="FILE_COLUMN=DATASET_COLUMN",
+                    help="read a column of the file as the dataset's column, e.g. --map sku=book_sku --map name=book_title")
     ca.add_argument("--device", default="cpu")
     ca.set_defaults(func=cmd_catalog_add)
 

@@ -45,6 +45,7 @@ class PrepareConfig:
     valid_share: float = 0.1
     test_share: float = 0.1
     seed: int = 42
+    title_column: str = ""  # the text column shown as an item's title (recommend, serve, reports); "" = the first
 
     def validate(self) -> None:
         _check(self.split in ("loo", "time"), f"prepare.split must be loo or time, not {self.split!r}")
@@ -77,7 +78,7 @@ class EncoderConfig:
     mlp_layers: int = 0  # extra MLP layers on the item vector (TS-DNN, paper Table 5)
     fusion: str = "none"  # none | add | concat: ID embedding combined with the modality vector (Table 7)
     fusion_mlp: bool = False
-    text_fields: list[str] = field(default_factory=lambda: ["title"])
+    text_fields: list[str] = field(default_factory=list)  # item text columns read; [] = all the dataset's text columns
     max_tokens: int = 30
     pooling: str = "cls"  # cls | mean
     cache_lower: bool = True  # mode=top: frozen lower layers' outputs computed once (false: every step)

@@ -31,7 +31,7 @@ import torch
 from safetensors.torch import load_file
 
 from .catalog import (AddedItems, CatalogError, ContentEncoder, append_added, cannot_add_reason, catalog_signature,
-                      normalize_items, read_added, weights_fingerprint)
+                      map_columns, normalize_items, read_added, weights_fingerprint)
 from .config import Config, from_dict, to_dict
 
 EXPORT_FORMAT = "morec-export"
@@ -68,17 +68,19 @@ class ItemSnapshot:
         return len(self.ids) - 1
 
 
-def _titles_of(items: pd.DataFrame) -> list:
-    if "title" not in items.columns:
+def _titles_of(items: pd.DataFrame, column: str | None = "title") -> list:
+    if column is None or column not in items.columns:
         return [None] * len(items)
-    return [None if (t is None or (isinstance(t, float) and np.isnan(t))) else str(t) for t in items["title"].tolist()]
+    return [None if (t is None or (isinstance(t, float) and np.isnan(t)) or str(t).strip() == "") else str(t)
+            for t in items[column].tolist()]
 
 
 class RecommenderService:
     def __init__(self, cfg: Config, backbone: torch.nn.Module, snapshot: ItemSnapshot, user_ids: list[str],
                  user_offsets: np.ndarray, user_items: np.ndarray, content: ContentEncoder | None = None,
                  cannot_add: str | None = None, run_dir: Path | None = None, fingerprint: str | None = None,
-                 index: str = "exact", source: str = "", added_signature: tuple | None = None):
+                 index: str = "exact", source: str = "", added_signature: tuple | None = None,
+                 id_column: str | None = None, title_column: str | None = "title"):
         self.cfg = cfg
         self.backbone = backbone.eval()
         self.uses_history = bool(getattr(backbone, "uses_history", True))
@@ -92,6 +94,8 @@ class RecommenderService:
         self.run_dir, self.fingerprint = run_dir, fingerprint
         self.source = source
         self._added_signature = added_signature
+        # the dataset's own names of its item id and title columns (e.g. book_sku, book_title): new items may use them
+        self.id_column, self.title_column = id_column, title_column
         self._lock = threading.Lock()
         self._device = snapshot.outputs.device
         if index not in ("exact", "faiss", "auto"):
@@ -121,7 +125,7 @@ class RecommenderService:
         inputs = model.encode_all_items().float()
         outputs = model.backbone.item_output(inputs).float()
         ids = [""] + [str(i) for i in dataset.items["item"].tolist()]
-        titles = [None] + _titles_of(dataset.items)
+        titles = [None] + dataset.titles()
         fingerprint = weights_fingerprint(run)
         added = read_added(run, fingerprint)
         added_ids, added_titles, added_vecs = added.ids, added.titles, added.vectors
@@ -145,7 +149,8 @@ class RecommenderService:
         users = [str(u) for u in dataset.users["user"].tolist()]
         return cls(cfg, model.backbone, snap, users, dataset.offsets.astype(np.int64),
                    np.asarray(dataset.items_flat).astype(np.int64), content, reason, run, fingerprint, index,
-                   source=str(run), added_signature=added.signature)
+                   source=str(run), added_signature=added.signature, id_column=dataset.item_id_column,
+                   title_column=dataset.title_column)
 
     @classmethod
     def from_export(cls, export_dir: str | Path, device: str = "cpu", index: str = "exact") -> "RecommenderService":
@@ -170,7 +175,8 @@ class RecommenderService:
         reason = ("this is an export: it holds item vectors but no item encoder, so items cannot be added to it. "
                   "Add them to the run directory (`morec catalog add RUN_DIR`) and export again")
         return cls(cfg, backbone, snap, users, tensors["user_offsets"].cpu().numpy(),
-                   tensors["user_items"].cpu().numpy(), None, reason, None, man.get("weights"), index, source=str(d))
+                   tensors["user_items"].cpu().numpy(), None, reason, None, man.get("weights"), index, source=str(d),
+                   id_column=man.get("id_column"), title_column=man.get("title_column", "title"))
 
     # --- facts ---------------------------------------------------------------------------------
     @property
@@ -233,7 +239,14 @@ class RecommenderService:
         return {"status": "ok", "items": s.n_items, "trained_items": s.n_trained, "added_items": s.n_items - s.n_trained,
                 "users": len(self.user_ids), "backbone": self.cfg.model.backbone, "encoder": self.cfg.model.encoder.kind,
                 "input": "history" if self.uses_history else "user", "max_len": self.max_len,
-                "can_add_items": self.can_add_items, "index": self.index_kind, "source": self.source}
+                "can_add_items": self.can_add_items, "index": self.index_kind, "source": self.source,
+                "item_fields": self.item_fields()}
+
+    def item_fields(self) -> dict:
+        """What a new item needs (POST /items, catalog add): its id column and the content fields the model reads."""
+        ids = ["id", "item"] + ([self.id_column] if self.id_column and self.id_column not in ("id", "item") else [])
+        content = self.content.fields if self.content is not None else []
+        return {"id": ids, "content": content, "title": self.title_column}
 
     # --- recommending --------------------------------------------------------------------------
     def item_indices(self, items: list, snap: ItemSnapshot | None = None) -> np.ndarray:
@@ -303,21 +316,25 @@ class RecommenderService:
         return {"items": items, "history_length": int(len(seq))}
 
     # --- adding items ----------------------------------------------------------------------------
-    def add_items(self, items: pd.DataFrame | list[dict]) -> list[str]:
+    def add_items(self, items: pd.DataFrame | list[dict], columns: dict[str, str] | None = None) -> list[str]:
         """Encode new items from their content and add them to the run directory's catalogue file (one
         transaction under its lock, so concurrent additions by other processes are kept) and to this
-        service's catalogue, which then also holds whatever others added meanwhile. Returns the added ids."""
+        service's catalogue, which then also holds whatever others added meanwhile. Returns the added ids.
+
+        Items name their id ``id``, ``item`` or the dataset's own id column (e.g. ``book_sku``) and their
+        text by the dataset's column names; ``columns`` renames others first ({"sku": "book_sku"})."""
         if self.content is None or self.run_dir is None:
             raise CatalogError(self.cannot_add or "this model cannot add items")
         df = pd.DataFrame(items) if not isinstance(items, pd.DataFrame) else items
+        df = map_columns(df, columns)
         with self._lock:  # one addition at a time in this process; answers go on with the old snapshot
             snap = self._snap
-            df = normalize_items(df, snap.index)  # early, clear refusal; the transaction checks again
+            df = normalize_items(df, snap.index, self.id_column)  # early, clear refusal; the transaction checks again
             self.content.check(df)
             vecs = self.content(df)
             new_ids = df["item"].tolist()
             trained = dict(zip(snap.ids[1:snap.n_trained + 1], range(1, snap.n_trained + 1)))
-            added = append_added(self.run_dir, new_ids, _titles_of(df), vecs, self.fingerprint, trained)
+            added = append_added(self.run_dir, new_ids, _titles_of(df, self.title_column), vecs, self.fingerprint, trained)
             self._install(added)
         return new_ids
 
@@ -344,7 +361,8 @@ class RecommenderService:
                     "encoder": self.cfg.model.encoder.kind, "dim": int(snap.outputs.shape[1]),
                     "input": "history" if self.uses_history else "user", "max_len": self.max_len,
                     "n_trained_items": snap.n_trained, "n_items": snap.n_items, "config": to_dict(self.cfg),
-                    "items": snap.ids[1:], "titles": snap.titles[1:], "users": self.user_ids}
+                    "items": snap.ids[1:], "titles": snap.titles[1:], "users": self.user_ids,
+                    "id_column": self.id_column, "title_column": self.title_column}
         atomic_write_text(out / "manifest.json", json.dumps(manifest))
         return out
 

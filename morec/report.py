@@ -35,6 +35,31 @@ def results_rows(name: str, results: dict, ks: list[int]) -> list[dict]:
     return rows
 
 
+def plot_sequence_lengths(lengths: np.ndarray, path: str | Path, title: str = "") -> Path:
+    """Histogram of users' sequence lengths (interactions per user, all splits), median marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lengths = np.asarray(lengths)
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    bins = np.arange(lengths.min(), lengths.max() + 2) if lengths.max() - lengths.min() < 60 else 50
+    ax.hist(lengths, bins=bins, color="tab:blue", alpha=0.8)
+    ax.axvline(float(np.median(lengths)), color="k", ls="--", lw=1, label=f"median {np.median(lengths):g}")
+    ax.set_xlabel("interactions per user")
+    ax.set_ylabel("users")
+    ax.set_title(title or "sequence lengths")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_item_popularity(train_item_counts: np.ndarray, path: str | Path, title: str = "") -> Path:
     """The paper's Figure 3: items sorted by training interactions, log-scaled counts."""
     import matplotlib
@@ -501,21 +526,25 @@ def table9(runs: list[RunInfo], k: int) -> Table | None:
         held = f"{new:g}" if new else "by the data" if (sub.get("new") or {}).get("users") else "0"
         row = {"dataset": ds, "new items held out": held, "backbone": bb, "item encoder": label,
                "training": training, "negatives from": r.config.get("train", {}).get("negatives_from", "all")}
-        for name, title in (("all", "regular"), ("cold", "cold"), ("new", "new")):
+        for name, title in SUBSET_TITLES:
             s = sub.get(name) or {}
             row[f"{title} users"] = str(s.get("users", "")) if s else ""
             row[f"{title} HR@{k}"] = _pct(s, hr) if s.get("users") else None
         row["run"] = str(r.dir)
         rows.append(row)
     cols = ["dataset", "new items held out", "backbone", "item encoder", "training", "negatives from"]
-    for title in ("regular", "cold", "new"):
+    for _, title in SUBSET_TITLES:
         cols += [f"{title} users", f"{title} HR@{k}"]
-    return Table("table9_cold_new", "Table 9: regular, cold and new items (test HR, %)", cols + ["run"], rows,
-                 note="cold: test users whose target has fewer than eval.cold_threshold training interactions; new: "
+    return Table("table9_cold_new", "Table 9: all, cold and new items (test HR, %)", cols + ["run"], rows,
+                 note="all: every test user; cold and new are subsets of them. cold: test users whose target has "
+                      "fewer than eval.cold_threshold training interactions; new: "
                       "whose target never appears in training (datasets prepared with prepare.new_items). negatives "
                       "from: all = any item may be a sampled negative, held-out ones too, so models learn to bury "
                       "them; train = only items seen in training (train.negatives_from).")
 
+
+# Table 9's user groups: cold and new users are subsets of all users, so "all" is not called "regular" here.
+SUBSET_TITLES = (("all", "all"), ("cold", "cold"), ("new", "new"))
 
 TABLES = (table2, table3, table4, table5, table6, table7, table9)
 
@@ -603,7 +632,7 @@ def plot_datasets_popularity(runs: list[RunInfo], out: Path) -> list[Path]:
     """Figure 3 for every dataset the runs used that can still be read."""
     from .data.dataset import PreparedDataset
 
-    written, seen = [], set()
+    written, seen, names = [], set(), set()
     for r in runs:
         data = _resolve_data(str(r.config.get("data", "")), r.dir)
         if data is None or data.resolve() in seen:
@@ -614,7 +643,11 @@ def plot_datasets_popularity(runs: list[RunInfo], out: Path) -> list[Path]:
             counts = ds.train_item_counts
         except Exception:  # a manifest without its arrays (copied runs): no plot, not an error
             continue
-        written.append(plot_item_popularity(counts, out / f"figure3_item_popularity_{_slug(data.name)}.png",
+        # named as the tables name the dataset; two prepared variants of one dataset keep their folder apart
+        slug = _slug(ds.name) if ds.name not in names else \
+            _slug(data.name if data.name.startswith(ds.name) else f"{ds.name}-{data.name}")
+        names.add(ds.name)
+        written.append(plot_item_popularity(counts, out / f"figure3_item_popularity_{slug}.png",
                                             f"{ds.name}: item popularity (training split)"))
     return written
 

@@ -3,8 +3,12 @@
     GET  /health      -> {"status": "ok", "items": N, "backbone": ..., "can_add_items": ...}
     POST /recommend   {"history": ["i1", "i2"], "k": 10}  or  {"user": "u7", "k": 10}
                       -> {"items": [{"id", "title", "score"}, ...], "history_length": n}
-    POST /items       {"items": [{"id": "new1", "title": "..."}, ...]}  (MoRec models, from a run directory)
-                      -> {"added": n, "items": N}
+    POST /items       {"items": [{"book_sku": "new1", "book_title": "...", "blurb": "..."}, ...],
+                       "columns": {"sku": "book_sku"}}   (optional: your names -> the dataset's)
+                      -> {"added": n, "ids": [...], "items": N}
+                      MoRec models served from a run directory; the id is "id", "item" or the dataset's own id
+                      column, the text fields are the dataset's column names (GET /health: item_fields). Added
+                      items are saved into the run directory (added_items.safetensors): they survive restarts.
                       vision models: {"id": ..., "image_base64": "<the image file, base64>"} or
                       {"id": ..., "image": "path/under/--image-root.jpg"}
 
@@ -50,7 +54,8 @@ def _require_fastapi():
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
-        raise ServingError("morec serve needs fastapi and uvicorn: pip install 'morec[serve]'") from None
+        raise ServingError("morec serve needs fastapi and uvicorn, which the serve extra installs: "
+                           "pip install -e '.[serve]' (or pip install 'morec[serve]')") from None
 
 
 class BodyLimit:
@@ -133,6 +138,7 @@ def create_app(service: RecommenderService, limits: Limits | None = None, image_
     class AddItemsRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
         items: list[dict[str, Any]] = Field(min_length=1)
+        columns: dict[str, StrictStr] | None = None
 
     app = FastAPI(title="morec", description="Recommendations from a trained morec model")
 
@@ -184,7 +190,7 @@ def create_app(service: RecommenderService, limits: Limits | None = None, image_
             bad = [k for k, v in item.items() if not isinstance(v, (str, int, float, type(None)))]
             if bad:
                 raise ServingError(f"items[{i}]: field(s) {', '.join(bad)} must be strings or numbers")
-        added = service.add_items(req.items)
+        added = service.add_items(req.items, req.columns)
         return {"added": len(added), "ids": added, "items": service.n_items}
 
     return BodyLimit(app, limits.max_body)

@@ -217,6 +217,11 @@ def same_config(finished: dict, wanted: dict) -> bool:
         finished = to_dict(from_dict(Config, finished))
     except ConfigError:
         pass  # a key this version does not know: compared as saved, so it differs
+    wanted_enc, finished_enc = wanted.get("model", {}).get("encoder", {}), finished.get("model", {}).get("encoder", {})
+    if wanted_enc.get("text_fields") == [] and isinstance(finished_enc, dict) and "text_fields" in finished_enc:
+        # the default ([] = the dataset's text columns) is saved resolved; the same data path resolves it the same way
+        finished = json.loads(json.dumps(finished))
+        finished["model"]["encoder"]["text_fields"] = []
     return _comparable(json.loads(json.dumps(finished))) == _comparable(json.loads(json.dumps(wanted)))
 
 

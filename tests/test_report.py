@@ -194,3 +194,12 @@ def test_table9_names_new_items_that_come_with_the_data(tmp_path):
     (run / "results.json").write_text(json.dumps(results))
     t9 = next(t for t in build_tables(find_runs([run])) if t.name == "table9_cold_new")
     assert [(r["new items held out"], r["new users"], r["new HR@10"]) for r in t9.rows] == [("by the data", "7", 50.0)]
+
+
+def test_table9_calls_every_user_all_since_cold_and_new_are_subsets(tmp_path):
+    run = tmp_path / "sasrec-id"
+    shutil.copytree(RUNS / "sasrec-id-lr1e-3", run)
+    shutil.copytree(RUNS / "_data", tmp_path / "_data")
+    t9 = next(t for t in build_tables(find_runs([run])) if t.name == "table9_cold_new")
+    assert "all users" in t9.columns and not any("regular" in c for c in t9.columns)
+    assert "subsets" in t9.note

@@ -44,7 +44,8 @@ def item_texts(dataset: PreparedDataset, fields: list[str]) -> list[str]:
         raise ConfigError(f"model.encoder.text_fields: {', '.join(missing)} not in {dataset.path} "
                           f"(its text columns: {known})")
     if not fields:
-        raise ConfigError("model.encoder.text_fields is empty; name at least one text column, e.g. title")
+        raise ConfigError(f"model.encoder.text_fields is empty and {dataset.path} has no text columns; prepare it "
+                          "with an item table (reader option text_columns=...) or train an ID model")
     parts = [items[f].astype("string").fillna("").str.strip() for f in fields]
     joined = parts[0]
     for p in parts[1:]:

@@ -126,6 +126,19 @@ class PreparedDataset:
     def text_columns(self) -> list[str]:
         return list(self.manifest.get("text_columns", []))
 
+    @property
+    def title_column(self) -> str | None:
+        """The text column shown as an item's title (prepare.title_column; default the first text column)."""
+        if "title_column" in self.manifest:
+            return self.manifest["title_column"]
+        columns = self.text_columns  # datasets prepared before the manifest recorded it
+        return "title" if "title" in columns else (columns[0] if columns else None)
+
+    @property
+    def item_id_column(self) -> str | None:
+        """The source's own name of the item id column (e.g. book_sku), when it had one."""
+        return self.manifest.get("item_id_column")
+
     def item_index(self) -> pd.Series:
         """Original item id -> item index (1..n_items)."""
         return pd.Series(np.arange(1, self.n_items + 1), index=self.items["item"].to_numpy())
@@ -139,6 +152,30 @@ class PreparedDataset:
         d = self.path / "cache"
         d.mkdir(exist_ok=True)
         return d
+
+    def titles(self) -> list[str | None]:
+        """Each item's display title (row i - 1 = item index i), None where there is none."""
+        column = self.title_column
+        if column is None or column not in self.items.columns:
+            return [None] * self.n_items
+        return [str(t) if isinstance(t, str) and t.strip() else None for t in self.items[column].tolist()]
+
+    def sequence_summary(self) -> dict:
+        """Interactions per user (whole sequences: train + valid + test) and the time span they cover."""
+        lengths = self.lengths
+        out = {"users": self.n_users, "min_length": int(lengths.min()), "median_length": float(np.median(lengths)),
+               "mean_length": round(float(lengths.mean()), 2), "max_length": int(lengths.max())}
+        times_file = self.path / "seq_times.npy"
+        if times_file.exists():
+            times = np.load(times_file, mmap_mode="r")
+            first, last = float(np.min(times)), float(np.max(times))
+            out.update({"first_time": first, "last_time": last})
+            # readers store dates as seconds since 1970; positions or small counters are not dates
+            if first >= 1e8 and last < 4e9:
+                start, end = pd.to_datetime(first, unit="s"), pd.to_datetime(last, unit="s")
+                out.update({"first_date": str(start), "last_date": str(end),
+                            "span_days": round((end - start) / pd.Timedelta(days=1), 2)})
+        return out
 
     def stats(self) -> dict:
         """The paper's Table 1 row."""

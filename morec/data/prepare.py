@@ -11,6 +11,7 @@ morec.data.dataset). Under the time split, the new-item setting holds out items 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -169,10 +170,31 @@ def hold_out_new_items(df: pd.DataFrame, cfg: PrepareConfig, step: _FilterLog) -
     return out
 
 
-def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = None, log=print) -> Path:
+# Folder names that say nothing about the data: a dataset read from data/raw/ is named after its output folder.
+GENERIC_NAMES = frozenset({"", ".", "raw", "data", "dataset", "datasets", "input", "inputs", "files", "csv", "tables",
+                           "download", "downloads", "tmp"})
+
+
+def dataset_name(reader_name: str, out_dir: str | Path, given: str | None = None) -> str:
+    """The name every table, figure and file uses: ``given``, else the reader's (the source folder's), else
+    the output folder's when the source's is generic (raw, data, ...)."""
+    if given:
+        return str(given)
+    if str(reader_name).strip().lower() not in GENERIC_NAMES:
+        return str(reader_name)
+    return Path(out_dir).resolve().name
+
+
+def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = None, log=print,
+            name: str | None = None) -> Path:
     cfg = cfg or PrepareConfig()
     cfg.validate()
     out = Path(out_dir)
+    named = dataset_name(raw.name, out, name)
+    if named != raw.name:
+        log(f"[{named}] dataset name {named!r}" + (" (--name)" if name else f" (the source folder's name {raw.name!r} "
+                                                   "is generic; set it with --name)"))
+        raw = dataclasses.replace(raw, name=named)
     for note in raw.notes:
         log(f"[{raw.name}] reader: {note}")
 
@@ -212,6 +234,11 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
     df = df.sort_values(["u", "timestamp", "_order"], kind="stable")
     offsets = np.concatenate([[0], np.cumsum(np.bincount(df["u"].to_numpy(), minlength=len(users)))])
 
+    text_columns = [c for c in raw.text_columns if c in items.columns]
+    title_column = cfg.title_column or (text_columns[0] if text_columns else None)
+    if title_column and title_column not in text_columns:
+        raise DataFormatError(f"[{raw.name}] prepare.title_column={title_column!r} is not a text column of the item "
+                              f"table; its text columns are {', '.join(text_columns) or 'none'}")
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "seq_offsets.npy", offsets.astype(np.int64))
     np.save(out / "seq_items.npy", df["i"].to_numpy().astype(np.int32))
@@ -233,7 +260,9 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
         f"global time split: train before {cuts['valid']:g}, valid target = first item in [{cuts['valid']:g}, "
         f"{cuts['test']:g}), test target = first item at or after {cuts['test']:g}",
         **({"time_cuts": cuts} if cuts is not None else {}),
-        "text_columns": [c for c in raw.text_columns if c in items.columns],
+        "text_columns": text_columns,
+        "title_column": title_column,
+        "item_id_column": raw.id_column,
         "has_images": "image" in items.columns,
         "image_root": str(Path(raw.root).resolve()) if raw.root else None,
         "prepare": vars(cfg),

@@ -27,6 +27,7 @@ class RawDataset:
     name: str = "dataset"
     root: Path | None = None  # folder that relative image paths refer to
     notes: list[str] = field(default_factory=list)  # what the reader dropped or repaired, for the log
+    id_column: str | None = None  # the source's own name of the item id column (e.g. book_sku), if it has one
 
     @property
     def text_columns(self) -> list[str]:
