@@ -8,9 +8,10 @@
   ``torch.utils.flop_counter.FlopCounterMode`` (matrix products and convolutions; an embedding lookup counts 0).
   A frozen (TS) encoder reads cached features, so only its trained head is counted: the per-step cost of training.
 - seconds per epoch: training seconds of the run's epochs, evaluation excluded.
-- peak memory: on CUDA ``torch.cuda.max_memory_allocated`` since the run started; on CPU the process's maximum
-  resident set size (``ru_maxrss``), a high-water mark of the whole process (in a sweep run in one process it can
-  include earlier runs).
+- peak memory: each run's own. On CUDA ``torch.cuda.max_memory_allocated`` since the run started; on Linux CPU
+  the resident high-water mark (``VmHWM``) after it was reset at the run's start through ``/proc/self/clear_refs``,
+  so a small run after a large one in the same process (a sweep) reports its own, small peak. Where the reset is
+  not possible (other systems) the process's ``ru_maxrss`` is reported and marked as the process-wide figure.
 """
 from __future__ import annotations
 
@@ -47,15 +48,37 @@ def item_flops(model: nn.Module, item: int = 1) -> int | None:
         encoder.train(was_training)
 
 
-def reset_peak_memory(device: torch.device) -> None:
+def _status_kib(field: str) -> int | None:
+    """A ``/proc/self/status`` figure in KiB (VmHWM, VmRSS); None where there is no such file."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_memory(device: torch.device) -> bool:
+    """Start a new peak for this run; returns whether the CPU resident high-water mark could be reset."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # "5" resets VmHWM to the current RSS (Linux >= 4.0)
+    except OSError:
+        return False
+    return _status_kib("VmHWM") is not None
 
 
-def peak_memory(device: torch.device) -> dict:
-    """{"peak_memory_bytes": n, "peak_memory_kind": "cuda_max_allocated" | "cpu_max_rss"}."""
+def peak_memory(device: torch.device, reset: bool = True) -> dict:
+    """{"peak_memory_bytes": n, "peak_memory_kind": kind}: kind is "cuda_max_allocated" (GPU, since the last
+    reset), "cpu_hwm" (Linux resident high-water mark since :func:`reset_peak_memory`) or "cpu_max_rss" (the
+    whole process's peak, where it cannot be reset). ``reset``: what :func:`reset_peak_memory` returned."""
     if device.type == "cuda":
         return {"peak_memory_bytes": int(torch.cuda.max_memory_allocated(device)), "peak_memory_kind": "cuda_max_allocated"}
+    hwm = _status_kib("VmHWM") if reset else None
+    if hwm is not None:
+        return {"peak_memory_bytes": hwm * 1024, "peak_memory_kind": "cpu_hwm"}
     try:
         import resource
 

@@ -441,6 +441,9 @@ def table5(runs: list[RunInfo], k: int) -> Table | None:
                       "(top-n: only its top n layers).")
 
 
+MEMORY_KINDS = {"cuda_max_allocated": " (GPU)", "cpu_hwm": " (CPU RSS)", "cpu_max_rss": " (CPU RSS, whole process)"}
+
+
 def table6(runs: list[RunInfo], k: int) -> Table | None:
     """Training cost: trainable parameters, FLOPs per item (item encoder, one item), seconds per epoch, peak memory."""
     from .cost import human, human_bytes
@@ -460,14 +463,16 @@ def table6(runs: list[RunInfo], k: int) -> Table | None:
                      "FLOPs/item": human(res.get("flops_per_item")),
                      "Time/E": "" if spe is None else (f"{spe:.2f}s" if spe < 120 else f"{spe / 60:.1f}m"),
                      "peak memory": human_bytes(res.get("peak_memory_bytes"))
-                     + {"cuda_max_allocated": " (GPU)", "cpu_max_rss": " (CPU RSS)"}.get(kind, ""),
+                     + MEMORY_KINDS.get(kind, ""),
                      "processes": str(res.get("processes", 1)), "run": str(r.dir)})
     return Table("table6_cost", "Table 6: training cost",
                  ["dataset", "setting", "backbone", "item encoder", "training", "fusion", "#Param.", "FLOPs/item", "Time/E",
                   "peak memory", "processes", "run"], rows,
                  note="#Param.: trainable parameters. FLOPs/item: one forward of the item encoder for one item (batch "
                       "size 1; a frozen encoder's cached features are not counted). Time/E: training time per epoch, "
-                      "evaluation excluded. Peak memory: GPU max allocated, or the process's max RSS on CPU.")
+                      "evaluation excluded. Peak memory: each run's own peak: GPU max allocated, or on CPU the resident "
+                      "high-water mark reset at the run's start (\"whole process\": could not be reset, so it may "
+                      "include earlier runs of the same process).")
 
 
 def table7(runs: list[RunInfo], k: int) -> Table | None:

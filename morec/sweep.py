@@ -10,13 +10,15 @@ A sweep file (YAML)::
       model.backbone: [sasrec, dssm]
       train.lr,model.encoder.lr: [[1e-3, 1e-4], [1e-4, 1e-4]]   # keys joined by "," vary together
     group_by: [model.encoder.kind, model.backbone]   # one best run per group (default: one group)
+    seeds: [1, 2, 3]           # optional: every combination once per seed (train.seed), runs named ..._seed-N
     out: runs/sweep-ml100k
 
 Each run gets its own directory under ``out``, named from its overrides. Running the sweep again skips the
 runs that finished (results.json present), resumes an interrupted run from its checkpoint (or restarts it
 when it has none), and runs the rest. A run that collapsed (``stop_reason: collapsed``) or failed is never
-chosen. The best run of each group is the one with the highest validation ``eval.select_metric``; its test
-metrics are the only test numbers in the summary (``sweep.json``, ``sweep.md``). Test never selects.
+chosen. The best configuration of each group is the one with the highest validation ``eval.select_metric``
+(with seeds: its mean over the configuration's finished seeds); its test metrics (mean and standard deviation
+over seeds) are the only test numbers in the summary (``sweep.json``, ``sweep.md``). Test never selects.
 """
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ class SweepSpec:
     group_by: list[str]
     out: Path
     source: Path | None = None
+    seeds: list[int] | None = None  # every grid combination once per seed
 
 
 @dataclass
@@ -58,6 +61,7 @@ class SweepRun:
     results: dict | None = None
     error: str = ""
     group: dict[str, Any] = field(default_factory=dict)
+    config_name: str = ""  # the name without the seed: runs differing only in train.seed share it
 
     @property
     def dir(self) -> Path:
@@ -118,9 +122,10 @@ def load_base(spec: dict, overrides: dict | None = None, source: Path | None = N
 
 def parse_sweep(spec: dict, overrides: dict | None = None, source: Path | None = None) -> SweepSpec:
     where = f"{source}: " if source else "sweep: "
-    unknown = set(spec) - {"base", "config", "grid", "group_by", "out"}
+    unknown = set(spec) - {"base", "config", "grid", "group_by", "seeds", "out"}
     if unknown:
-        raise SweepError(f"{where}unknown key(s) {sorted(unknown)}; a sweep has base (or config), grid, group_by and out")
+        raise SweepError(f"{where}unknown key(s) {sorted(unknown)}; a sweep has base (or config), grid, group_by, "
+                         "seeds and out")
     base = load_base(spec, overrides, source)
     grid_spec = spec.get("grid") or {}
     if not isinstance(grid_spec, dict):
@@ -146,7 +151,14 @@ def parse_sweep(spec: dict, overrides: dict | None = None, source: Path | None =
     out = spec.get("out")
     if not out:
         raise SweepError(f"{where}out (the sweep's directory) must be set")
-    return SweepSpec(base, grid, list(group_by), Path(out), source)  # relative to the working directory, as --out
+    seeds = spec.get("seeds")
+    if seeds is not None:
+        if not isinstance(seeds, list) or not seeds or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds) \
+                or len(set(seeds)) != len(seeds):
+            raise SweepError(f"{where}seeds must be a non-empty list of distinct integers, got {seeds!r}")
+        if any("train.seed" in keys for keys, _ in grid):
+            raise SweepError(f"{where}train.seed is both a grid key and the seeds axis; keep one (seeds: [...])")
+    return SweepSpec(base, grid, list(group_by), Path(out), source, seeds)  # relative to the working directory, as --out
 
 
 def _short(key: str, all_keys: list[str]) -> str:
@@ -183,12 +195,16 @@ def expand(spec: SweepSpec) -> list[SweepRun]:
     """Every combination of the grid, in grid order, as configs with their run directories."""
     runs, names = [], set()
     all_keys = [k for keys, _ in spec.grid for k in keys]
-    for combo in itertools.product(*[rows for _, rows in spec.grid]) if spec.grid else [()]:
+    combos = list(itertools.product(*[rows for _, rows in spec.grid])) if spec.grid else [()]
+    for combo, seed in itertools.product(combos, spec.seeds or [None]):
         overrides = {k: v for (keys, _), row in zip(spec.grid, combo) for k, v in zip(keys, row)}
+        config_name = run_name({k: overrides[k] for k in all_keys})
+        if seed is not None:
+            overrides["train.seed"] = seed
         values = spec.base
         for k, v in overrides.items():
             values = deep_merge(values, nest_dotted(k, v))
-        name = run_name({k: overrides[k] for k in all_keys})
+        name = config_name if seed is None else (f"{config_name}_seed-{seed}" if all_keys else f"seed-{seed}")
         if name in names:
             raise SweepError(f"two runs of the sweep would share the directory {name!r}")
         names.add(name)
@@ -198,7 +214,7 @@ def expand(spec: SweepSpec) -> list[SweepRun]:
         except ConfigError as err:
             raise SweepError(f"sweep run {name}: {err}") from None
         group = {k: get_dotted(to_dict(cfg), k) for k in spec.group_by}
-        runs.append(SweepRun(name, overrides, cfg, group=group))
+        runs.append(SweepRun(name, overrides, cfg, group=group, config_name=config_name))
     return runs
 
 
@@ -296,9 +312,25 @@ def _select_metric(run: SweepRun) -> str:
     return run.config.eval.select_metric
 
 
+def _mean(values: list[float]) -> float:
+    return float(sum(values) / len(values))
+
+
+def _mean_metrics(splits: list[dict]) -> dict[str, float]:
+    return {k: _mean([s[k] for s in splits]) for k in splits[0]}
+
+
+def _std_metrics(splits: list[dict]) -> dict[str, float]:
+    """Sample standard deviation over seeds (0.0 for one seed)."""
+    import statistics
+
+    return {k: (statistics.stdev([s[k] for s in splits]) if len(splits) > 1 else 0.0) for k in splits[0]}
+
+
 def summarize(spec: SweepSpec, runs: list[SweepRun]) -> dict:
-    """{"runs": [...], "best": [...]}: every run with its validation score and status; per group the run with
-    the best validation score among the finished, non-collapsed ones, with its test metrics."""
+    """{"runs": [...], "best": [...]}: every run with its validation score and status; per group the configuration
+    with the best validation score (mean over its seeds) among the finished, non-collapsed runs, with its test
+    metrics (mean and standard deviation over seeds)."""
     rows = []
     for run in runs:
         metric = _select_metric(run)
@@ -307,7 +339,8 @@ def summarize(spec: SweepSpec, runs: list[SweepRun]) -> dict:
             "name": run.name, "dir": str(run.dir), "overrides": run.overrides, "group": run.group,
             "status": run.status, "how": run.how, "select_metric": metric, "valid_score": valid.get(metric),
             "valid": valid or None, "best_epoch": (run.results or {}).get("best_epoch"),
-            "stop_reason": (run.results or {}).get("stop_reason"),
+            "stop_reason": (run.results or {}).get("stop_reason"), "capped": bool((run.results or {}).get("capped")),
+            "seed": run.config.train.seed,
             **({"collapse": run.results.get("collapse")} if run.results and run.results.get("collapse") else {}),
             **({"error": run.error} if run.error and run.status == "failed" else {}),
         })
@@ -316,17 +349,29 @@ def summarize(spec: SweepSpec, runs: list[SweepRun]) -> dict:
         groups.setdefault(json.dumps(run.group, sort_keys=True, default=str), []).append(i)
     best = []
     for key, members in groups.items():
-        ok = [i for i in members if runs[i].status == "done" and rows[i]["valid_score"] is not None]
         entry: dict[str, Any] = {"group": json.loads(key), "runs": len(members),
                                  "collapsed": sum(runs[i].status == "collapsed" for i in members),
                                  "failed": sum(runs[i].status == "failed" for i in members)}
-        if ok:
-            # highest validation score; the earlier run in grid order on a tie. Test plays no part.
-            pick = max(ok, key=lambda i: (rows[i]["valid_score"], -i))
-            res = runs[pick].results
-            entry.update({"name": runs[pick].name, "dir": str(runs[pick].dir), "overrides": runs[pick].overrides,
-                          "select_metric": rows[pick]["select_metric"], "valid": res["valid"], "test": res["test"],
-                          "test_subsets": res.get("test_subsets")})
+        configs: dict[str, list[int]] = {}  # configuration -> its finished seeds
+        for i in members:
+            if runs[i].status == "done" and rows[i]["valid_score"] is not None:
+                configs.setdefault(runs[i].config_name, []).append(i)
+        if configs:
+            # highest (mean over seeds) validation score; the earlier configuration in grid order on a tie.
+            # Test plays no part.
+            order = list(configs)
+            pick = max(order, key=lambda c: (_mean([rows[i]["valid_score"] for i in configs[c]]), -order.index(c)))
+            chosen = configs[pick]
+            first = runs[chosen[0]]
+            entry.update({"name": pick if spec.seeds else first.name, "dir": str(first.dir),
+                          "overrides": {k: v for k, v in first.overrides.items() if not (spec.seeds and k == "train.seed")},
+                          "select_metric": rows[chosen[0]]["select_metric"],
+                          "valid": _mean_metrics([runs[i].results["valid"] for i in chosen]),
+                          "test": _mean_metrics([runs[i].results["test"] for i in chosen]),
+                          "test_std": _std_metrics([runs[i].results["test"] for i in chosen]),
+                          "test_subsets": first.results.get("test_subsets") if len(chosen) == 1 else None,
+                          "seeds": [runs[i].config.train.seed for i in chosen],
+                          "dirs": [str(runs[i].dir) for i in chosen]})
         else:
             entry.update({"name": None, "dir": None, "test": None})
         best.append(entry)
@@ -339,7 +384,8 @@ def summary_markdown(summary: dict) -> str:
 
     group_by = summary["group_by"]
     lines = [f"# Sweep {summary['out']}", "",
-             "Best run of each group, chosen on the validation metric; test metrics are shown only for that choice.", ""]
+             "Best configuration of each group, chosen on the validation metric (mean over its seeds); test metrics "
+             "(mean ± standard deviation over seeds) are shown only for that choice.", ""]
     rows = []
     for b in summary["best"]:
         row = {k: str(b["group"].get(k)) for k in group_by}
@@ -347,8 +393,10 @@ def summary_markdown(summary: dict) -> str:
         if b["name"]:
             m = b["select_metric"]
             row[f"valid {m}"] = b["valid"][m]
+            std = b.get("test_std") or {}
             for k, v in b["test"].items():
-                row[f"test {k}"] = v
+                row[f"test {k}"] = f"{v:.4f} ± {std[k]:.4f}" if len(b.get("seeds") or []) > 1 else v
+            row["seeds"] = str(len(b.get("seeds") or [1]))
         row["collapsed"] = str(b["collapsed"])
         row["failed"] = str(b["failed"])
         rows.append(row)
@@ -359,7 +407,7 @@ def summary_markdown(summary: dict) -> str:
         rows.append({"run": r["name"], "status": r["status"],
                      f"valid {r['select_metric']}": r["valid_score"] if r["valid_score"] is not None else "",
                      "best epoch": "" if r["best_epoch"] is None else str(r["best_epoch"]),
-                     "stop": r["stop_reason"] or "", "note": r.get("collapse") or r.get("error") or ""})
+                     "stop": (r["stop_reason"] or "") + (" (capped)" if r.get("capped") else ""), "note": r.get("collapse") or r.get("error") or ""})
     lines += [format_table(rows, list(rows[0]) if rows else ["run"]), ""]
     return "\n".join(lines)
 

@@ -39,6 +39,7 @@ from .config import Config, deep_merge, from_dict, load_config, parse_overrides,
 from .data.batches import make_batches
 from .data.dataset import PreparedDataset
 from .evaluate import metrics_from_ranks, rank_users, subset_metrics
+from .ranks import save_ranks
 from .losses import LossContext, compute_loss
 from .model import Recommender, build_model
 from .runlog import RunLog
@@ -370,7 +371,7 @@ class Trainer:
             where = f"epoch {st.epoch}, batch {st.batches_done}/{len(self.batches)}" if not st.finished else "the end"
             self.log(f"resumed {self.out} at {where} (step {st.step})")
         self._start = time.perf_counter() - st.elapsed
-        cost.reset_peak_memory(self.device)
+        peak_reset = cost.reset_peak_memory(self.device)
         if main:
             self.runlog = RunLog(self.out, st.log, st.step, self.resumed, cfg.train.tensorboard, self.log)
         try:
@@ -394,12 +395,15 @@ class Trainer:
             self.model.load_state_dict(load_file(str(self.out / "model.safetensors"), device=str(self.device)))
         dist_utils.broadcast_state(self.model, self.dist)
         epochs_run = max(st.epoch, 1)
+        valid_ranks = self.rank("valid")
         test_ranks = self.rank("test") if test else None  # the only time the test split is read
+        if main:
+            save_ranks(self.out, valid_ranks, test_ranks)
         e = cfg.eval
         results = {
             "best_epoch": st.best_epoch,
             "epochs_run": st.epoch,
-            "valid": self.evaluate("valid"),
+            "valid": metrics_from_ranks(valid_ranks, e.ks),
             "test": metrics_from_ranks(test_ranks, e.ks) if test else None,
             "test_subsets": subset_metrics(test_ranks, self.dataset, "test", e.ks, e.subsets, e.cold_threshold)
             if test else None,
@@ -411,9 +415,12 @@ class Trainer:
             "checkpoint_bytes": st.checkpoint_bytes,
             "checkpoint_seconds": st.checkpoint_seconds / max(st.serial, 1),
             "stop_reason": st.stop_reason,
+            # stopped by the epoch cap, not by patience: validation may still have been improving
+            "capped": st.stop_reason == "epochs",
             **({"collapse": st.collapse} if st.collapse else {}),
             "flops_per_item": cost.item_flops(self.model) if main else None,
-            **cost.peak_memory(self.device),
+            **cost.peak_memory(self.device, peak_reset),
+            "dataset": self.dataset.identity(),
             "config": to_dict(cfg),
         }
         if main:

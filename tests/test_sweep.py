@@ -80,7 +80,7 @@ def test_interrupted_sweep_resumes_without_redoing_finished_runs(tmp_path, tiny_
     calls.clear()
     again = run_sweep(spec, quiet, counting)  # all done: nothing runs, same choice
     assert calls == [] and again["best"] == summary["best"]
-    assert (tmp_path / "sw" / "sweep.json").exists() and "Best run of each group" in (tmp_path / "sw" / "sweep.md").read_text()
+    assert (tmp_path / "sw" / "sweep.json").exists() and "Best configuration of each group" in (tmp_path / "sw" / "sweep.md").read_text()
 
 
 def fake_runner(numbers):
@@ -221,3 +221,57 @@ def test_cli_sweep(tmp_path, tiny_data, capsys):
     assert "backbone-dssm" in out and "sweep.json" in out
     assert (tmp_path / "sw" / "backbone-dssm" / "results.json").exists()
     assert cli.main(["sweep", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_seeds_axis_runs_each_combination_per_seed_and_keeps_per_user_ranks(tmp_path, tiny_data):
+    from morec.data.dataset import PreparedDataset
+    from morec.evaluate import metrics_from_ranks
+    from morec.ranks import load_ranks
+
+    spec = parse_sweep({"base": base(tiny_data, epochs=2, patience=5), "out": str(tmp_path / "sw"), "seeds": [1, 2],
+                        "grid": {"model.backbone": ["dssm"]}, "group_by": ["model.backbone"]})
+    runs = expand(spec)
+    assert [r.name for r in runs] == ["backbone-dssm_seed-1", "backbone-dssm_seed-2"]
+    assert [r.config.train.seed for r in runs] == [1, 2] and {r.config_name for r in runs} == {"backbone-dssm"}
+    summary = run_sweep(spec, quiet)
+    (best,) = summary["best"]
+    assert best["name"] == "backbone-dssm" and best["seeds"] == [1, 2] and len(best["dirs"]) == 2
+    tests = [json.loads((r.dir / "results.json").read_text()) for r in runs]
+    assert tests[0]["test"] != tests[1]["test"]  # the seeds are different runs
+    assert best["test"]["hr@10"] == pytest.approx((tests[0]["test"]["hr@10"] + tests[1]["test"]["hr@10"]) / 2)
+    ds = PreparedDataset(tiny_data)
+    for r, res in zip(runs, tests):
+        # every run keeps each user's valid and test rank; the metrics are their means; it ran to its
+        # epoch cap (2 epochs, patience 5) so it is marked capped; its dataset is identified
+        ranks = load_ranks(r.dir)
+        assert ranks["valid"].shape == ranks["test"].shape == (ds.n_users,)
+        assert metrics_from_ranks(ranks["test"], [10]) == pytest.approx(res["test"])
+        assert metrics_from_ranks(ranks["valid"], [10]) == pytest.approx(res["valid"])
+        assert res["capped"] is True and res["stop_reason"] == "epochs"
+        assert res["dataset"]["fingerprint"] == ds.identity()["fingerprint"] and res["dataset"]["n_users"] == ds.n_users
+    assert "± " in (tmp_path / "sw" / "sweep.md").read_text() and "(capped)" in (tmp_path / "sw" / "sweep.md").read_text()
+    with pytest.raises(SweepError, match="seeds must be"):
+        parse_sweep({"base": {}, "out": "x", "seeds": [1, 1]})
+    with pytest.raises(SweepError, match="both a grid key and the seeds axis"):
+        parse_sweep({"base": {}, "out": "x", "seeds": [1], "grid": {"train.seed": [3]}})
+
+
+def test_configuration_is_chosen_on_mean_validation_over_seeds(tmp_path, tiny_data):
+    # lr 1e-3 has the single best validation run (seed 1) but the lower mean; lr 1e-4 wins on the mean
+    valid = {(1e-3, 1): 0.9, (1e-3, 2): 0.1, (1e-4, 1): 0.6, (1e-4, 2): 0.6}
+
+    def runner(run, resume, log):
+        from morec.config import to_dict
+
+        v = valid[(run.config.train.lr, run.config.train.seed)]
+        results = {"best_epoch": 1, "valid": {"hr@10": v, "ndcg@10": v}, "test": {"hr@10": v / 2, "ndcg@10": v / 2},
+                   "stop_reason": "patience", "config": to_dict(run.config)}
+        run.dir.mkdir(parents=True, exist_ok=True)
+        (run.dir / "results.json").write_text(json.dumps(results))
+        return results
+
+    spec = parse_sweep({"base": base(tiny_data), "out": str(tmp_path / "sw"), "seeds": [1, 2],
+                        "grid": {"train.lr": [1e-3, 1e-4]}})
+    (best,) = run_sweep(spec, quiet, runner)["best"]
+    assert best["overrides"] == {"train.lr": 1e-4} and best["test"]["ndcg@10"] == pytest.approx(0.3)
+    assert best["test_std"]["ndcg@10"] == pytest.approx(0.0)

@@ -9,6 +9,7 @@ cut; a user with no item in a period (or nothing before it) has position -1 ther
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import cached_property
 from pathlib import Path
@@ -176,6 +177,17 @@ class PreparedDataset:
                 out.update({"first_date": str(start), "last_date": str(end),
                             "span_days": round((end - start) / pd.Timedelta(days=1), 2)})
         return out
+
+    def identity(self) -> dict:
+        """What makes two runs' numbers comparable: the dataset's name, size, prepare settings and a fingerprint
+        of every user's sequence and split targets, recorded in each run's results.json."""
+        digest = hashlib.sha1(np.ascontiguousarray(self.offsets, dtype=np.int64).tobytes())
+        digest.update(np.ascontiguousarray(self.items_flat, dtype=np.int64).tobytes())
+        for split in SPLITS:  # the split itself (leave-one-out or by time)
+            digest.update(np.ascontiguousarray(self.targets(split), dtype=np.int64).tobytes())
+        return {"name": self.name, "n_users": self.n_users, "n_items": self.n_items,
+                "prepare": self.manifest.get("prepare", {}), "split": self.manifest.get("split", ""),
+                "fingerprint": digest.hexdigest()}
 
     def stats(self) -> dict:
         """The paper's Table 1 row."""
