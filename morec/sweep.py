@@ -196,7 +196,9 @@ def expand(spec: SweepSpec) -> list[SweepRun]:
     runs, names = [], set()
     all_keys = [k for keys, _ in spec.grid for k in keys]
     combos = list(itertools.product(*[rows for _, rows in spec.grid])) if spec.grid else [()]
-    for combo, seed in itertools.product(combos, spec.seeds or [None]):
+    # seed-major: every combination runs with the first seed before any runs with the second, so a sweep
+    # stopped early has every cell at some seeds rather than some cells at all of them
+    for seed, combo in itertools.product(spec.seeds or [None], combos):
         overrides = {k: v for (keys, _), row in zip(spec.grid, combo) for k, v in zip(keys, row)}
         config_name = run_name({k: overrides[k] for k in all_keys})
         if seed is not None:

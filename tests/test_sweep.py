@@ -228,6 +228,9 @@ def test_seeds_axis_runs_each_combination_per_seed_and_keeps_per_user_ranks(tmp_
     from morec.evaluate import metrics_from_ranks
     from morec.ranks import load_ranks
 
+    order = [r.name for r in expand(parse_sweep({"base": base(tiny_data), "out": "x", "seeds": [1, 2],
+                                                 "grid": {"model.backbone": ["sasrec", "dssm"]}}))]
+    assert order == ["backbone-sasrec_seed-1", "backbone-dssm_seed-1", "backbone-sasrec_seed-2", "backbone-dssm_seed-2"]
     spec = parse_sweep({"base": base(tiny_data, epochs=2, patience=5), "out": str(tmp_path / "sw"), "seeds": [1, 2],
                         "grid": {"model.backbone": ["dssm"]}, "group_by": ["model.backbone"]})
     runs = expand(spec)
