@@ -318,14 +318,19 @@ def _mean(values: list[float]) -> float:
     return float(sum(values) / len(values))
 
 
-def _mean_metrics(splits: list[dict]) -> dict[str, float]:
+def _mean_metrics(splits: list[dict | None]) -> dict[str, float] | None:
+    """Metric means over seeds; None where a split was not scored (a search trial's unread test split)."""
+    if any(s is None for s in splits):
+        return None
     return {k: _mean([s[k] for s in splits]) for k in splits[0]}
 
 
-def _std_metrics(splits: list[dict]) -> dict[str, float]:
+def _std_metrics(splits: list[dict | None]) -> dict[str, float] | None:
     """Sample standard deviation over seeds (0.0 for one seed)."""
     import statistics
 
+    if any(s is None for s in splits):
+        return None
     return {k: (statistics.stdev([s[k] for s in splits]) if len(splits) > 1 else 0.0) for k in splits[0]}
 
 
@@ -357,7 +362,7 @@ def summarize(spec: SweepSpec, runs: list[SweepRun]) -> dict:
         configs: dict[str, list[int]] = {}  # configuration -> its finished seeds
         for i in members:
             if runs[i].status == "done" and rows[i]["valid_score"] is not None:
-                configs.setdefault(runs[i].config_name, []).append(i)
+                configs.setdefault(runs[i].config_name or runs[i].name, []).append(i)
         if configs:
             # highest (mean over seeds) validation score; the earlier configuration in grid order on a tie.
             # Test plays no part.
@@ -369,8 +374,8 @@ def summarize(spec: SweepSpec, runs: list[SweepRun]) -> dict:
                           "overrides": {k: v for k, v in first.overrides.items() if not (spec.seeds and k == "train.seed")},
                           "select_metric": rows[chosen[0]]["select_metric"],
                           "valid": _mean_metrics([runs[i].results["valid"] for i in chosen]),
-                          "test": _mean_metrics([runs[i].results["test"] for i in chosen]),
-                          "test_std": _std_metrics([runs[i].results["test"] for i in chosen]),
+                          "test": _mean_metrics([runs[i].results.get("test") for i in chosen]),
+                          "test_std": _std_metrics([runs[i].results.get("test") for i in chosen]),
                           "test_subsets": first.results.get("test_subsets") if len(chosen) == 1 else None,
                           "seeds": [runs[i].config.train.seed for i in chosen],
                           "dirs": [str(runs[i].dir) for i in chosen]})
@@ -396,7 +401,7 @@ def summary_markdown(summary: dict) -> str:
             m = b["select_metric"]
             row[f"valid {m}"] = b["valid"][m]
             std = b.get("test_std") or {}
-            for k, v in b["test"].items():
+            for k, v in (b["test"] or {}).items():
                 row[f"test {k}"] = f"{v:.4f} ± {std[k]:.4f}" if len(b.get("seeds") or []) > 1 else v
             row["seeds"] = str(len(b.get("seeds") or [1]))
         row["collapsed"] = str(b["collapsed"])

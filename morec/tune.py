@@ -309,6 +309,7 @@ def score_test(run_dir: Path) -> dict:
     if results.get("test") is not None:
         return results
     from .evaluate import metrics_from_ranks, rank_users, subset_metrics
+    from .ranks import load_ranks, save_ranks
     from .train import load_run
 
     cfg, model, dataset = load_run(run_dir)
@@ -316,6 +317,9 @@ def score_test(run_dir: Path) -> dict:
     ranks = rank_users(model, dataset, "test", cfg.model.max_len, e.mask_history, e.user_batch)
     results["test"] = metrics_from_ranks(ranks, e.ks)
     results["test_subsets"] = subset_metrics(ranks, dataset, "test", e.ks, e.subsets, e.cold_threshold)
+    kept = load_ranks(run_dir)  # the trial kept its valid ranks; the test ranks join them
+    valid = kept["valid"] if kept else rank_users(model, dataset, "valid", cfg.model.max_len, e.mask_history, e.user_batch)
+    save_ranks(run_dir, valid, ranks)
     atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2))
     return results
 
