@@ -25,7 +25,7 @@ from .config import Config, PrepareConfig, from_dict, load_config
 from .data.dataset import PreparedDataset
 from .data.fetch import fetch_dataset
 from .data.formats.registry import read_raw
-from .data.prepare import prepare
+from .data.prepare import check_out_dir, prepare
 from .evaluate import metrics_from_ranks, rank_users
 from .train import train
 
@@ -37,16 +37,19 @@ __all__ = ["fetch_dataset", "prepare_dataset", "dataset_stats", "load_config", "
 
 def prepare_dataset(source: str | Path, out: str | Path, format: str | None = None,
                     prepare_cfg: PrepareConfig | dict | None = None, log=print, name: str | None = None,
+                    overwrite: bool = False,
                     **reader_options) -> PreparedDataset:
     """Read a raw dataset (format detected unless given; reader options as in `morec data formats`, e.g.
     ``user_column="customer_id", text_columns="book_title,blurb"``) and write the prepared directory ``out``.
     ``name`` is the dataset's name in every table, figure and file (default: the source folder's, or
     ``out``'s when that is generic like raw or data); ``prepare_cfg`` holds the paper's filters and
-    ``title_column`` (the text shown as an item's title; default the first text column)."""
+    ``title_column`` (the text shown as an item's title; default the first text column). An existing,
+    non-empty ``out`` is refused unless ``overwrite``, which replaces it whole."""
     if isinstance(prepare_cfg, dict) or prepare_cfg is None:
         prepare_cfg = from_dict(PrepareConfig, prepare_cfg or {}, "prepare.")
+    check_out_dir(out, overwrite)  # before reading what may be a large raw dataset
     raw = read_raw(source, format, **reader_options)
-    return PreparedDataset(prepare(raw, out, prepare_cfg, log=log, name=name))
+    return PreparedDataset(prepare(raw, out, prepare_cfg, log=log, name=name, overwrite=overwrite))
 
 
 def dataset_stats(dataset: str | Path | PreparedDataset, plots: str | Path | None = None) -> dict:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from .tempfiles import temp_sibling
 
 FORMAT = "morec-checkpoint"
 VERSION = 1
@@ -56,14 +57,13 @@ def _umask() -> int:
     return mask
 
 
+# safetensors' save_file creates its file 0600 (whatever file was there); weights get the usual mode
 _FILE_MODE = 0o666 & ~_umask()
 
 
 def _temp_name(path: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(name, _FILE_MODE)  # mkstemp makes 0600; the final file gets the usual permissions
-    return Path(name)
+    # named with our pid (a later run removes those of killed writers), created 0666 less the umask
+    return temp_sibling(path)
 
 
 def _commit(tmp: Path, path: Path) -> None:
@@ -89,6 +89,7 @@ def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | Path, meta
     tmp = _temp_name(path)
     try:
         save_file(_storable(tensors), str(tmp), metadata=metadata)
+        os.chmod(tmp, _FILE_MODE)
         size = tmp.stat().st_size
         _commit(tmp, path)
     finally:
@@ -108,6 +109,19 @@ def _storable(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             seen.add(key)
         out[name] = t
     return out
+
+
+def read_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors; a missing, truncated or foreign file is a CheckpointError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing; the run directory is incomplete (train it again, or "
+                              "`morec train --resume` it if it has a checkpoint)")
+    try:
+        return load_file(str(path), device=str(device))
+    except Exception as err:  # noqa: BLE001 - safetensors' own error types differ between versions
+        raise CheckpointError(f"{path} is not a readable safetensors file ({type(err).__name__}: {err}); it is "
+                              "truncated or was replaced. Restore it, or train the run again") from None
 
 
 # --- state pieces ------------------------------------------------------------------------------
@@ -224,7 +238,7 @@ def load_checkpoint_tensors(run_dir: str | Path, meta: dict, device: str | torch
     tensor_file = Path(run_dir) / meta["tensors"]
     if not tensor_file.exists():
         raise CheckpointError(f"{Path(run_dir) / POINTER} names {tensor_file.name}, which is missing; the run directory was altered")
-    return load_file(str(tensor_file), device=str(device))
+    return read_tensors(tensor_file, device)
 
 
 def load_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[dict, dict[str, torch.Tensor]]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -39,7 +40,8 @@ def cmd_data_prepare(args, extra) -> int:
     if unknown:
         raise ConfigError(f"unknown option(s) {sorted(unknown)}; data prepare takes --prepare.KEY=VALUE")
     prep.validate()  # before reading the source: a bad setting is named first
-    ds = prepare_dataset(args.source, args.out, args.format, prep, name=args.name, **_reader_options(args.option))
+    ds = prepare_dataset(args.source, args.out, args.format, prep, name=args.name, overwrite=args.overwrite,
+                         **_reader_options(args.option))
     print(json.dumps(ds.stats()))
     return 0
 
@@ -94,12 +96,20 @@ def _print_results(name: str, results: dict, ks: list[int], as_json: bool) -> No
 
 
 def cmd_train(args, extra) -> int:
-    from .train import Trainer  # the object behind api.train, for --resume and torchrun ranks
+    from .train import Trainer, claim_run_dir  # the object behind api.train, for --resume and torchrun ranks
 
     if args.resume and args.config:
         raise ConfigError("--resume continues a run with the config saved in its checkpoint; drop --config "
                           "(--section.key=value overrides still apply)")
-    trainer = Trainer.from_checkpoint(args.resume, overrides=extra) if args.resume else Trainer(load_config(args.config, extra))
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues a run and --overwrite starts it over; give one of them")
+    if args.resume:
+        trainer = Trainer.from_checkpoint(args.resume, overrides=extra)
+    else:
+        cfg = load_config(args.config, extra)
+        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 alone owns the directory
+            claim_run_dir(cfg.out, args.overwrite)
+        trainer = Trainer(cfg)
     cfg = trainer.cfg
     if args.json:
         cfg.train.progress = False
@@ -145,7 +155,8 @@ def cmd_quickstart(args, extra) -> int:
     root = Path(args.root)
     raw = fetch_dataset("movielens-100k", root / "raw")
     prepared = root / "prepared" / "ml-100k"
-    ds = PreparedDataset(prepared) if (prepared / "manifest.json").exists() else prepare_dataset(raw, prepared)
+    ds = PreparedDataset(prepared) if (prepared / "manifest.json").exists() else \
+        prepare_dataset(raw, prepared, overwrite=True)  # no manifest: an interrupted prepare, start it over
     print(json.dumps(ds.stats()))
     label, morec_args = QUICKSTART_MOREC[args.morec]
     morec = f"MoRec (MiniLM, {label})"
@@ -237,8 +248,6 @@ def cmd_export(args, extra) -> int:
 
 
 def cmd_serve(args, extra) -> int:
-    import os
-
     import torch
 
     from .serve import TOKEN_ENV, Limits, serve
@@ -256,6 +265,8 @@ def cmd_serve(args, extra) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="morec", description="ID-based vs modality-based recommenders (SIGIR'23), one backbone, one loop.")
+    p.add_argument("--debug", action="store_true",
+                   help="show the full traceback of an error (also MOREC_DEBUG=1) instead of one 'morec: error:' line")
     sub = p.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="fetch, prepare, describe or synthesize datasets").add_subparsers(dest="data_command", required=True)
@@ -275,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="reader option, repeatable, e.g. --option user_column=customer_id --option text_columns=title,blurb")
     pr.add_argument("--name", help="the dataset's name in every table, figure and file name (default: the source "
                                    "folder's name, or the --out folder's when that is generic like raw or data)")
+    pr.add_argument("--overwrite", action="store_true",
+                    help="replace an existing --out folder (written beside it, then swapped in; caches are dropped)")
     pr.set_defaults(func=cmd_data_prepare)
     fm = data.add_parser("formats", help="every raw format with its reader options and an example of each")
     fm.set_defaults(func=cmd_data_formats)
@@ -292,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config")
     t.add_argument("--json", action="store_true", help="print the final metrics as one JSON line last")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    t.add_argument("--overwrite", action="store_true",
+                   help="--out may hold an earlier run: delete it and start clean (otherwise that is refused)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="re-score a saved run directory")
@@ -387,18 +402,42 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             return importlib.import_module(DELEGATED[argv[0]]).main(argv[1:]) or 0
-        except (ConfigError, DataFormatError, FileNotFoundError) as err:
-            print(f"morec: error: {err}", file=sys.stderr)
+        except Exception as err:  # noqa: BLE001 - as below
+            message = user_error(err)
+            if message is None or os.environ.get("MOREC_DEBUG", "") not in ("", "0"):
+                raise
+            print(f"morec: error: {message}", file=sys.stderr)
             return 2
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.func not in (cmd_train, cmd_data_prepare, cmd_data_synth, cmd_quickstart, cmd_sweep, cmd_tune):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    debug = args.debug or os.environ.get("MOREC_DEBUG", "") not in ("", "0")
     try:
         return args.func(args, extra)
-    except (ConfigError, DataFormatError, CheckpointError, FileNotFoundError, ServingError, CatalogError) as err:
-        print(f"morec: error: {err}", file=sys.stderr)
+    except Exception as err:  # noqa: BLE001 - sorted below: a person's mistake gets one line, a bug its traceback
+        message = user_error(err)
+        if message is None or debug:
+            raise
+        print(f"morec: error: {message}", file=sys.stderr)
         return 2
+
+
+def user_error(err: BaseException) -> str | None:
+    """The one-line message for an error a person can cause (bad files, options, data, requests, a
+    machine without the asked-for device), or None for a bug, whose traceback should be seen."""
+    from .train import TrainingCollapsed
+
+    if isinstance(err, (ConfigError, DataFormatError, CheckpointError, ServingError, CatalogError, TrainingCollapsed)):
+        return str(err)
+    if isinstance(err, OSError) and err.filename is not None:  # a file or folder that is not what was expected
+        hint = {IsADirectoryError: "a file was expected", NotADirectoryError: "a folder was expected",
+                FileExistsError: "it is in the way; choose another path or remove it",
+                PermissionError: "check its permissions"}.get(type(err), "check the path")
+        return f"{err.filename}: {err.strerror or err} ({hint})"
+    if isinstance(err, FileNotFoundError):
+        return str(err)
+    return None
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ overrides. An unknown key, a wrong type or an impossible value is an error that 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -101,6 +102,7 @@ class EncoderConfig:
         _check(self.pooling in ("cls", "mean"), f"model.encoder.pooling must be cls or mean, not {self.pooling!r}")
         _check(self.max_tokens > 0, "model.encoder.max_tokens must be > 0")
         _check(self.lr > 0, "model.encoder.lr must be > 0")
+        _check(math.isfinite(self.lr), f"model.encoder.lr must be a finite number, got {self.lr}")
         _check(self.weight_decay >= 0, "model.encoder.weight_decay must be >= 0")
         _check(self.mlp_layers >= 0 and self.train_layers >= 0, "model.encoder.mlp_layers and train_layers must be >= 0")
         _check(self.mode != "top" or self.train_layers > 0, "model.encoder.mode=top needs model.encoder.train_layers > 0")
@@ -180,6 +182,7 @@ class TrainConfig:
         _check(self.negatives_from in ("all", "train"), f"train.negatives_from must be all or train, not {self.negatives_from!r}")
         _check(self.n_negatives >= 1, "train.n_negatives must be >= 1")
         _check(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
+        _check(math.isfinite(self.lr), f"train.lr must be a finite number, got {self.lr}")
         _check(self.weight_decay >= 0, "train.weight_decay must be >= 0")
         _check(self.batch_size > 0 and self.epochs > 0 and self.patience > 0, "train.batch_size, epochs and patience must be > 0")
         _check(self.windows in ("all", "last"), f"train.windows must be all or last, not {self.windows!r}")
@@ -333,8 +336,21 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None, cls: type = Config) -> Any:
     values: dict[str, Any] = {}
     if path:
-        text = Path(path).read_text(encoding="utf-8")
-        values = yaml.safe_load(text) or {}
+        path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"{path} is a folder; give the config YAML file (e.g. {path / 'config.yaml'})")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); give a YAML config "
+                              "file") from None
+        try:
+            values = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f", line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise ConfigError(f"{path}{where}: not valid YAML ({problem}); fix the syntax there") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a YAML mapping at the top level")
     if overrides:

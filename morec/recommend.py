@@ -120,8 +120,11 @@ class RecommenderService:
     def from_run(cls, run_dir: str | Path, device: str = "cpu", index: str = "exact") -> "RecommenderService":
         from .train import load_run
 
+        from .tempfiles import remove_stale
+
         run = Path(run_dir)
         cfg, model, dataset = load_run(run, device)
+        remove_stale(run)
         inputs = model.encode_all_items().float()
         outputs = model.backbone.item_output(inputs).float()
         ids = [""] + [str(i) for i in dataset.items["item"].tolist()]

@@ -32,10 +32,10 @@ from tqdm import tqdm
 
 from . import cost
 from . import distributed as dist_utils
-from .checkpoint import (CheckpointError, atomic_save_tensors, atomic_write_text, flatten_optimizer,
+from .checkpoint import (CheckpointError, atomic_save_tensors, atomic_write_text, flatten_optimizer, read_tensors,
                          load_checkpoint_tensors, read_checkpoint_meta, remove_checkpoint, rng_state,
                          save_checkpoint, set_rng_state, unflatten_optimizer)
-from .config import Config, deep_merge, from_dict, load_config, parse_overrides, save_config, to_dict
+from .config import Config, ConfigError, deep_merge, from_dict, load_config, parse_overrides, save_config, to_dict
 from .data.batches import make_batches
 from .data.dataset import PreparedDataset
 from .evaluate import metrics_from_ranks, rank_users, subset_metrics
@@ -43,6 +43,7 @@ from .ranks import save_ranks
 from .losses import LossContext, compute_loss
 from .model import Recommender, build_model
 from .runlog import RunLog
+from .tempfiles import remove_stale
 
 
 def resolve_device(name: str) -> torch.device:
@@ -358,9 +359,14 @@ class Trainer:
         cfg, st, main = self.cfg, self.state, self.dist.is_main
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
+            remove_stale(self.out)  # temporary files of a killed earlier process
             save_config(cfg, self.out / "config.yaml")
             if not self.resumed:
+                # a fresh run: nothing of an earlier run in this directory may outlive it (its best model and
+                # results would otherwise be served under the new config until the first improved epoch)
                 remove_checkpoint(self.out)
+                for stale in RUN_OUTPUTS:
+                    (self.out / stale).unlink(missing_ok=True)
         n_params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         procs = f", {self.dist.world_size} processes ({self.dist.backend})" if self.dist.enabled else ""
         self.log(f"{self.dataset.name}: {self.dataset.n_users:,} users, {self.dataset.n_items:,} items | "
@@ -392,7 +398,7 @@ class Trainer:
             raise RuntimeError("no epoch finished with a finite loss; nothing to evaluate. Lower train.lr "
                                f"(now {cfg.train.lr}) or model.encoder.lr (now {cfg.model.encoder.lr})")
         if main:
-            self.model.load_state_dict(load_file(str(self.out / "model.safetensors"), device=str(self.device)))
+            self.model.load_state_dict(read_tensors(self.out / "model.safetensors", self.device))
         dist_utils.broadcast_state(self.model, self.dist)
         epochs_run = max(st.epoch, 1)
         valid_ranks = self.rank("valid")
@@ -482,6 +488,31 @@ class Trainer:
             self.on_epoch(epoch, valid)
 
 
+RUN_OUTPUTS = ("model.safetensors", "results.json")  # what a finished run leaves besides its checkpoint
+_RUN_FILES = ("config.yaml", "checkpoint.json", *RUN_OUTPUTS)
+
+
+def claim_run_dir(out: str | Path, overwrite: bool = False) -> None:
+    """`morec train --out DIR`: refuse a directory that already holds files (an earlier run would be
+    mixed with the new one) unless ``overwrite``, which starts from an empty directory."""
+    import os
+    import shutil
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out={out} is a file, not a directory; give a new directory path for the run")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not overwrite:
+        what = "a run" if any((out / f).exists() for f in _RUN_FILES) else "files"
+        raise ConfigError(f"out={out} already holds {what}. Continue it with `morec train --resume {out}`, "
+                          "start it over with --overwrite (deletes what is there), or choose another --out")
+    aside = out.parent / f".{out.name}.old-{os.getpid()}"
+    out.rename(aside)  # one step: no reader ever sees half of the old run beside the new one
+    out.mkdir()
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def train(cfg: Config, dataset: PreparedDataset | None = None, log=print) -> dict:
     return Trainer(cfg, dataset, log).fit()
 
@@ -498,7 +529,15 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[Config, Recommen
     if not (run / "config.yaml").exists():
         raise FileNotFoundError(f"{run} is not a run directory (no config.yaml); `morec train` writes one")
     cfg = load_config(run / "config.yaml")
+    dist_utils.check_device(device, "--device")
     dataset = PreparedDataset(cfg.data)
     model = build_model(cfg.model, dataset)
-    model.load_state_dict(load_file(str(run / "model.safetensors"), device=device))
+    weights = read_tensors(run / "model.safetensors", device)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[1:2] or [str(err)]
+        raise ConfigError(f"{run / 'model.safetensors'} does not fit the model that {run / 'config.yaml'} describes "
+                          f"({first[0].strip()}); the config was edited after training. Restore the config the run was "
+                          "trained with, or train again") from None
     return cfg, model.to(device).eval(), dataset

@@ -85,16 +85,21 @@ def tokenize_texts(tokenizer, texts: list[str], max_tokens: int, batch: int = 40
 
 
 def item_tokens(dataset: PreparedDataset, tokenizer, fields: list[str], max_tokens: int, log=None) -> ItemTokens:
-    """Every item's token ids, from the dataset cache or tokenized now and cached."""
+    """Every item's token ids, from the dataset cache or tokenized now and cached. The cache is keyed by
+    the texts themselves (and the tokenizer and settings), so changed titles are never served stale."""
+    from ..digest import texts_digest
+
+    texts = [""] + item_texts(dataset, fields)  # row 0 = padding item
     key = hashlib.sha256(json.dumps([tokenizer_fingerprint(tokenizer), list(fields), max_tokens,
-                                     dataset.n_items]).encode()).hexdigest()[:16]
+                                     dataset.n_items, texts_digest(texts)]).encode()).hexdigest()[:16]
     path = Path(dataset.cache_dir) / f"tokens-{key}.npz"
     if path.exists():
         z = np.load(path)
         return ItemTokens(z["ids"], z["lengths"], int(z["pad_id"]))
-    texts = [""] + item_texts(dataset, fields)  # row 0 = padding item
     tokens = tokenize_texts(tokenizer, texts, max_tokens)
-    tmp = path.with_suffix(".tmp.npz")
+    from ..tempfiles import temp_sibling
+
+    tmp = temp_sibling(path, ".npz")
     np.savez(tmp, ids=tokens.ids, lengths=tokens.lengths, pad_id=np.int64(tokens.pad_id))
     tmp.replace(path)  # atomic: a run killed mid-write leaves no half-written cache
     if log:

@@ -152,6 +152,11 @@ class PreparedDataset:
         """Where derived artefacts (token arrays, frozen features) are stored next to the data."""
         d = self.path / "cache"
         d.mkdir(exist_ok=True)
+        if not getattr(self, "_swept", False):  # once: temporary files of killed writers
+            from ..tempfiles import remove_stale
+
+            remove_stale(d)
+            self._swept = True
         return d
 
     def titles(self) -> list[str | None]:

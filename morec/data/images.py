@@ -178,7 +178,20 @@ class _Decoder:
 
 
 def _store_key(refs: list[str], root: Path | None, size: int) -> str:
-    spec = json.dumps([STORE_VERSION, size, str(root) if root else "", refs])
+    """Keyed by every referenced file's identity too (size, mtime; morec.digest says why not the bytes),
+    so a fixed, replaced or newly supplied image makes a new store instead of reusing the old pixels."""
+    from ..digest import file_stamp
+
+    decoder = _Decoder(root, size)
+    stamps = {}
+    for ref in refs:
+        if ref and ref not in stamps:
+            if ref.startswith(LMDB_SCHEME):
+                db = decoder.path_of(ref[len(LMDB_SCHEME):].rpartition("#")[0])
+                stamps[ref] = file_stamp(db / "data.mdb" if db.is_dir() else db)
+            else:
+                stamps[ref] = file_stamp(decoder.path_of(ref))
+    spec = json.dumps([STORE_VERSION, size, str(root) if root else "", refs, [stamps.get(r) for r in refs]])
     return hashlib.sha256(spec.encode("utf-8")).hexdigest()[:16]
 
 
@@ -220,7 +233,9 @@ def build_image_store(dataset, size: int = 224, missing: str = "error", workers:
 def _build(dataset, refs, root, size, npy: Path, index: Path, workers: int, log) -> ImageStore:
     items = dataset.items["item"].astype(str).tolist()
     n = len(refs)
-    tmp = npy.with_name(npy.stem + f".tmp{os.getpid()}.npy")
+    from ..tempfiles import temp_sibling
+
+    tmp = temp_sibling(npy, ".npy")
     pixels = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n + 1, size, size, 3))
     pixels[0] = BLANK_VALUE
     decode = _Decoder(root, size)

@@ -189,12 +189,62 @@ def dataset_name(reader_name: str, out_dir: str | Path, given: str | None = None
     return Path(out_dir).resolve().name
 
 
+def check_out_dir(out: str | Path, overwrite: bool = False) -> None:
+    """A prepared folder is written whole or not at all: an existing, non-empty one is refused unless
+    ``overwrite`` (its caches were computed from the old content), and a file is never a folder."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataFormatError(f"--out {out} is a file, not a folder; give a folder path for the prepared dataset")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise DataFormatError(f"--out {out} already exists and is not empty. Pass --overwrite to replace it "
+                              "(the new dataset is written beside it and swapped in; its caches go with the old one), "
+                              "or choose another --out")
+
+
+def _staging_dir(final: Path) -> Path:
+    """An empty sibling folder to write into; those of killed earlier prepares are removed first."""
+    import os
+    import shutil
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for old in final.parent.glob(f".{final.name}.preparing-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    work = final.parent / f".{final.name}.preparing-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    return work
+
+
+def _alive(pid: int) -> bool:
+    from ..tempfiles import _alive as alive
+
+    return alive(pid)
+
+
+def _swap_in(work: Path, final: Path) -> None:
+    """``work`` becomes ``final``: renames, so a reader sees the old folder or the new one, each whole."""
+    import os
+    import shutil
+
+    if final.exists():
+        aside = final.parent / f".{final.name}.replaced-{os.getpid()}"
+        shutil.rmtree(aside, ignore_errors=True)
+        final.rename(aside)
+        work.rename(final)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        work.rename(final)
+
+
 def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = None, log=print,
-            name: str | None = None) -> Path:
+            name: str | None = None, overwrite: bool = False) -> Path:
     cfg = cfg or PrepareConfig()
     cfg.validate()
-    out = Path(out_dir)
-    named = dataset_name(raw.name, out, name)
+    final = Path(out_dir)
+    check_out_dir(final, overwrite)
+    named = dataset_name(raw.name, final, name)
     if named != raw.name:
         log(f"[{named}] dataset name {named!r}" + (" (--name)" if name else f" (the source folder's name {raw.name!r} "
                                                    "is generic; set it with --name)"))
@@ -243,14 +293,25 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
     if title_column and title_column not in text_columns:
         raise DataFormatError(f"[{raw.name}] prepare.title_column={title_column!r} is not a text column of the item "
                               f"table; its text columns are {', '.join(text_columns) or 'none'}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = _staging_dir(final)
+    try:
+        _write(out, final, raw, cfg, log, df, offsets, cuts, items, users, step, text_columns, title_column)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    _swap_in(out, final)
+    return final
+
+
+def _write(out: Path, final: Path, raw, cfg, log, df, offsets, cuts, items, users, step, text_columns,
+           title_column) -> None:
     np.save(out / "seq_offsets.npy", offsets.astype(np.int64))
     np.save(out / "seq_items.npy", df["i"].to_numpy().astype(np.int32))
     np.save(out / "seq_times.npy", pd.to_numeric(df["timestamp"]).to_numpy())
-    if cuts is not None:
+    if cuts is not None:  # (leave-one-out needs none; the folder is new, so none is left from before)
         np.save(out / "seq_split.npy", split_positions(df["_period"].to_numpy(), offsets))
-    else:
-        (out / "seq_split.npy").unlink(missing_ok=True)  # leave-one-out needs none; one left from before is stale
     items.to_parquet(out / "items.parquet", index=False)
     pd.DataFrame({"user": users}).to_parquet(out / "users.parquet", index=False)
 
@@ -274,13 +335,12 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    log(f"[{raw.name}] prepared {len(users):,} users, {len(items):,} items, {len(df):,} interactions -> {out}")
+    log(f"[{raw.name}] prepared {len(users):,} users, {len(items):,} items, {len(df):,} interactions -> {final}")
     if cfg.image_size and "image" in items.columns:
         from .dataset import PreparedDataset
         from .images import build_image_store
 
         build_image_store(PreparedDataset(out), cfg.image_size, "error", log=log)
-    return out
 
 
 def _str_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -99,6 +99,54 @@ def _quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
+_HUB_REACHABLE: dict[str, bool] = {}
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection within ``timeout`` seconds (remembered per
+    process). HF_HUB_OFFLINE=1 means no. Without this, a hub name on a machine without network spends
+    tens of seconds in retries before failing."""
+    import os
+    import socket
+    import threading
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    if host not in _HUB_REACHABLE:
+        result = [False]
+
+        def probe():  # in a thread: a name lookup can hang longer than any socket timeout
+            try:
+                socket.create_connection((host, port), timeout=timeout).close()
+                result[0] = True
+            except OSError:
+                pass
+        t = threading.Thread(target=probe, daemon=True)
+        t.start()
+        t.join(timeout + 0.5)
+        _HUB_REACHABLE[host] = result[0]
+    return _HUB_REACHABLE[host]
+
+
+def hub_kwargs(local: bool) -> dict:
+    """from_pretrained arguments: local directories never touch the network; a hub name without a
+    reachable hub is looked up in the local Hugging Face cache only (offline mode), which fails at once."""
+    return {"local_files_only": True} if local or not hub_reachable() else {}
+
+
+def hub_failure(name: str, local: bool, err: Exception) -> str:
+    if local:
+        return f"model.encoder.pretrained: could not load {name!r} as a local directory: {err}"
+    if not hub_reachable():
+        return (f"model.encoder.pretrained: {name!r} is a hub name, but the Hugging Face hub cannot be reached "
+                "from here (no network, or HF_HUB_OFFLINE=1) and it is not in the local Hugging Face cache. Give a "
+                "local model directory instead (save_pretrained writes one), or 'minilm' for the bundled MiniLM-L6")
+    return f"model.encoder.pretrained: could not load {name!r} from the hub: {err}"
+
+
 def load_text_model(name: str, from_scratch: bool = False):
     """(model, tokenizer, source path or hub name) with no network for local directories."""
     try:
@@ -106,7 +154,7 @@ def load_text_model(name: str, from_scratch: bool = False):
     except ImportError:
         raise ConfigError("text encoders need transformers and tokenizers: pip install 'morec[text]'") from None
     source, local = resolve_pretrained(name)
-    kw = {"local_files_only": True} if local else {}
+    kw = hub_kwargs(local)
     try:
         with _quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(source, **kw)
@@ -115,8 +163,7 @@ def load_text_model(name: str, from_scratch: bool = False):
             else:
                 model = AutoModel.from_pretrained(source, **kw)
     except Exception as e:  # noqa: BLE001 - any failure to read a user-given model is a config problem, said plainly
-        where = "local directory" if local else "hub model (no network? give a local directory instead)"
-        raise ConfigError(f"model.encoder.pretrained: could not load {name!r} as a {where}: {e}") from None
+        raise ConfigError(hub_failure(name, local, e)) from None
     if getattr(model, "pooler", None) is not None:
         model.pooler = None  # BERT's tanh pooler is not used: the item vector is the [CLS] hidden state
     return model, tokenizer, source
@@ -357,7 +404,9 @@ class TextEncoder(ItemEncoder):
                 return torch.from_numpy(np.load(path)).to(self._device())
         out = compute()
         if path is not None:
-            tmp = path.with_suffix(".tmp.npy")
+            from ..tempfiles import temp_sibling
+
+            tmp = temp_sibling(path, ".npy")
             np.save(tmp, out.cpu().numpy())
             tmp.replace(path)
         return out
@@ -407,10 +456,12 @@ class TextEncoder(ItemEncoder):
 # --- build ---------------------------------------------------------------------------------
 
 def _source_fingerprint(source: str) -> str:
-    """Identity of a model's weights: path plus size and mtime of its weight files."""
+    """Identity of a model: the contents of its weight and config files (not their path or dates)."""
+    from ..digest import files_digest
+
     path = Path(source)
-    files = sorted(p for p in path.glob("*") if p.suffix in (".safetensors", ".bin"))
-    return json.dumps([str(path)] + [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files])
+    files = sorted(p for p in path.glob("*") if p.suffix in (".safetensors", ".bin") or p.name == "config.json")
+    return files_digest(*files)
 
 
 def build_text_encoder(cfg: EncoderConfig, dataset, dim: int, log=None) -> TextEncoder:
@@ -419,8 +470,11 @@ def build_text_encoder(cfg: EncoderConfig, dataset, dim: int, log=None) -> TextE
     cache_key = ""
     # Random weights (from scratch) or a hub model give no stable identity to key a disk cache on.
     if cfg.disk_cache and not cfg.from_scratch and Path(source).is_dir():
+        from ..digest import arrays_digest
+
+        # the token arrays stand for the item texts: features of changed texts get another key
         spec = [_source_fingerprint(source), tokenizer_fingerprint(tokenizer), cfg.text_fields,
-                cfg.max_tokens, cfg.train_layers if cfg.mode == "top" else 0]
+                cfg.max_tokens, cfg.train_layers if cfg.mode == "top" else 0, arrays_digest(tokens.ids, tokens.lengths)]
         cache_key = hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
     return TextEncoder(cfg, model, tokens, dim, dataset.cache_dir if cache_key else None, cache_key)
 

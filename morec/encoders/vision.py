@@ -32,9 +32,10 @@ from torch.utils.checkpoint import checkpoint
 
 from ..config import ConfigError, EncoderConfig
 from ..data.images import ImageStore, build_image_store, to_model_input
+from ..tempfiles import temp_sibling
 from .base import ItemEncoder
 from .heads import ModalityHead, with_fusion
-from .text import _quiet_transformers
+from .text import _quiet_transformers, hub_failure, hub_kwargs, hub_reachable
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 LITE0_ALIASES = ("efficientnet-lite0", "efficientnet_lite0", "tf_efficientnet_lite0")
@@ -64,7 +65,9 @@ def _timm():
 
 
 def _file_identity(*paths: Path) -> str:
-    return json.dumps([[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in paths])
+    from ..digest import files_digest
+
+    return files_digest(*paths)  # the weights' contents: a retrained file in place gets a new cache key
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -143,6 +146,9 @@ def efficientnet_lite0(num_classes: int = 0, pretrained: bool = True) -> nn.Modu
 
 def _timm_model(arch: str, weights: Path | None, from_scratch: bool, hub: bool) -> nn.Module:
     timm = _timm()
+    if hub and not from_scratch and not hub_reachable():
+        raise ConfigError(f"timm:{arch} needs its weights from the Hugging Face hub, which cannot be reached from here "
+                          "(no network, or HF_HUB_OFFLINE=1). Give a local weights file with model.encoder.arch instead")
     try:
         model = timm.create_model(arch, pretrained=hub and not from_scratch, num_classes=0)
     except RuntimeError as e:  # unknown architecture names end up here
@@ -166,7 +172,7 @@ def _hf_vm(source: str, local: bool, from_scratch: bool) -> VisionModel:
         from transformers import AutoConfig, AutoModel
     except ImportError:
         raise ConfigError("Hugging Face vision encoders need transformers: pip install 'morec[vision]'") from None
-    kw = {"local_files_only": True} if local else {}
+    kw = hub_kwargs(local)
     try:
         with _quiet_transformers():  # unused pre-training heads (the MAE decoder) are expected, not news
             config = AutoConfig.from_pretrained(source, **kw)
@@ -176,8 +182,7 @@ def _hf_vm(source: str, local: bool, from_scratch: bool) -> VisionModel:
             model = (AutoModel.from_config(config, **extra) if from_scratch
                      else AutoModel.from_pretrained(source, config=config, **extra, **kw))
     except (OSError, ValueError) as e:
-        where = "local directory" if local else "hub model (no network? give a local directory instead)"
-        raise ConfigError(f"model.encoder.pretrained: could not load {source!r} as a {where}: {e}") from None
+        raise ConfigError(hub_failure(source, local, e)) from None
     hidden = getattr(config, "hidden_size", None) or (config.hidden_sizes[-1] if hasattr(config, "hidden_sizes") else None)
     if getattr(config, "model_type", "") == "swin":
         hidden = int(config.embed_dim * 2 ** (len(config.depths) - 1))
@@ -445,7 +450,7 @@ class VisionEncoder(ItemEncoder):
         for chunk in self._all_items():
             out[chunk] = pooled_features(vm, self.pixels(chunk), self.pooling).float()
         if path is not None:
-            tmp = path.with_suffix(".tmp.npy")
+            tmp = temp_sibling(path, ".npy")
             np.save(tmp, out.cpu().numpy())
             tmp.replace(path)
         return out
@@ -469,7 +474,7 @@ class VisionEncoder(ItemEncoder):
         n = self.store.n_items + 1
         # float16 halves a cache that can be large (ResNet50 below layer4: 200 KB per item at 224 px)
         if path is not None:
-            tmp = path.with_suffix(".tmp.npy")
+            tmp = temp_sibling(path, ".npy")
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n,) + shape)
             out[0] = 0
         else:
