@@ -166,19 +166,22 @@ def _suggest(trial, key: str, kind: str, args: list) -> Any:
 
 
 def open_study(spec: TuneSpec):
+    from filelock import FileLock
+
     optuna = _optuna()
     spec.out.mkdir(parents=True, exist_ok=True)
-    # a process killed mid-trial stops beating; another process (or the next run) then marks its trial failed
-    with warnings.catch_warnings():  # the heartbeat is marked experimental
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = optuna.storages.RDBStorage(spec.storage, heartbeat_interval=30, grace_period=120,
-                                             engine_kwargs={"connect_args": {"timeout": 60}})
     pruner = {"median": lambda: optuna.pruners.MedianPruner(n_startup_trials=spec.startup_trials,
                                                             n_warmup_steps=spec.warmup_epochs),
               "halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=max(spec.warmup_epochs, 1)),
               "none": lambda: optuna.pruners.NopPruner()}[spec.pruner]()
-    study = optuna.create_study(study_name="morec", storage=storage, direction="maximize", load_if_exists=True,
-                                pruner=pruner)
+    # processes starting together would each create the database's tables (and one would fail): one at a time.
+    # A process killed mid-trial stops beating; another process (or the next run) then marks its trial failed.
+    with FileLock(str(spec.out / "study.db.lock")), warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat is "experimental"
+        storage = optuna.storages.RDBStorage(spec.storage, heartbeat_interval=30, grace_period=120,
+                                             engine_kwargs={"connect_args": {"timeout": 60}})
+        study = optuna.create_study(study_name="morec", storage=storage, direction="maximize", load_if_exists=True,
+                                    pruner=pruner)
     # a process that joins later draws its own sequence; one uninterrupted process is reproducible
     study.sampler = optuna.samplers.TPESampler(seed=spec.seed + len(study.trials))
     return study
