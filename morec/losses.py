@@ -29,7 +29,7 @@ from .config import LOSSES
 class LossContext:
     """What the losses know about the training split, on the model's device (built once per run).
 
-    ``train_keys``: sorted user * (n_items + 1) + item of every training interaction (in-batch masking).
+    ``train_offsets`` (n_users + 1,) / ``train_items``: every user's training items, CSR (in-batch masking).
     ``popularity_log_prob``: (n_items + 1,) log of each item's share of training interactions (padding and
     items with no training interaction get a finite placeholder: they are never a target or a negative).
     ``sampler_log_prob``: (n_items + 1,) log sampling probability of the negatives, None for uniform.
@@ -38,7 +38,8 @@ class LossContext:
     """
 
     n_items: int
-    train_keys: torch.Tensor
+    train_offsets: torch.Tensor
+    train_items: torch.Tensor
     popularity_log_prob: torch.Tensor
     sampler_log_prob: torch.Tensor | None
     known: torch.Tensor | None
@@ -54,18 +55,32 @@ class LossContext:
         logq = getattr(train_cfg, "logq", True)
         strict = getattr(train_cfg, "negatives_from", "all") == "train"
         n = dataset.n_items
-        keys = np.unique(dataset.train_users.astype(np.int64) * (n + 1) + dataset.train_items)
         counts = dataset.train_item_counts.astype(np.float64)
         log_pop = np.log(np.maximum(counts, 1) / counts.sum())  # items never trained on: never a candidate
         t = lambda a, dtype=torch.float32: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
-        return cls(n, t(keys, torch.int64), t(log_pop), t(log_pop) if sampler == "popularity" else None,
+        return cls(n, t(dataset.train_offsets, torch.int64), t(dataset.train_items, torch.int64), t(log_pop), t(log_pop) if sampler == "popularity" else None,
                    t(counts > 0, torch.bool) if strict else None, logq)
 
     def seen(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """(B, U) bool: item ``items[j]`` is one of user ``users[b]``'s training items."""
-        keys = users[:, None].long() * (self.n_items + 1) + items[None, :].long()
-        pos = torch.searchsorted(self.train_keys, keys).clamp(max=len(self.train_keys) - 1)
-        return self.train_keys[pos] == keys
+        """(B, U) bool: item ``items[j]`` (distinct items) is one of user ``users[b]``'s training items.
+
+        Each user's own items are looked up among the U items (a small, cache-resident array), not each of
+        the B x U pairs among all training interactions: with a million users the latter was a cache miss
+        per probe and most of an in-batch training step (issue 18)."""
+        mask = torch.zeros(len(users), len(items), dtype=torch.bool, device=items.device)
+        if len(items) == 0 or len(users) == 0:
+            return mask
+        users = users.long()
+        start = self.train_offsets[users]
+        lengths = self.train_offsets[users + 1] - start  # (B,)
+        row = torch.repeat_interleave(torch.arange(len(users), device=users.device), lengths)  # (S,) each own item's row
+        first = torch.repeat_interleave(lengths.cumsum(0) - lengths, lengths)
+        own = self.train_items[start[row] + torch.arange(len(row), device=users.device) - first]  # (S,)
+        sorted_items, order = torch.sort(items.long())
+        pos = torch.searchsorted(sorted_items, own).clamp(max=len(items) - 1)
+        hit = sorted_items[pos] == own
+        mask[row[hit], order[pos[hit]]] = True
+        return mask
 
 
 # --- the losses, on tensors --------------------------------------------------------------------

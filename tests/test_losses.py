@@ -142,3 +142,17 @@ def test_every_loss_beats_most_popular(synth_prepared, tmp_path, loss, extra):
     results = train(cfg, ds, log=lambda s: None)
     popular = metrics_from_ranks(most_popular_ranks(ds, "test"), [10])
     assert results["test"]["ndcg@10"] > 1.5 * popular["ndcg@10"], (results["test"], popular)
+
+
+def test_seen_mask_is_each_users_training_items(synth_prepared):
+    """LossContext.seen looks each user's own items up among the candidates (issue 18: fast at a million
+    users); it must equal the definition, item j among user b's training items, for unsorted candidates too."""
+    ds = PreparedDataset(synth_prepared)
+    ctx = LossContext.build(ds)
+    users = torch.tensor([0, 5, 5, 17, ds.n_users - 1])
+    items = torch.randperm(ds.n_items, generator=torch.Generator().manual_seed(0))[:120] + 1
+    want = torch.tensor([[int(i) in set(ds.train_items[ds.train_offsets[u]:ds.train_offsets[u + 1]].tolist())
+                          for i in items] for u in users.tolist()])
+    got = ctx.seen(users, items)
+    assert want.any(1).all() and torch.equal(got, want)
+    assert ctx.seen(users, items[:0]).shape == (5, 0)
