@@ -9,6 +9,12 @@ untrained ID SASRec (the default config: 64-d, 2 blocks, max_len 50) then ranks 
 item against every item with history masking, in a fresh child process, so that its memory figures
 belong to the evaluation alone.
 
+In the same child, after the evaluation: the matrix multiplication alone (every user's final vector,
+computed beforehand, times the item table, in the evaluation's own blocks into one reused output
+buffer) is timed, and the ratio evaluation / matmul is printed (goal: <= 3). The ranks of the first
+``--check-users`` users are also recomputed by the plain definition (a fresh score matrix per block,
+history masked, 1 + number of other items scoring >= the target or NaN) and must be identical.
+
 Memory is the resident set size read by the kernel (torch allocations included; tracemalloc would
 miss them): VmHWM from /proc/self/status after resetting it through /proc/self/clear_refs just
 before the evaluation (so it is the evaluation's own peak), and ru_maxrss from
@@ -108,13 +114,62 @@ def child(args) -> None:
     maxrss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     n_items = ds.n_items
     block = max(1, min(cfg.eval.user_batch, (1 << 26) // (n_items + 1)))
+    matmul, states_seconds, identical = matmul_only(model, ds, cfg.model.max_len, block, ranks, args)
     print(json.dumps({
+        "matmul_seconds": matmul, "user_state_seconds": states_seconds, "identical": identical,
         "threads": torch.get_num_threads(), "seconds": times, "rss_before_kib": rss_before,
         "peak_rss_eval_kib": hwm, "maxrss_before_kib": maxrss_before, "maxrss_after_kib": maxrss_after,
         "score_block_users": block, "score_block_mib": block * (n_items + 1) * 4 / 2**20,
         "metrics": metrics_from_ranks(ranks, [10]), "n_users": ds.n_users, "n_items": n_items,
         "n_interactions": int(ds.offsets[-1]),
     }))
+
+
+def matmul_only(model, ds, max_len: int, block: int, ranks, args) -> tuple[float, float, bool]:
+    """(seconds of the score multiplication alone over every user, seconds to compute every user's
+    vector, whether the plain definition gives the same ranks for the first --check-users users)."""
+    import numpy as np
+    import torch
+
+    from morec.data.batches import trim_left_padding
+    from morec.evaluate import csr_rows, left_padded
+
+    offsets, hist_items = ds.history_csr("test")
+    targets = ds.targets("test")
+    with torch.no_grad():
+        inputs = model.encode_all_items()
+        table_t = model.backbone.item_output(inputs).T
+        t0 = time.perf_counter()
+        vecs = []
+        for start in range(0, ds.n_users, block):
+            chunk = np.arange(start, min(start + block, ds.n_users))
+            (hist,) = trim_left_padding(left_padded(offsets, hist_items, chunk, max_len))
+            hist = torch.from_numpy(hist)
+            vecs.append(model.user_states(torch.from_numpy(chunk), hist, inputs[hist])[:, -1])
+        states_seconds = time.perf_counter() - t0
+        vecs = torch.cat(vecs)
+        out = torch.empty(block, ds.n_items + 1)
+        t0 = time.perf_counter()
+        for start in range(0, ds.n_users, block):
+            v = vecs[start:start + block]
+            torch.matmul(v, table_t, out=out[:len(v)])
+        matmul = time.perf_counter() - t0
+        identical = True
+        for start in range(0, min(args.check_users, ds.n_users), block):  # the plain definition
+            chunk = np.arange(start, min(start + block, args.check_users, ds.n_users))
+            scores = vecs[chunk] @ table_t
+            scores[:, 0] = float("-inf")
+            t = torch.from_numpy(targets[chunk])
+            if not args.no_mask:
+                row, _, items = csr_rows(offsets, hist_items, chunk)
+                row, items = torch.from_numpy(row), torch.from_numpy(items.astype(np.int64))
+                keep = items != t[row]
+                scores[row[keep], items[keep]] = float("-inf")
+            target = scores.gather(1, t[:, None])
+            plain = ((scores >= target) | scores.isnan()).sum(1)
+            plain = torch.where(target[:, 0].isnan(), scores.shape[1] - 1, plain)
+            identical &= bool(np.array_equal(plain.numpy(), ranks[chunk]))
+    return matmul, states_seconds, identical
 
 
 def main(argv=None) -> int:
@@ -128,6 +183,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads in the child (0: torch's default)")
     p.add_argument("--no-mask", action="store_true", help="evaluate without history masking")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--check-users", type=int, default=2000, help="users whose ranks are checked against the plain definition")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.dir = args.dir or f"/tmp/morec-bench-eval-{args.users}x{args.items}-{args.mean_len}"
@@ -147,7 +203,7 @@ def main(argv=None) -> int:
     print(f"[bench] {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 
     cmd = [sys.executable, __file__, "--child", f"--dir={out}", f"--max-len={args.max_len}",
-           f"--repeats={args.repeats}", f"--threads={args.threads}"] + (["--no-mask"] if args.no_mask else [])
+           f"--repeats={args.repeats}", f"--threads={args.threads}", f"--check-users={args.check_users}"] + (["--no-mask"] if args.no_mask else [])
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         print(done.stdout + done.stderr, file=sys.stderr)
@@ -162,6 +218,13 @@ def main(argv=None) -> int:
     print(f"[bench] one full-ranking evaluation of all users: {secs:.1f} s (runs: "
           f"{', '.join(f'{t:.1f}' for t in r['seconds'])}); {r['n_users'] / secs:,.0f} users/s, "
           f"{r['n_users'] * r['n_items'] / secs / 1e9:.2f} G user-item scores/s")
+    ratio = secs / r["matmul_seconds"]
+    print(f"[bench] the score matrix multiplication alone (same blocks, vectors precomputed): "
+          f"{r['matmul_seconds']:.1f} s = {r['n_users'] * r['n_items'] * 2 * 64 / r['matmul_seconds'] / 1e9:.1f} GFLOP/s; "
+          f"evaluation / matmul = {ratio:.2f}x (goal <= 3x); every user's vector (SASRec forward) alone "
+          f"{r['user_state_seconds']:.1f} s")
+    print(f"[bench] ranks of the first {min(args.check_users, r['n_users']):,} users identical to the plain "
+          f"definition (fresh score matrix, >= target or NaN counts): {'yes' if r['identical'] else 'NO'}")
     print(f"[bench] score blocks of {r['score_block_users']} users = {r['score_block_mib']:.0f} MiB of float32 scores each")
     print(f"[bench] RSS before evaluation {mib(r['rss_before_kib']):.0f} MiB; peak RSS during evaluation "
           + (f"{peak:.0f} MiB (VmHWM after reset), +{peak - mib(r['rss_before_kib']):.0f} MiB"
@@ -170,7 +233,8 @@ def main(argv=None) -> int:
     print(f"[bench] untrained-model sanity: test HR@10 {r['metrics']['hr@10']:.5f} (random ~ {10 / r['n_items']:.5f})")
     peak_txt = f"{peak:.0f}" if peak is not None else f"{mib(r['maxrss_after_kib']):.0f}(ru_maxrss)"
     print(f"SUMMARY bench_eval_large | {r['n_users']} users x {r['n_items']} items, "
-          f"mask={not args.no_mask}, threads={r['threads']} | eval {secs:.2f} s | peak RSS {peak_txt} MiB "
+          f"mask={not args.no_mask}, threads={r['threads']} | eval {secs:.2f} s | matmul alone "
+          f"{r['matmul_seconds']:.2f} s | ratio {ratio:.2f}x | ranks identical {r['identical']} | peak RSS {peak_txt} MiB "
           f"(+{(peak or mib(r['maxrss_after_kib'])) - mib(r['rss_before_kib']):.0f} MiB over "
           f"{mib(r['rss_before_kib']):.0f} MiB before) | score block {r['score_block_users']} users "
           f"({r['score_block_mib']:.0f} MiB)", flush=True)

@@ -17,7 +17,8 @@ class ConfigError(ValueError):
     pass
 
 
-LOSSES = ("bce", "ce", "inbatch", "sampled")  # implemented in morec.losses
+LOSSES = ("bce", "ce", "inbatch", "sampled", "gbce")  # implemented in morec.losses
+SCHEDULES = ("constant", "cosine", "onecycle")  # learning-rate shapes over the run (morec.train.lr_factor)
 SUBSETS = ("all", "warm", "cold", "new")  # evaluation subsets of test users, by the target's training count
 
 
@@ -147,17 +148,30 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     loss: str = "bce"  # bce (paper eq. 1, K sampled negatives) | ce (full softmax) | inbatch (in-batch softmax) | sampled (sampled softmax, K negatives)
-    n_negatives: int = 1  # K, for bce and sampled
+    # | gbce (gSASRec's generalised BCE: K negatives, positive term scaled by beta from K / (n_items - 1) and gbce_t)
+    n_negatives: int = 1  # K, for bce, sampled and gbce
+    gbce_t: float = 0.75  # gbce calibration t in [0, 1]: 0 = plain BCE, 1 = fully calibrated (gSASRec's default 0.75)
     negative_sampler: str = "uniform"  # uniform | popularity (training counts); negatives never a user's training item
+    # bce / sampled / gbce: one set of K negatives per batch shared by every position (one matmul, cheap on CPU
+    # with K in the hundreds) instead of K per position; a negative that is the position's target or one of the
+    # user's training items is left out of that position's loss
+    negatives_shared: bool = False
     negatives_from: str = "all"  # all: any item (the paper's code) | train: only items with a training interaction
     # (strict new-item setting: held-out items are never a negative nor a full-softmax class)
     logq: bool = True  # inbatch / sampled with popularity negatives: subtract log(sampling probability) from logits
-    lr: float = 1e-3
+    lr: float = 1e-3  # the peak learning rate under a schedule
     weight_decay: float = 0.1
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW's (beta1, beta2)
+    # constant (the paper's) | cosine: linear warm-up over `warmup` of the run's steps, then cosine decay to 0 at
+    # train.epochs | onecycle: cosine rise from lr/25 over `warmup` (0: 0.3) of the steps, cosine fall to lr/1e4
+    schedule: str = "constant"
+    warmup: float = 0.0  # share of the run's optimizer steps spent warming up (cosine / onecycle)
     batch_size: int = 128  # paper: 128 SASRec, 1024 DSSM
     epochs: int = 200
     patience: int = 10  # epochs without a better validation score before stopping
-    windows: str = "all"  # all: tile each user's whole training sequence into max_len windows; last: only the latest
+    windows: str = "all"  # all: tile each user's whole training sequence into max_len windows; last: only the latest;
+    # sample: every epoch a fresh random window_fraction of the `all` windows
+    window_fraction: float = 0.5  # windows=sample: the share of windows an epoch trains on
     grad_clip: float = 0.0
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -185,7 +199,13 @@ class TrainConfig:
         _check(math.isfinite(self.lr), f"train.lr must be a finite number, got {self.lr}")
         _check(self.weight_decay >= 0, "train.weight_decay must be >= 0")
         _check(self.batch_size > 0 and self.epochs > 0 and self.patience > 0, "train.batch_size, epochs and patience must be > 0")
-        _check(self.windows in ("all", "last"), f"train.windows must be all or last, not {self.windows!r}")
+        _check(self.windows in ("all", "last", "sample"), f"train.windows must be all, last or sample, not {self.windows!r}")
+        _check(0 < self.window_fraction <= 1, f"train.window_fraction must be in (0, 1], got {self.window_fraction}")
+        _check(0 <= self.gbce_t <= 1, f"train.gbce_t must be in [0, 1], got {self.gbce_t}")
+        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+               f"train.betas must be two numbers in [0, 1) (Adam's beta1, beta2), got {self.betas}")
+        _check(self.schedule in SCHEDULES, f"train.schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
+        _check(0 <= self.warmup < 1, f"train.warmup must be a share of the run's steps in [0, 1), got {self.warmup}")
         _check(self.grad_clip >= 0, f"train.grad_clip must be >= 0 (0 = no clipping), got {self.grad_clip}")
         _check(self.threads >= 0, f"train.threads must be >= 0 (0 = torch's default), got {self.threads}")
         _check(self.accumulate >= 1, f"train.accumulate must be >= 1 (micro-batches per optimizer step), got {self.accumulate}")
@@ -211,9 +231,19 @@ class EvalConfig:
     # warm = the rest, all = everyone (paper Table 9: cold < 10). Reported from the one trained model.
     subsets: list[str] = field(default_factory=lambda: ["all", "cold", "new"])
     cold_threshold: int = 10
+    # Validation cadence (model selection): epochs before valid_from are not validated; from there every
+    # valid_every-th epoch is, and the last epoch always. Patience counts epochs either way.
+    valid_from: int = 0
+    valid_every: int = 1
+    # valid_users > 0: per-epoch selection sees a fixed random subsample of that many users (drawn with
+    # train.seed); the chosen model is then validated on every user once. results.json "selection" says which.
+    valid_users: int = 0
 
     def validate(self) -> None:
         _check(all(k > 0 for k in self.ks), "eval.ks must be positive")
+        _check(self.valid_from >= 0, f"eval.valid_from must be >= 0, got {self.valid_from}")
+        _check(self.valid_every >= 1, f"eval.valid_every must be >= 1, got {self.valid_every}")
+        _check(self.valid_users >= 0, f"eval.valid_users must be >= 0 (0 = every user), got {self.valid_users}")
         _check(all(s in SUBSETS for s in self.subsets), f"eval.subsets must be among {', '.join(SUBSETS)}, not {self.subsets}")
         _check(self.cold_threshold >= 1, "eval.cold_threshold must be >= 1")
         name, _, k = self.select_metric.partition("@")

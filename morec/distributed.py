@@ -199,7 +199,8 @@ def shard_batch(batch: Batch, info: DistInfo) -> tuple[Batch, float]:
         rows, weight = slice(0, 1), 0.0
     else:
         weight = info.world_size * n_local / n_total
-    part = Batch(batch.users[rows], _rows(batch.history, rows), batch.targets[rows], _rows(batch.negatives, rows))
+    negatives = batch.negatives if batch.negatives is None or batch.negatives.ndim == 1 else batch.negatives[rows]  # (K,): shared
+    part = Batch(batch.users[rows], _rows(batch.history, rows), batch.targets[rows], negatives)
     return part, weight
 
 

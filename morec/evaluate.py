@@ -2,7 +2,10 @@
 count against the model: rank = 1 + number of other candidates scoring >= the target.
 
 Item vectors are computed once per evaluation; users are scored in blocks sized so that a block's
-score matrix stays under ``score_budget`` floats, whatever the catalogue size.
+score matrix stays under ``score_budget`` floats, whatever the catalogue size. The block's score matrix
+is one buffer reused for every block (a fresh 256 MiB allocation per block cost more in page faults than
+the matrix multiplication itself on a large catalogue), masked in place, and counted in slices of rows
+that fit in cache, so each score is written once by the multiplication and read once by the count.
 """
 from __future__ import annotations
 
@@ -29,21 +32,31 @@ def metrics_from_ranks(ranks: np.ndarray, ks: list[int]) -> dict[str, float]:
 
 
 def ranks_from_scores(scores: torch.Tensor, targets: torch.Tensor, mask_rows: torch.Tensor | None = None,
-                      mask_cols: torch.Tensor | None = None) -> torch.Tensor:
+                      mask_cols: torch.Tensor | None = None, in_place: bool = False) -> torch.Tensor:
     """Ranks of ``targets`` in ``scores`` (B, n_items + 1; column 0 = padding, never a candidate).
 
     ``mask_rows``/``mask_cols`` list (row, item) pairs that are not candidates (the user's history);
-    a target is never masked, even if it appears there.
+    a target is never masked, even if it appears there. Ties count against the model, and so does a
+    competitor whose score is NaN. ``in_place``: ``scores`` (contiguous) may be overwritten (no copy).
     """
-    scores = scores.clone()
+    if not in_place:
+        scores = scores.clone()
     scores[:, 0] = float("-inf")
     if mask_rows is not None and len(mask_rows):
         keep = mask_cols != targets[mask_rows]
         scores[mask_rows[keep], mask_cols[keep]] = float("-inf")
     target_scores = scores.gather(1, targets[:, None])  # (B, 1)
-    ranks = (scores >= target_scores).sum(1)  # the target counts itself, so this is 1 + others >= target
+    # rank = 1 + others >= target = columns - columns below the target (the target is not below itself;
+    # a NaN competitor is never below, so it counts against the target). Slices of rows keep the boolean
+    # temporary in cache instead of materialising a (B, n_items + 1) one.
+    n = scores.shape[1]
+    below = torch.empty(len(scores), dtype=torch.int64, device=scores.device)
+    step = max(1, (1 << 18) // n)
+    for r in range(0, len(scores), step):
+        torch.sum(scores[r:r + step] < target_scores[r:r + step], 1, out=below[r:r + step])
+    ranks = n - below
     # A NaN target score would compare false with everything: rank it last, so divergence is never rewarded.
-    return torch.where(target_scores[:, 0].isnan(), scores.shape[1] - 1, ranks)
+    return torch.where(target_scores[:, 0].isnan(), n - 1, ranks)
 
 
 def csr_rows(offsets: np.ndarray, items: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -82,6 +95,8 @@ def rank_users(model: Recommender, dataset: PreparedDataset, split: str, max_len
     scored = np.flatnonzero(targets[users] > 0)
     users = users[scored]
     ranks = np.empty(len(users), dtype=np.int64)
+    table_t = table.float().T
+    buffer = torch.empty(min(block, len(users)), dataset.n_items + 1, device=device)  # reused by every block
     for start in range(0, len(users), block):
         chunk = users[start:start + block]
         u = torch.from_numpy(chunk).to(device)
@@ -91,13 +106,14 @@ def rank_users(model: Recommender, dataset: PreparedDataset, split: str, max_len
             vecs = model.user_states(u, hist, inputs[hist])[:, -1]
         else:
             vecs = model.user_states(u, None)[:, -1]
-        scores = vecs.float() @ table.float().T  # (b, n_items + 1)
+        with torch.autocast(device.type, enabled=False):  # fp32 scores, also under mixed precision (out= needs it)
+            scores = torch.matmul(vecs.float(), table_t, out=buffer[:len(chunk)])  # (b, n_items + 1)
         rows = cols = None
         if mask_history:
             row_id, _, items = csr_rows(offsets, hist_items, chunk)
             rows, cols = torch.from_numpy(row_id).to(device), torch.from_numpy(items.astype(np.int64)).to(device)
         t = torch.from_numpy(targets[chunk]).to(device)
-        ranks[start:start + len(chunk)] = ranks_from_scores(scores, t, rows, cols).cpu().numpy()
+        ranks[start:start + len(chunk)] = ranks_from_scores(scores, t, rows, cols, in_place=True).cpu().numpy()
     model.train(was_training)
     all_ranks[scored] = ranks
     return all_ranks

@@ -9,6 +9,11 @@
   items is not a negative for that user (masked), except as the position's own positive.
 - ``sampled``: softmax over the positive and its K sampled negatives; with popularity negatives each
   logit is corrected by the log of the item's sampling probability (uniform needs no correction).
+- ``gbce``: gSASRec's generalised BCE (Petrov & Macdonald, RecSys 2023): ``bce`` with K negatives whose
+  positive term is raised to the power beta, ``-beta log s(y_ui) - sum_j log(1 - s(y_uj))``, with
+  sampling rate alpha = K / (n_items - 1) and beta = alpha (t (1 - 1/alpha) + 1/alpha) for the
+  calibration t (``train.gbce_t``): t = 0 is plain BCE, t = 1 makes the sigmoid calibrated to the full
+  softmax in the limit, which counters the overconfidence that many-negative BCE otherwise has.
 
 Every loss encodes each distinct item of the batch once (``Recommender.encode_items``) and works with
 every backbone: next-item sequence models, user-id models and masked-item models (BERT4Rec).
@@ -48,6 +53,7 @@ class LossContext:
     # and sorted, gradients flowing back to the process that encoded each (morec.distributed.CandidateGather),
     # so that N processes with B/N rows each compute the in-batch softmax of one process with all B rows.
     gather: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+    gbce_beta: float = 1.0  # gbce's positive-term power, from train.n_negatives, n_items and train.gbce_t
 
     @classmethod
     def build(cls, dataset, train_cfg=None, device="cpu") -> "LossContext":
@@ -58,8 +64,9 @@ class LossContext:
         counts = dataset.train_item_counts.astype(np.float64)
         log_pop = np.log(np.maximum(counts, 1) / counts.sum())  # items never trained on: never a candidate
         t = lambda a, dtype=torch.float32: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
+        beta = gbce_beta(getattr(train_cfg, "n_negatives", 1), n, getattr(train_cfg, "gbce_t", 0.75))
         return cls(n, t(dataset.train_offsets, torch.int64), t(dataset.train_items, torch.int64), t(log_pop), t(log_pop) if sampler == "popularity" else None,
-                   t(counts > 0, torch.bool) if strict else None, logq)
+                   t(counts > 0, torch.bool) if strict else None, logq, gbce_beta=beta)
 
     def seen(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """(B, U) bool: item ``items[j]`` (distinct items) is one of user ``users[b]``'s training items.
@@ -85,13 +92,38 @@ class LossContext:
 
 # --- the losses, on tensors --------------------------------------------------------------------
 
-def bce(states: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The paper's equation 1: -log s(y_ui) - log(1 - s(y_uj)) per positive, with K sampled negatives."""
+def binary_loss(pos_logit: torch.Tensor, neg_logit: torch.Tensor, beta: float = 1.0,
+                keep: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over positives of -beta log s(pos) - sum_j log(1 - s(neg_j)); pos_logit (N,), neg_logit (N, K),
+    keep (N, K) bool: the negatives that count (None: all)."""
+    neg = F.softplus(neg_logit)
+    if keep is not None:
+        neg = neg * keep
+    return (beta * F.softplus(-pos_logit) + neg.sum(-1)).mean()
+
+
+def _pair_logits(states, pos, neg, targets) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-position negatives: (positive logits (N,), negative logits (N, K)) of the valid positions."""
     valid = targets > 0  # (B, T)
     pos_logit = (states * pos).sum(-1)  # (B, T)
     neg_logit = torch.einsum("btd,btkd->btk", states, neg)  # (B, T, K)
-    loss = F.softplus(-pos_logit) + F.softplus(neg_logit).sum(-1)
-    return loss[valid].mean()
+    return pos_logit[valid], neg_logit[valid]
+
+
+def bce(states: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The paper's equation 1: -log s(y_ui) - log(1 - s(y_uj)) per positive, with K sampled negatives."""
+    return binary_loss(*_pair_logits(states, pos, neg, targets))
+
+
+def gbce_beta(n_negatives: int, n_items: int, t: float) -> float:
+    """gSASRec's beta: alpha (t (1 - 1/alpha) + 1/alpha) with sampling rate alpha = K / (n_items - 1)."""
+    alpha = n_negatives / max(n_items - 1, 1)
+    return alpha * (t * (1 - 1 / alpha) + 1 / alpha)
+
+
+def gbce(states: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, targets: torch.Tensor, beta: float) -> torch.Tensor:
+    """Generalised BCE: -beta log s(y_ui) - sum_j log(1 - s(y_uj)) per positive (beta = 1 is ``bce``)."""
+    return binary_loss(*_pair_logits(states, pos, neg, targets), beta)
 
 
 def full_softmax(states: torch.Tensor, item_table: torch.Tensor, targets: torch.Tensor,
@@ -141,6 +173,32 @@ def sampled_softmax(states: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, 
     if pos_log_q is not None:
         pos_logit, neg_logit = pos_logit - pos_log_q, neg_logit - neg_log_q
     logits = torch.cat([pos_logit[..., None], neg_logit], -1)[valid]  # (N, 1 + K)
+    return F.cross_entropy(logits, logits.new_zeros(len(logits), dtype=torch.long))
+
+
+def shared_negative_loss(loss_name: str, states: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
+                         targets: torch.Tensor, negatives: torch.Tensor, ctx: "LossContext | None",
+                         users: torch.Tensor) -> torch.Tensor:
+    """bce / gbce / sampled with one set of K negatives for the whole batch (train.negatives_shared).
+
+    states, pos (B, T, d); neg (K, d) vectors of ``negatives`` (K,). A negative that is the position's own
+    target, or (with ``ctx``) one of the user's training items, is left out of that position's loss.
+    """
+    valid = targets > 0
+    rows = valid.nonzero()[:, 0]
+    tgt = targets[valid]
+    s = states[valid]  # (N, d)
+    pos_logit = (s * pos[valid]).sum(-1)  # (N,)
+    neg_logit = s @ neg.T  # (N, K)
+    own = negatives[None, :] == tgt[:, None]
+    if ctx is not None:
+        own = own | ctx.seen(users, negatives)[rows]
+    if loss_name in ("bce", "gbce"):
+        return binary_loss(pos_logit, neg_logit, ctx.gbce_beta if loss_name == "gbce" else 1.0, ~own)
+    log_q = ctx.sampler_log_prob if ctx is not None and ctx.logq else None
+    if log_q is not None:
+        pos_logit, neg_logit = pos_logit - log_q[tgt], neg_logit - log_q[negatives]
+    logits = torch.cat([pos_logit[:, None], neg_logit.masked_fill(own, float("-inf"))], -1)
     return F.cross_entropy(logits, logits.new_zeros(len(logits), dtype=torch.long))
 
 
@@ -194,9 +252,16 @@ def compute_loss(model, batch, loss_name: str, ctx: LossContext | None = None) -
         return inbatch_softmax(states, cand, batch.targets, candidates, log_q, seen)
     if batch.negatives is None:
         raise ValueError(f"loss {loss_name!r} needs sampled negatives: build the batches with loss={loss_name!r}")
+    if loss_name == "gbce" and ctx is None:
+        raise ValueError("loss 'gbce' needs a LossContext (its beta depends on n_items, K and train.gbce_t)")
     (pos, neg), states = _encode(model, batch, batch.targets, batch.negatives)
+    if batch.negatives.ndim == 1:  # (K,) shared by the batch
+        return shared_negative_loss(loss_name, states, out(pos), out(neg), batch.targets, batch.negatives, ctx,
+                                    batch.users)
     if loss_name == "bce":
         return bce(states, out(pos), out(neg), batch.targets)
+    if loss_name == "gbce":
+        return gbce(states, out(pos), out(neg), batch.targets, ctx.gbce_beta)
     log_q = ctx.sampler_log_prob if ctx is not None and ctx.logq else None  # None: uniform, a constant shift
     pos_q = neg_q = None
     if log_q is not None:

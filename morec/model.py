@@ -17,7 +17,7 @@ class Batch:
     users: torch.Tensor  # (B,) user indices
     history: torch.Tensor | None  # (B, L) item indices, left-padded with 0 (sequence backbones)
     targets: torch.Tensor  # (B, T) the item each position predicts; 0 = no loss here
-    negatives: torch.Tensor | None = None  # (B, T, K) sampled negatives
+    negatives: torch.Tensor | None = None  # (B, T, K) sampled negatives, or (K,) shared by the whole batch
 
     def to(self, device) -> "Batch":
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731

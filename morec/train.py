@@ -79,7 +79,32 @@ def make_optimizer(model: Recommender, cfg: Config) -> torch.optim.Optimizer:
     if encoder:
         groups.append({"params": encoder, "lr": cfg.model.encoder.lr, "weight_decay": cfg.model.encoder.weight_decay,
                        "name": "encoder"})
-    return torch.optim.AdamW([g for g in groups if g["params"]])
+    return torch.optim.AdamW([g for g in groups if g["params"]], betas=tuple(cfg.train.betas))
+
+
+def lr_factor(schedule: str, step: int, total_steps: int, warmup: float = 0.0) -> float:
+    """The share of each group's peak learning rate used at optimizer step ``step`` (0-based) of ``total_steps``.
+
+    constant: 1. cosine: linear warm-up over ``warmup`` of the steps, then cosine decay to 0 at the last
+    step. onecycle (Smith & Topin's shape, without the momentum cycle): cosine rise from 1/25 over
+    ``warmup`` (0: 0.3) of the steps, then cosine fall to 1e-4. A pure function of the step, so a resumed
+    run continues the schedule exactly.
+    """
+    if schedule == "constant":
+        return 1.0
+    total = max(total_steps, 1)
+    if schedule == "cosine":
+        up = int(warmup * total)
+        if step < up:
+            return (step + 1) / up
+        return 0.5 * (1 + math.cos(math.pi * min(step - up, total - up) / max(total - up, 1)))
+    if schedule == "onecycle":
+        up = max(1, int((warmup or 0.3) * total))
+        start, end = 1 / 25, 1e-4
+        if step < up:
+            return start + (1 - start) * 0.5 * (1 - math.cos(math.pi * step / up))
+        return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * min(step - up, total - up) / max(total - up, 1)))
+    raise ValueError(f"unknown schedule {schedule!r}")
 
 
 class TrainingCollapsed(RuntimeError):
@@ -148,7 +173,11 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, cfg)
         self.batches = make_batches(self.dataset, self.model.backbone, cfg.model.max_len, t.batch_size,
                                     t.n_negatives, t.windows, loss=t.loss, negative_sampler=t.negative_sampler,
-                                    negatives_from=t.negatives_from)
+                                    negatives_from=t.negatives_from, window_fraction=t.window_fraction,
+                                    negatives_shared=t.negatives_shared)
+        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        self.total_steps = t.epochs * -(-len(self.batches) // t.accumulate)
+        self.valid_users = self._selection_users()
         self.out = Path(cfg.out)
         self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[t.precision]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
@@ -181,17 +210,37 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def rank(self, split: str) -> np.ndarray:
-        """Every user's full-ranking rank on ``split``; under torchrun items and users are split over the ranks."""
+    def _selection_users(self) -> np.ndarray | None:
+        """The fixed random users per-epoch selection sees (eval.valid_users), sorted; None: every user."""
+        n, want = self.dataset.n_users, self.cfg.eval.valid_users
+        if not want or want >= n:
+            return None
+        return np.sort(np.random.default_rng([self.cfg.train.seed, 16]).choice(n, want, replace=False))
+
+    def rank(self, split: str, users: np.ndarray | None = None) -> np.ndarray:
+        """The full-ranking rank on ``split`` of every user (or of ``users``); under torchrun items and users
+        are split over the ranks."""
         e = self.cfg.eval
-        users = np.arange(self.dataset.n_users)[dist_utils.shard_slice(self.dataset.n_users, self.dist)]
+        users = np.arange(self.dataset.n_users) if users is None else users
+        users = users[dist_utils.shard_slice(len(users), self.dist)]
         with dist_utils.sharded_item_encoding(self.model, self.dist, self.device), self._autocast():
             ranks = rank_users(self.model, self.dataset, split, self.cfg.model.max_len, e.mask_history, e.user_batch,
                                users=users)
         return dist_utils.gather_ranks(self.dist, ranks, self.device)
 
-    def evaluate(self, split: str) -> dict[str, float]:
-        return metrics_from_ranks(self.rank(split), self.cfg.eval.ks)
+    def evaluate(self, split: str, users: np.ndarray | None = None) -> dict[str, float]:
+        return metrics_from_ranks(self.rank(split, users), self.cfg.eval.ks)
+
+    def validates(self, epoch: int) -> bool:
+        """Whether ``epoch`` is validated (eval.valid_from / valid_every; the last epoch always is)."""
+        e = self.cfg.eval
+        return epoch >= self.cfg.train.epochs - 1 or (epoch >= e.valid_from and (epoch - e.valid_from) % e.valid_every == 0)
+
+    def _set_lr(self) -> None:
+        t = self.cfg.train
+        factor = lr_factor(t.schedule, self.state.step, self.total_steps, t.warmup)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
 
     def train_epoch(self, epoch: int) -> float:
         """Train one epoch (or its rest, after a mid-epoch resume); returns the mean batch loss."""
@@ -232,6 +281,8 @@ class Trainer:
                 if t.grad_clip:
                     self.scaler.unscale_(self.optimizer)
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+                if t.schedule != "constant":
+                    self._set_lr()
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.optimizer.zero_grad(set_to_none=True)
@@ -406,10 +457,16 @@ class Trainer:
         if main:
             save_ranks(self.out, valid_ranks, test_ranks)
         e = cfg.eval
+        validated = [r["epoch"] for r in st.log if f"valid_{e.select_metric}" in r]
         results = {
             "best_epoch": st.best_epoch,
             "epochs_run": st.epoch,
-            "valid": metrics_from_ranks(valid_ranks, e.ks),
+            "valid": metrics_from_ranks(valid_ranks, e.ks),  # the chosen model on every user, whatever selection saw
+            "selection": {  # what chose best_epoch: the metric, on which users, at which epochs
+                "metric": e.select_metric, "score": st.best_score,
+                "valid_users": self.dataset.n_users if self.valid_users is None else len(self.valid_users),
+                "users_of": self.dataset.n_users, "epochs_validated": len(validated),
+                "valid_from": e.valid_from, "valid_every": e.valid_every},
             "test": metrics_from_ranks(test_ranks, e.ks) if test else None,
             "test_subsets": subset_metrics(test_ranks, self.dataset, "test", e.ks, e.subsets, e.cold_threshold)
             if test else None,
@@ -449,16 +506,26 @@ class Trainer:
             if cfg.train.checkpoints:
                 self.save_checkpoint()
             return
-        valid = self.evaluate("valid")
+        if not self.validates(epoch):
+            self._record({"epoch": epoch, "step": st.step, "loss": loss, "seconds": epoch_train_seconds})
+            self.log(f"epoch {epoch:3d}  loss {loss:.4f}  (not validated: eval.valid_from {cfg.eval.valid_from}, "
+                     f"valid_every {cfg.eval.valid_every})")
+            if st.best_score is not None:
+                st.bad_epochs += 1  # patience counts epochs; a stop is decided only on a validated one
+            if st.epoch >= cfg.train.epochs:
+                st.finished, st.stop_reason = True, "epochs"
+            if cfg.train.checkpoints:
+                self.save_checkpoint()
+            return
+        valid = self.evaluate("valid", self.valid_users)
         score = valid[cfg.eval.select_metric]
         improved = st.best_score is None or score > st.best_score
-        record = {"epoch": epoch, "step": st.step, "loss": loss,
-                  "seconds": epoch_train_seconds + time.perf_counter() - t_eval, **{f"valid_{k}": v for k, v in valid.items()}}
-        st.log.append(record)
-        if self.runlog:
-            self.runlog.epoch(record)
+        seen = {} if self.valid_users is None else {"valid_users": len(self.valid_users)}
+        self._record({"epoch": epoch, "step": st.step, "loss": loss,
+                      "seconds": epoch_train_seconds + time.perf_counter() - t_eval,
+                      **{f"valid_{k}": v for k, v in valid.items()}, **seen})
         self.log(f"epoch {epoch:3d}  loss {loss:.4f}  " + "  ".join(f"valid {k} {v:.4f}" for k, v in valid.items())
-                 + ("  *" if improved else ""))
+                 + (f" ({len(self.valid_users)} users)" if seen else "") + ("  *" if improved else ""))
         if improved:
             st.best_score, st.best_epoch, st.bad_epochs = score, epoch, 0
             st.time_to_best = time.perf_counter() - self._start
@@ -486,6 +553,11 @@ class Trainer:
             atomic_save_tensors(self.model.state_dict(), self.out / "model.safetensors", {"epoch": str(epoch)})
         if self.on_epoch is not None:
             self.on_epoch(epoch, valid)
+
+    def _record(self, record: dict) -> None:
+        self.state.log.append(record)
+        if self.runlog:
+            self.runlog.epoch(record)
 
 
 RUN_OUTPUTS = ("model.safetensors", "results.json")  # what a finished run leaves besides its checkpoint

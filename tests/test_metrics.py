@@ -56,3 +56,58 @@ def test_csr_helpers():
     assert from_end.tolist() == [1, 0, 2, 1, 0]
     assert vals.tolist() == [1, 2, 7, 8, 9]
     assert left_padded(offsets, items, np.array([0, 1, 2]), 2).tolist() == [[8, 9], [0, 0], [1, 2]]
+
+
+def test_nan_competitor_counts_against_the_target():
+    scores = torch.tensor([[0.0, 0.5, float("nan"), 0.1, 0.9]])
+    assert ranks_from_scores(scores, torch.tensor([1])).item() == 3  # item 4 is above, the NaN item 2 counts too
+    assert ranks_from_scores(scores, torch.tensor([4])).item() == 2
+
+
+def _reference_ranks(model, ds, split, max_len, users):
+    """The plain definition, one user at a time: full score row, history masked, 1 + others >= target,
+    a NaN competitor counted against the target."""
+    from morec.data.batches import trim_left_padding
+    from morec.evaluate import left_padded
+
+    model.eval()
+    table = model.item_table()
+    offsets, items = ds.history_csr(split)
+    out = []
+    with torch.no_grad():
+        for u in users:
+            (hist,) = trim_left_padding(left_padded(offsets, items, np.array([u]), max_len))
+            hist = torch.from_numpy(hist)
+            vec = model.user_states(torch.tensor([u]), hist, model.encode_all_items()[hist])[:, -1]
+            row = (vec @ table.T)[0].clone()
+            target = int(ds.targets(split)[u])
+            row[0] = float("-inf")
+            seen = items[offsets[u]:offsets[u + 1]]
+            row[torch.from_numpy(seen[seen != target].astype(np.int64))] = float("-inf")
+            t = row[target]
+            out.append(int(((row >= t) | row.isnan()).sum()))
+    return np.array(out)
+
+
+def test_blocked_ranking_matches_the_plain_definition(synth_prepared):
+    """rank_users' reused score buffer, in-place masking and sliced counting give exactly the ranks of
+    the plain definition, with many ties (items sharing the target's vector) and with blocks of several
+    sizes (a last block smaller than the buffer)."""
+    from morec.config import load_config
+    from morec.data.dataset import PreparedDataset
+    from morec.evaluate import rank_users
+    from morec.model import build_model
+
+    ds = PreparedDataset(synth_prepared)
+    torch.manual_seed(0)
+    model = build_model(load_config(None, ["--data=d", "--model.dim=16", "--model.max_len=10"]).model, ds).eval()
+    weight = model.item_encoder.embedding.weight
+    with torch.no_grad():  # ties: items 1..40 share one vector, so they tie with each other as targets
+        weight[1:41] = weight[1]
+    users = np.arange(120)
+    want = _reference_ranks(model, ds, "test", 10, users)
+    tied = np.isin(ds.targets("test")[users], np.arange(1, 41))
+    assert tied.any() and (want[tied] > 1).all()
+    for budget in (7 * (ds.n_items + 1), 50 * (ds.n_items + 1), 1 << 26):
+        got = rank_users(model, ds, "test", 10, score_budget=budget, users=users)
+        assert np.array_equal(got, want), budget

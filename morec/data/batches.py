@@ -110,12 +110,15 @@ class SequenceBatches:
     A user's input/target pairs are tiled from the end into windows of ``max_len``; consecutive
     windows start ``stride`` apart (stride < max_len gives early positions more context), and each
     target is counted in exactly one window. ``last_only`` keeps only the latest window (the paper's
-    code, where sequences are short enough to fit).
+    code, where sequences are short enough to fit). ``fraction`` < 1: each epoch trains on a fresh random
+    subset of that share of the windows.
     """
 
     def __init__(self, dataset: PreparedDataset, max_len: int, batch_size: int, n_negatives: int = 1,
-                 stride: int = 0, last_only: bool = False, sampler: NegativeSampler | None = None):
-        self.batch_size, self.n_negatives = batch_size, n_negatives
+                 stride: int = 0, last_only: bool = False, sampler: NegativeSampler | None = None,
+                 fraction: float = 1.0, shared: bool = False):
+        self.batch_size, self.n_negatives, self.fraction = batch_size, n_negatives, fraction
+        self.shared = shared
         self.sampler = sampler or NegativeSampler(dataset)
         w_user, flat, real, counted = tile_windows(dataset, dataset.train_lengths - 1, max_len, stride, last_only)
         items = dataset.train_items
@@ -124,26 +127,39 @@ class SequenceBatches:
         self.targets = np.where(counted, items[np.minimum(flat + 1, len(items) - 1)], 0).astype(np.int64)
 
     def __len__(self) -> int:
-        return -(-len(self.users) // self.batch_size)
+        return -(-_epoch_size(len(self.users), self.fraction) // self.batch_size)
 
     @property
     def n_targets(self) -> int:
         return int((self.targets > 0).sum())
 
     def epoch(self, rng: np.random.Generator) -> Iterator[Batch]:
-        order = rng.permutation(len(self.users))
+        order = _epoch_order(len(self.users), self.fraction, rng)
         for start in range(0, len(order), self.batch_size):
             rows = order[start:start + self.batch_size]
             users = self.users[rows]
             inputs, targets = trim_left_padding(self.inputs[rows], self.targets[rows])
             yield Batch(torch.from_numpy(users), torch.from_numpy(inputs), torch.from_numpy(targets),
-                        _negatives(self.sampler, users, targets, self.n_negatives, rng))
+                        _negatives(self.sampler, users, targets, self.n_negatives, rng, self.shared))
 
 
-def _negatives(sampler: NegativeSampler, users: np.ndarray, targets: np.ndarray, k: int, rng) -> torch.Tensor | None:
-    """(B, T, k) negatives, 0 where the target is padding; None when the loss needs none (k = 0)."""
+def _epoch_size(n_windows: int, fraction: float) -> int:
+    return n_windows if fraction >= 1 else max(1, round(fraction * n_windows))
+
+
+def _epoch_order(n_windows: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """The windows an epoch trains on, in order: all of them shuffled, or a fresh random ``fraction``."""
+    return rng.permutation(n_windows)[:_epoch_size(n_windows, fraction)]
+
+
+def _negatives(sampler: NegativeSampler, users: np.ndarray, targets: np.ndarray, k: int, rng,
+               shared: bool = False) -> torch.Tensor | None:
+    """(B, T, k) negatives, 0 where the target is padding; None when the loss needs none (k = 0).
+    ``shared``: (k,) negatives for the whole batch, not rejected per user (the loss masks a user's own items)."""
     if k == 0:
         return None
+    if shared:
+        return torch.from_numpy(sampler._draw(k, rng).astype(np.int64))
     return torch.from_numpy(sampler.sample(users, targets.shape + (k,), rng) * (targets > 0)[..., None])
 
 
@@ -159,15 +175,16 @@ class MaskedBatches:
 
     def __init__(self, dataset: PreparedDataset, max_len: int, batch_size: int, mask_prob: float = 0.2,
                  n_negatives: int = 1, stride: int = 0, last_only: bool = False, sampler: NegativeSampler | None = None,
-                 mask_last: float = 1.0):
+                 mask_last: float = 1.0, fraction: float = 1.0, shared: bool = False):
         self.batch_size, self.n_negatives, self.mask_prob, self.mask_last = batch_size, n_negatives, mask_prob, mask_last
+        self.fraction, self.shared = fraction, shared
         self.sampler = sampler or NegativeSampler(dataset)
         w_user, flat, real, counted = tile_windows(dataset, dataset.train_lengths, max_len, stride, last_only)
         self.users = w_user
         self.inputs = np.where(real, dataset.train_items[flat], 0).astype(np.int64)
 
     def __len__(self) -> int:
-        return -(-len(self.users) // self.batch_size)
+        return -(-_epoch_size(len(self.users), self.fraction) // self.batch_size)
 
     @property
     def n_targets(self) -> int:
@@ -176,7 +193,7 @@ class MaskedBatches:
         return int(round(p * (self.inputs[:, :-1] > 0).sum() + len(self.users) * (last + (1 - last) * p)))
 
     def epoch(self, rng: np.random.Generator) -> Iterator[Batch]:
-        order = rng.permutation(len(self.users))
+        order = _epoch_order(len(self.users), self.fraction, rng)
         for start in range(0, len(order), self.batch_size):
             rows = order[start:start + self.batch_size]
             users = self.users[rows]
@@ -187,14 +204,15 @@ class MaskedBatches:
             masked[(rng.random(len(rows)) < self.mask_last) | ~masked.any(1), -1] = True
             targets = np.where(masked, inputs, 0)
             yield Batch(torch.from_numpy(users), torch.from_numpy(inputs), torch.from_numpy(targets),
-                        _negatives(self.sampler, users, targets, self.n_negatives, rng))
+                        _negatives(self.sampler, users, targets, self.n_negatives, rng, self.shared))
 
 
 class PairBatches:
     """(user, item) pairs of the training split, for user-id backbones (DSSM)."""
 
-    def __init__(self, dataset: PreparedDataset, batch_size: int, n_negatives: int = 1, sampler: NegativeSampler | None = None):
-        self.batch_size, self.n_negatives = batch_size, n_negatives
+    def __init__(self, dataset: PreparedDataset, batch_size: int, n_negatives: int = 1, sampler: NegativeSampler | None = None,
+                 shared: bool = False):
+        self.batch_size, self.n_negatives, self.shared = batch_size, n_negatives, shared
         self.sampler = sampler or NegativeSampler(dataset)
         self.users = dataset.train_users.astype(np.int64)
         self.items = dataset.train_items.astype(np.int64)
@@ -213,21 +231,23 @@ class PairBatches:
             users = self.users[rows]
             targets = self.items[rows][:, None]
             yield Batch(torch.from_numpy(users), None, torch.from_numpy(targets),
-                        _negatives(self.sampler, users, targets, self.n_negatives, rng))
+                        _negatives(self.sampler, users, targets, self.n_negatives, rng, self.shared))
 
 
-NEEDS_NEGATIVES = ("bce", "sampled")  # losses that read batch.negatives; the others get none
+NEEDS_NEGATIVES = ("bce", "sampled", "gbce")  # losses that read batch.negatives; the others get none
 
 
 def make_batches(dataset: PreparedDataset, backbone, max_len: int, batch_size: int, n_negatives: int,
                  windows: str = "all", stride: int = 0, *, loss: str = "bce", negative_sampler: str = "uniform",
-                 negatives_from: str = "all"):
+                 negatives_from: str = "all", window_fraction: float = 1.0, negatives_shared: bool = False):
     """The training batches a backbone needs.
 
     ``backbone``: the Backbone (its ``uses_history`` and ``batch_kind``: "next" by default, "masked" for
     BERT4Rec, whose ``mask_prob`` and ``mask_last`` are read too), or just ``uses_history`` (a bool) for next-item batches.
     ``loss``: negatives are sampled only for the losses that use them (``NEEDS_NEGATIVES``);
     ``negative_sampler`` / ``negatives_from``: the NegativeSampler's distribution and pool.
+    ``windows``: all | last | sample (each epoch a fresh random ``window_fraction`` of the ``all`` windows).
+    ``negatives_shared``: one (K,) set of negatives per batch instead of (B, T, K).
     """
     if isinstance(backbone, bool):
         uses_history, kind = backbone, "next"
@@ -236,10 +256,14 @@ def make_batches(dataset: PreparedDataset, backbone, max_len: int, batch_size: i
     k = n_negatives if loss in NEEDS_NEGATIVES else 0
     sampler = NegativeSampler(dataset, negative_sampler, negatives_from)
     if not uses_history:
-        return PairBatches(dataset, batch_size, k, sampler)
+        return PairBatches(dataset, batch_size, k, sampler, negatives_shared)
+    if windows not in ("all", "last", "sample"):
+        raise ValueError(f"windows must be all, last or sample, not {windows!r}")
+    fraction = window_fraction if windows == "sample" else 1.0
     if kind == "masked":
         return MaskedBatches(dataset, max_len, batch_size, backbone.mask_prob, k, stride, windows == "last", sampler,
-                             getattr(backbone, "mask_last", 1.0))
+                             getattr(backbone, "mask_last", 1.0), fraction, negatives_shared)
     if kind != "next":
         raise ValueError(f"unknown batch_kind {kind!r} (known: next, masked)")
-    return SequenceBatches(dataset, max_len, batch_size, k, stride, last_only=windows == "last", sampler=sampler)
+    return SequenceBatches(dataset, max_len, batch_size, k, stride, last_only=windows == "last", sampler=sampler,
+                           fraction=fraction, shared=negatives_shared)
