@@ -123,6 +123,9 @@ class ModelConfig:
     dropout: float = 0.1  # paper: 0.1
     max_len: int = 50  # SASRec input length
     ffn_mult: int = 4  # transformer feed-forward width = ffn_mult * dim (the paper's code: 4; original SASRec: 1)
+    # auto: on CPU in training, explicit attention with the cheap dropout mask, else torch's fused
+    # scaled_dot_product_attention | fused: always the fused kernel (measured ~15% faster per step on CPU, torch 2.14)
+    attention: str = "auto"
     tower_layers: int = 0  # DSSM MLP hidden layers per tower (paper's best: 0)
     # gru4rec: n_layers GRU layers. nextitnet: n_layers repeats of the dilation stack, kernel_size wide.
     dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
@@ -138,6 +141,7 @@ class ModelConfig:
         _check(0 <= self.dropout < 1, "model.dropout must be in [0, 1)")
         _check(self.max_len > 0, "model.max_len must be > 0")
         _check(self.ffn_mult > 0, "model.ffn_mult must be > 0")
+        _check(self.attention in ("auto", "fused"), f"model.attention must be auto or fused, not {self.attention!r}")
         _check(len(self.dilations) > 0 and all(d >= 1 for d in self.dilations), f"model.dilations must be a non-empty list of integers >= 1, not {self.dilations}")
         _check(self.kernel_size >= 2, "model.kernel_size must be >= 2")
         _check(0 < self.mask_prob < 1, f"model.mask_prob must be in (0, 1), not {self.mask_prob}")

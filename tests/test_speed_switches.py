@@ -175,3 +175,19 @@ def test_patience_counts_epochs_between_validations(synth_prepared, tmp_path):
     res = Trainer(cfg, ds, log=lambda s: None).fit()
     # lr ~0: the weights do not move, so no improvement after epoch 0; validated at 0, 3 (3 epochs since the best >= patience 2): stop
     assert res["stop_reason"] == "patience" and res["epochs_run"] == 4
+
+
+def test_fused_attention_computes_the_same_function():
+    from morec.backbones.sasrec import SASRec
+
+    torch.manual_seed(0)
+    plain = SASRec(16, 10, 2, 2, dropout=0.0)
+    fused = SASRec(16, 10, 2, 2, dropout=0.0, attention="fused")
+    fused.load_state_dict(plain.state_dict())
+    x, mask = torch.randn(4, 10, 16), torch.rand(4, 10) > 0.3
+    mask[:, -1] = True
+    for mode in (True, False):
+        plain.train(mode), fused.train(mode)
+        assert torch.allclose(plain.encode(x, mask), fused.encode(x, mask), atol=1e-5)
+    with pytest.raises(ConfigError, match="model.attention"):
+        load_config(None, ["--data=d", "--model.attention=flash"])

@@ -11,9 +11,9 @@ from .base import Backbone
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, dim: int, n_heads: int, dropout: float):
+    def __init__(self, dim: int, n_heads: int, dropout: float, fused: bool = False):
         super().__init__()
-        self.n_heads, self.dropout = n_heads, dropout
+        self.n_heads, self.dropout, self.fused = n_heads, dropout, fused
         self.attn_drop = FastDropout(dropout)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
@@ -21,7 +21,7 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
         B, L, d = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)  # 3 x (B, h, L, dh)
-        if self.training and self.dropout and not x.is_cuda:
+        if self.training and self.dropout and not x.is_cuda and not self.fused:
             # CPU: explicit attention so the weights' dropout uses the cheap mask
             att = (q @ k.transpose(-2, -1)) * (k.shape[-1] ** -0.5)
             att = self.attn_drop(att.masked_fill(~attn_mask, float("-inf")).softmax(-1))
@@ -32,10 +32,10 @@ class SelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, n_heads: int, dropout: float, ffn_mult: int = 4):
+    def __init__(self, dim: int, n_heads: int, dropout: float, ffn_mult: int = 4, fused: bool = False):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn = SelfAttention(dim, n_heads, dropout)
+        self.attn = SelfAttention(dim, n_heads, dropout, fused)
         self.ffn = nn.Sequential(nn.Linear(dim, ffn_mult * dim), nn.GELU(), FastDropout(dropout), nn.Linear(ffn_mult * dim, dim))
         self.drop = FastDropout(dropout)
 
@@ -49,13 +49,13 @@ class SASRec(Backbone):
     causal = True  # BERT4Rec reuses this stack with attention in both directions
 
     def __init__(self, dim: int, max_len: int, n_layers: int = 2, n_heads: int = 2, dropout: float = 0.1,
-                 ffn_mult: int = 4):
+                 ffn_mult: int = 4, attention: str = "auto"):
         super().__init__()
         self.max_len = max_len
         self.position = nn.Embedding(max_len, dim)
         self.ln_in = nn.LayerNorm(dim)
         self.drop = FastDropout(dropout)
-        self.blocks = nn.ModuleList(Block(dim, n_heads, dropout, ffn_mult) for _ in range(n_layers))
+        self.blocks = nn.ModuleList(Block(dim, n_heads, dropout, ffn_mult, attention == "fused") for _ in range(n_layers))
         self.ln_out = nn.LayerNorm(dim)
         nn.init.normal_(self.position.weight, std=0.02)
 
@@ -78,4 +78,4 @@ class SASRec(Backbone):
 
 
 def build(cfg, dataset) -> SASRec:
-    return SASRec(cfg.dim, cfg.max_len, cfg.n_layers, cfg.n_heads, cfg.dropout, cfg.ffn_mult)
+    return SASRec(cfg.dim, cfg.max_len, cfg.n_layers, cfg.n_heads, cfg.dropout, cfg.ffn_mult, cfg.attention)
