@@ -28,6 +28,10 @@ CONFIGS = {
     "ce-last": ["--train.loss=ce", "--train.windows=last"],
     "gbce-last": ["--train.loss=gbce", "--train.n_negatives=256", "--train.windows=last"],
     "sampled-last": ["--train.loss=sampled", "--train.n_negatives=256", "--train.windows=last"],
+    "gbce-last-shared": ["--train.loss=gbce", "--train.n_negatives=256", "--train.negatives_shared=true",
+                         "--train.windows=last"],
+    "ce-last-ffn1": ["--train.loss=ce", "--train.windows=last", "--model.ffn_mult=1"],
+    "ce-last-ffn1-fused": ["--train.loss=ce", "--train.windows=last", "--model.ffn_mult=1", "--model.attention=fused"],
 }
 
 
@@ -79,7 +83,7 @@ def main(argv=None) -> int:
     p.add_argument("data", nargs="?", default="data/prepared/ml-100k")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--only", default="bce-all,ce-all,ce-last,gbce-last,sampled-last")
+    p.add_argument("--only", default=",".join(CONFIGS))
     args = p.parse_args(argv)
     print(f"[profile] torch {torch.__version__}, {args.threads} threads, load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
