@@ -202,6 +202,31 @@ def cmd_tune(args, extra) -> int:
     return 0
 
 
+def cmd_compare(args, extra) -> int:
+    from .report import load_arm
+    from .stats import format_improv, format_p
+    from .verdict import compare_arms
+
+    a, b = load_arm(args.a), load_arm(args.b)
+    metrics = args.metric or [f"hr@{a.config.get('eval', {}).get('ks', [10])[0]}", a.select_metric]
+    names = (args.names[0], args.names[1]) if args.names else ("A", "B")
+    result = compare_arms(a, b, list(dict.fromkeys(metrics)), names=names, equal_budgets=not args.allow_unequal_budgets)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "paired"}, indent=2))
+        return 0
+    from .report import format_table
+
+    rows = []
+    for m, c in result["paired"].items():
+        rows.append({"test metric": m, f"{names[0]} ({c.seeds_a} seeds)": f"{100 * c.mean_a:.2f}",
+                     f"{names[1]} ({c.seeds_b} seeds)": f"{100 * c.mean_b:.2f}", "Improv. [95% CI]": format_improv(c),
+                     "p": format_p(c.p), "verdict": c.verdict})
+    print(f"{names[0]}: {a.dir}\n{names[1]}: {b.dir}\n")
+    print(format_table(rows, list(rows[0])))
+    print("\n" + result["verdict"])
+    return 0
+
+
 def cmd_report(args, extra) -> int:
     from .report import write_report
 
@@ -335,6 +360,18 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--search-only", action="store_true",
                     help="search and choose, but leave the seeds of the chosen configuration to a later run")
     tu.set_defaults(func=cmd_tune)
+
+    cp = sub.add_parser("compare", help="paired comparison of two runs or seed groups on the same dataset: Improv. "
+                                        "with a 95%% bootstrap interval over users, a permutation p-value, a verdict")
+    cp.add_argument("a", help="arm A: a run directory, a folder of one configuration's seed runs, or a sweep "
+                              "configuration path without its _seed-N suffix")
+    cp.add_argument("b", help="arm B, the same way; Improv. is B over A")
+    cp.add_argument("--metric", action="append", help="hr@K or ndcg@K (repeatable; default hr@10 and the selection metric)")
+    cp.add_argument("--names", nargs=2, metavar=("A", "B"), help="labels of the two arms")
+    cp.add_argument("--allow-unequal-budgets", action="store_true",
+                    help="compare arms trained with different max epochs, patience or selection metric (said in the verdict)")
+    cp.add_argument("--json", action="store_true")
+    cp.set_defaults(func=cmd_compare)
 
     rp = sub.add_parser("report", help="the paper's tables (Markdown + CSV) and plots (PNG) from run or sweep directories")
     rp.add_argument("runs", nargs="+", help="run directories, sweep directories, or folders holding them")

@@ -85,11 +85,14 @@ def plot_item_popularity(train_item_counts: np.ndarray, path: str | Path, title:
 
 # --- reports from run directories: the paper's tables 2-7 and 9, figures 3-5 ----------------------------
 #
-# Every table cell is one run directory. Where several runs fill the same cell (a sweep over learning rates,
-# sizes, ...) the cell shows the run with the best VALIDATION score (its config's eval.select_metric); the
-# test numbers shown are that run's. "Best MoRec" / "best IDRec" in the Improv. columns are chosen the same
-# way, on validation (the paper bolds the best test number, which would be selecting on test). Collapsed runs
-# are never chosen. Accuracy is in percent, as in the paper.
+# Every table cell is one configuration: a run directory, or the runs of one configuration that differ only
+# in train.seed (a seed group: the cell shows the mean ± standard deviation over its seeds and their number).
+# Where several configurations fill the same cell (a sweep over learning rates, sizes, ...) the cell shows the
+# one with the best VALIDATION score (its config's eval.select_metric; the mean over seeds); the test numbers
+# shown are its. "Best MoRec" / "best IDRec" in the Improv. rows are chosen the same way, on validation (the
+# paper bolds the best test number, which would be selecting on test); Improv. comes with a 95% paired
+# bootstrap interval over users and a paired permutation p-value (morec.stats), marked * when significant.
+# Collapsed runs are never chosen. Accuracy is in percent, as in the paper.
 
 @dataclass
 class RunInfo:
@@ -101,6 +104,38 @@ class RunInfo:
     prepare: dict = field(default_factory=dict)  # the dataset manifest's prepare settings ({} if unknown)
     dataset: str = ""
     log: list = field(default_factory=list)  # metrics.jsonl records
+    members: list = field(default_factory=list)  # a seed group's runs; [] for a single run
+
+    def ranks(self, split: str = "test"):
+        """This run's per-user ranks on ``split`` (ranks.npz), None where it kept none."""
+        from .ranks import load_ranks
+
+        if not hasattr(self, "_ranks"):
+            self._ranks = load_ranks(self.dir)
+        return (self._ranks or {}).get(split)
+
+    @property
+    def runs(self) -> list["RunInfo"]:
+        """The runs behind this cell: the seed group's, or this run."""
+        return self.members or [self]
+
+    @property
+    def seeds(self) -> int:
+        """Usable runs behind the cell (seeds averaged)."""
+        return sum(r.usable for r in self.runs)
+
+    def spread(self, split: str, metric: str) -> float | None:
+        """Sample standard deviation over the usable seeds (None for one seed)."""
+        values = [float(r.results[split][metric]) for r in self.runs if r.usable and metric in r.results[split]]
+        return float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+    @property
+    def capped(self) -> int:
+        return sum(bool(r.results.get("capped") or r.results.get("stop_reason") == "epochs") for r in self.runs)
+
+    @property
+    def n_collapsed(self) -> int:
+        return sum(r.collapsed for r in self.runs)
 
     @property
     def enc(self) -> dict:
@@ -212,10 +247,13 @@ def load_run_info(run_dir: str | Path) -> RunInfo:
         for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
             if line.strip():
                 log.append(json.loads(line))
-    dataset = manifest.get("name") or (Path(str(config.get("data", ""))).name or "dataset")
-    if (manifest.get("prepare") or {}).get("split") == "time":  # another protocol: never in one cell with leave-one-out
+    # a run copied without its data (committed summaries) still knows its dataset from results.json
+    recorded = results.get("dataset") or {}
+    prepare = manifest.get("prepare") or recorded.get("prepare") or {}
+    dataset = manifest.get("name") or recorded.get("name") or (Path(str(config.get("data", ""))).name or "dataset")
+    if prepare.get("split") == "time":  # another protocol: never in one cell with leave-one-out
         dataset += " (time split)"
-    return RunInfo(run, results, config, manifest.get("prepare", {}) or {}, dataset, log)
+    return RunInfo(run, results, config, prepare, dataset, log)
 
 
 def find_runs(paths: list[str | Path]) -> list[RunInfo]:
@@ -238,6 +276,93 @@ def find_runs(paths: list[str | Path]) -> list[RunInfo]:
             seen.add(key)
             runs.append(load_run_info(d))
     return runs
+
+
+# keys of a saved config that say where or how fast a run ran, not what it is
+_NOT_CONFIG = {("out",), ("train", "seed"), ("train", "threads"), ("train", "progress"), ("train", "device")}
+
+
+def _config_key(r: RunInfo) -> str:
+    def strip(values, path=()):
+        if isinstance(values, dict):
+            return {k: strip(v, path + (k,)) for k, v in values.items() if path + (k,) not in _NOT_CONFIG}
+        return values
+
+    return json.dumps([r.dataset, strip(r.config)], sort_keys=True, default=str)
+
+
+def _group_dir(runs: list[RunInfo]) -> Path:
+    """``sweep/name_seed-{1,2,3}`` for a sweep's seed runs; otherwise the run directories joined with '+'."""
+    parts = [re.fullmatch(r"(.*)_seed-(-?\d+)", r.dir.name) for r in runs]
+    if all(parts) and len({m.group(1) for m in parts}) == 1 and len({r.dir.parent for r in runs}) == 1:
+        return runs[0].dir.parent / f"{parts[0].group(1)}_seed-{{{','.join(m.group(2) for m in parts)}}}"
+    return Path(" + ".join(str(r.dir) for r in runs))
+
+
+def _mean_split(runs: list[RunInfo], split: str) -> dict | None:
+    values = [r.results[split] for r in runs if r.results.get(split)]
+    if not values:
+        return None
+    return {m: float(np.mean([v[m] for v in values])) for m in values[0] if all(m in v for v in values)}
+
+
+def group_seeds(runs: list[RunInfo]) -> list[RunInfo]:
+    """Runs whose configs differ only in train.seed (and where / how fast they ran) become one seed group: a
+    RunInfo whose results are the means over its usable runs, with the runs in ``members``. A configuration
+    with one run stays that run."""
+    groups: dict[str, list[RunInfo]] = {}
+    for r in runs:
+        groups.setdefault(_config_key(r), []).append(r)
+    out = []
+    for members in groups.values():
+        if len(members) == 1:
+            out.append(members[0])
+            continue
+        members = sorted(members, key=lambda r: (r.config.get("train", {}).get("seed", 0), str(r.dir)))
+        usable = [r for r in members if r.usable]
+        first = (usable or members)[0]
+        results = dict(first.results)
+        results.update({"valid": _mean_split(usable, "valid"), "test": _mean_split(usable, "test"),
+                         "stop_reason": first.results.get("stop_reason") if usable else "collapsed"})
+        subsets = [r.results.get("test_subsets") for r in usable]
+        if subsets and all(subsets):
+            results["test_subsets"] = {name: {"users": s0.get("users", 0), **{m: float(np.mean([s[name][m] for s in subsets]))
+                                                                               for m in s0 if m != "users"}}
+                                       for name, s0 in subsets[0].items()}
+        for key in ("seconds_per_epoch", "seconds_to_best"):
+            values = [r.results[key] for r in usable if r.results.get(key) is not None]
+            if values:
+                results[key] = float(np.mean(values))
+        peaks = [r.results["peak_memory_bytes"] for r in usable if r.results.get("peak_memory_bytes")]
+        if peaks:
+            results["peak_memory_bytes"] = max(peaks)
+        out.append(RunInfo(_group_dir(members), results, first.config, first.prepare, first.dataset, first.log, members))
+    return out
+
+
+def load_arm(path: str | Path) -> RunInfo:
+    """One arm of a comparison: a run directory, a folder holding the runs of one configuration (its seeds),
+    or a sweep's configuration name without its ``_seed-N`` suffix (``runs/sweep/NAME`` for ``NAME_seed-1``, ...)."""
+    path = Path(path)
+    if not path.exists():
+        seeds = sorted(p for p in path.parent.glob(f"{glob_escape(path.name)}_seed-*") if (p / "results.json").exists())
+        if not seeds:
+            raise FileNotFoundError(f"{path} is not a run directory, a folder of runs, or a sweep configuration with "
+                                    "_seed-N runs")
+        runs = find_runs(seeds)
+    else:
+        runs = find_runs([path])
+    groups = group_seeds(runs)
+    if len(groups) > 1:
+        raise FileNotFoundError(f"{path} holds runs of {len(groups)} configurations (not only seeds apart): "
+                                + ", ".join(str(g.dir) for g in groups[:4]) + "; give one of them")
+    return groups[0]
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
 
 
 def best_on_valid(runs: list[RunInfo]) -> RunInfo | None:
@@ -293,10 +418,13 @@ class Table:
     rows: list[dict]
     floats: str = "{:.2f}"
     note: str = ""
+    verdicts: list = field(default_factory=list)  # one sentence per Improv. row, from the statistics
 
     def markdown(self) -> str:
-        text = f"## {self.title}\n\n{format_table(self.rows, self.columns, self.floats)}\n"
-        return text + (f"\n{self.note}\n" if self.note else "")
+        columns = [c for c in self.columns if c not in ("notes", "p") or any(r.get(c) for r in self.rows)]
+        text = f"## {self.title}\n\n{format_table(self.rows, columns, self.floats)}\n"
+        text += f"\n{self.note}\n" if self.note else ""
+        return text + "".join(f"\n- {v}" for v in self.verdicts) + ("\n" if self.verdicts else "")
 
     def csv(self) -> str:
         buf = io.StringIO()
@@ -315,9 +443,59 @@ def _backbone_key(b: str) -> tuple:
     return ({"dssm": 0, "sasrec": 1}.get(b, 2), b)
 
 
+def _cell(r: RunInfo, split: str, metric: str) -> float | str | None:
+    """A cell's value in percent: the run's, or for a seed group 'mean ± std' over its seeds."""
+    value = _pct(r.results.get(split), metric)
+    spread = r.spread(split, metric)
+    if value is None or spread is None:
+        return value
+    return f"{value:.2f} ± {100 * spread:.2f}"
+
+
+def _notes(r: RunInfo) -> str:
+    """Capped (stopped by the epoch cap while validation could still improve) and collapsed runs of a cell."""
+    n = len(r.runs)
+    notes = []
+    if r.capped:
+        notes.append("capped" if n == 1 else f"capped {r.capped}/{n}")
+    if r.n_collapsed and r.usable:
+        notes.append(f"collapsed {r.n_collapsed}/{n}")
+    return ", ".join(notes)
+
+
 def _accuracy_row(r: RunInfo, k: int, **lead) -> dict:
-    return {**lead, f"HR@{k}": _pct(r.results["test"], f"hr@{k}"), f"NDCG@{k}": _pct(r.results["test"], f"ndcg@{k}"),
-            "run": str(r.dir)}
+    return {**lead, f"HR@{k}": _cell(r, "test", f"hr@{k}"), f"NDCG@{k}": _cell(r, "test", f"ndcg@{k}"),
+            "seeds": str(r.seeds), "notes": _notes(r), "run": str(r.dir)}
+
+
+def _improv_row(new: RunInfo, old: RunInfo, k: int, verdicts: list[str], names: tuple[str, str], **lead) -> dict:
+    """Improv. of ``new`` over ``old`` on test HR@k and NDCG@k: with per-user ranks, the paired statistics
+    (95% CI, p, * when significant at 0.05) and a verdict sentence appended to ``verdicts``; without them
+    (runs from before morec kept ranks) the plain relative difference, said to have no interval."""
+    from .verdict import budget_notes, compare_arms, comparability_problems
+
+    metrics = [f"hr@{k}", f"ndcg@{k}"]
+    row = {**lead, "run": f"{new.dir} vs {old.dir}"}
+    problems = [p for m in metrics for p in comparability_problems(old, new, m)]
+    if problems:
+        for m in metrics:
+            row[m.upper()] = improvement(_pct(new.results["test"], m), _pct(old.results["test"], m))
+        notes = budget_notes(old, new)
+        row["notes"] = "; ".join(["no CI: " + problems[0]] + notes)
+        verdicts.append(f"{names[1]} vs {names[0]}: no paired statistics ({problems[0]}); Improv. HR@{k} {row['HR@' + str(k)]}, "
+                        f"NDCG@{k} {row['NDCG@' + str(k)]} from {new.seeds} vs {old.seeds} seeds"
+                        + (f". Caveats: {'; '.join(notes)}" if notes else "") + ".")
+        return row
+    from .stats import format_improv, format_p
+
+    cmp = compare_arms(old, new, metrics, names=names)
+    for m in metrics:
+        c = cmp["paired"][m]
+        row[m.upper()] = format_improv(c) + (" *" if c.significant else "")
+    row["p"] = " / ".join(format_p(cmp["paired"][m].p) for m in metrics)
+    row["notes"] = "; ".join(cmp["notes"])
+    verdicts.append(cmp["verdict"])
+    return row
 
 
 def _pure_morec(r: RunInfo, modes: tuple[str, ...] = ("e2e", "top", "frozen")) -> bool:
@@ -341,12 +519,36 @@ def _idrec_vs_e2e_cells(runs: list[RunInfo]) -> dict:
     return _cells(pool, lambda r: (r.dataset, r.backbone, encoder_label(r.enc), training_label(r.enc)))
 
 
+def ACCURACY_COLUMNS(k: int) -> list[str]:  # noqa: N802 (a constant per K)
+    return ["dataset", "backbone", "item encoder", "training", f"HR@{k}", f"NDCG@{k}", "seeds", "p", "notes", "run"]
+
+
+CELL_NOTE = ("Each cell: the configuration with the best validation score; with several seeds, mean ± standard "
+             "deviation over them (seeds: how many). Improv.: the best MoRec over the best IDRec of the backbone, "
+             "both chosen on validation, with its 95% paired bootstrap interval over users (pooled over seeds); p: "
+             "paired permutation test (HR / NDCG); * = significant at 0.05. notes: capped = stopped by its epoch "
+             "cap while validation could still improve.")
+
+
+def _improv_rows(cells, k: int, verdicts: list[str], ds: str) -> list[dict]:
+    """Per backbone: Improv. of the best MoRec over the best IDRec, both chosen on validation."""
+    rows = []
+    for bb in sorted(_order(r.backbone for r in cells), key=_backbone_key):
+        best_id = best_on_valid([r for r in cells if r.is_id and r.backbone == bb])
+        best_mo = best_on_valid([r for r in cells if not r.is_id and r.backbone == bb])
+        if best_id and best_mo:
+            name = f"{encoder_label(best_mo.enc)} {training_label(best_mo.enc)}"
+            rows.append(_improv_row(best_mo, best_id, k, verdicts, (f"{ds} {bb} IDRec", f"{ds} {bb} {name}"),
+                                    dataset=ds, backbone=bb, **{"item encoder": f"Improv. ({name} vs IDRec)"}))
+    return rows
+
+
 def table2(runs: list[RunInfo], k: int) -> Table | None:
     """IDRec vs MoRec (E2E, pretrained) per backbone, regular setting; Improv. = best MoRec over best IDRec."""
     cells = _idrec_vs_e2e_cells(runs)
     if not any(not r.is_id for r in cells.values()):
         return None
-    rows = []
+    rows, verdicts = [], []
     for ds in _order(c[0] for c in cells):
         mine = {c: r for c, r in cells.items() if c[0] == ds}
         for bb in sorted(_order(c[1] for c in mine), key=_backbone_key):
@@ -354,19 +556,10 @@ def table2(runs: list[RunInfo], k: int) -> Table | None:
                           key=lambda cr: (not cr[1].is_id, cr[0][2], _training_rank(cr[1])))
             rows += [_accuracy_row(r, k, dataset=ds, backbone=bb, **{"item encoder": c[2], "training": c[3]})
                      for c, r in here]
-        best_id = best_on_valid([r for r in mine.values() if r.is_id])
-        best_mo = best_on_valid([r for r in mine.values() if not r.is_id])
-        if best_id and best_mo:
-            rows.append({"dataset": ds, "backbone": f"{best_mo.backbone} vs {best_id.backbone}",
-                         "item encoder": f"Improv. ({encoder_label(best_mo.enc)} {training_label(best_mo.enc)} vs IDRec)",
-                         **{m: improvement(_pct(best_mo.results["test"], m.lower()), _pct(best_id.results["test"], m.lower()))
-                            for m in (f"HR@{k}", f"NDCG@{k}")},
-                         "run": f"{best_mo.dir} vs {best_id.dir}"})
+        rows += _improv_rows(mine.values(), k, verdicts, ds)
     return Table("table2_idrec_vs_morec", "Table 2: IDRec vs MoRec, regular setting (test, %)",
-                 ["dataset", "backbone", "item encoder", "training", f"HR@{k}", f"NDCG@{k}", "run"], rows,
-                 note="MoRec trained end to end with the recommender: the whole encoder (E2E) or its top n layers "
-                      "(E2E top-n); two-stage MoRec is in Table 5. Each cell: the run with the best validation score. "
-                      "Improv.: relative improvement of the best MoRec over the best IDRec, both chosen on validation.")
+                 ACCURACY_COLUMNS(k), rows, note="MoRec trained end to end with the recommender: the whole encoder "
+                 "(E2E) or its top n layers (E2E top-n); two-stage MoRec is in Table 5. " + CELL_NOTE, verdicts=verdicts)
 
 
 def table3(runs: list[RunInfo], k: int) -> Table | None:
@@ -381,7 +574,8 @@ def table3(runs: list[RunInfo], k: int) -> Table | None:
                                                              _backbone_key(cr[0][2]), not cr[1].is_id, cr[0][3],
                                                              _training_rank(cr[1])))]
     return Table("table3_warm", "Table 3: IDRec vs MoRec in warm-start settings (test, %)",
-                 ["dataset", "setting", "backbone", "item encoder", "training", f"HR@{k}", f"NDCG@{k}", "run"], rows,
+                 ["dataset", "setting", "backbone", "item encoder", "training", f"HR@{k}", f"NDCG@{k}", "seeds", "notes",
+                  "run"], rows,
                  note="Warm-N: items with fewer than N interactions removed (the dataset's prepare.min_item_interactions). "
                       "training: TS / TS-DNN n (frozen encoder), E2E / E2E top-n (encoder trained with the recommender).")
 
@@ -433,12 +627,16 @@ def table5(runs: list[RunInfo], k: int) -> Table | None:
         (ds, bb, label, training), r = cr
         return (_order(c[0] for c in cells).index(ds), _backbone_key(bb), not r.is_id, label, _training_rank(r), training)
 
-    rows = [_accuracy_row(r, k, dataset=c[0], backbone=c[1], **{"item encoder": c[2], "training": c[3]})
-            for c, r in sorted(cells.items(), key=order)]
+    rows, verdicts = [], []
+    for ds in _order(c[0] for c in cells):
+        mine = sorted(((c, r) for c, r in cells.items() if c[0] == ds), key=order)
+        rows += [_accuracy_row(r, k, dataset=c[0], backbone=c[1], **{"item encoder": c[2], "training": c[3]})
+                 for c, r in mine]
+        rows += _improv_rows([r for _, r in mine], k, verdicts, ds)
     return Table("table5_ts_vs_e2e", "Table 5: two-stage (TS, TS-DNN) vs end-to-end (E2E) MoRec (test, %)",
-                 ["dataset", "backbone", "item encoder", "training", f"HR@{k}", f"NDCG@{k}", "run"], rows,
+                 ACCURACY_COLUMNS(k), rows, verdicts=verdicts,
                  note="TS: frozen encoder features; TS-DNN n: frozen features + n MLP layers; E2E: encoder trained "
-                      "(top-n: only its top n layers).")
+                      "(top-n: only its top n layers). " + CELL_NOTE)
 
 
 MEMORY_KINDS = {"cuda_max_allocated": " (GPU)", "cpu_hwm": " (CPU RSS)", "cpu_max_rss": " (CPU RSS, whole process)"}
@@ -464,15 +662,15 @@ def table6(runs: list[RunInfo], k: int) -> Table | None:
                      "Time/E": "" if spe is None else (f"{spe:.2f}s" if spe < 120 else f"{spe / 60:.1f}m"),
                      "peak memory": human_bytes(res.get("peak_memory_bytes"))
                      + MEMORY_KINDS.get(kind, ""),
-                     "processes": str(res.get("processes", 1)), "run": str(r.dir)})
+                     "processes": str(res.get("processes", 1)), "seeds": str(r.seeds), "run": str(r.dir)})
     return Table("table6_cost", "Table 6: training cost",
                  ["dataset", "setting", "backbone", "item encoder", "training", "fusion", "#Param.", "FLOPs/item", "Time/E",
-                  "peak memory", "processes", "run"], rows,
+                  "peak memory", "processes", "seeds", "run"], rows,
                  note="#Param.: trainable parameters. FLOPs/item: one forward of the item encoder for one item (batch "
                       "size 1; a frozen encoder's cached features are not counted). Time/E: training time per epoch, "
                       "evaluation excluded. Peak memory: each run's own peak: GPU max allocated, or on CPU the resident "
                       "high-water mark reset at the run's start (\"whole process\": could not be reset, so it may "
-                      "include earlier runs of the same process).")
+                      "include earlier runs of the same process). With several seeds: mean Time/E, highest peak.")
 
 
 def table7(runs: list[RunInfo], k: int) -> Table | None:
@@ -480,8 +678,6 @@ def table7(runs: list[RunInfo], k: int) -> Table | None:
     pool = [r for r in runs if r.regular and not r.enc.get("from_scratch")]
     if not any(r.fusion != "none" for r in pool):
         return None
-    hr = f"hr@{k}"
-
     def variant(r):
         if r.is_id:
             return "IDRec"
@@ -492,26 +688,27 @@ def table7(runs: list[RunInfo], k: int) -> Table | None:
     ids = _cells([r for r in pool if r.is_id and r.fusion == "none"], lambda r: (r.dataset, r.backbone))
     mods = _cells([r for r in pool if not r.is_id], lambda r: (r.dataset, r.backbone, encoder_label(r.enc),
                                                                training_label(r.enc), variant(r)))
-    rows = []
+    rows, verdicts = [], []
     for ds, bb, label, training in _order(c[:4] for c, r in mods.items() if r.fusion != "none"):
         base_id, pure = ids.get((ds, bb)), mods.get((ds, bb, label, training, "MoRec"))
         fused = [(c[4], r) for c, r in mods.items() if c[:4] == (ds, bb, label, training) and r.fusion != "none"]
         lead = {"dataset": ds, "backbone": bb, "item encoder": label, "training": training}
         for name, r in [("IDRec", base_id), (training, pure)] + sorted(fused):
             if r is not None:
-                rows.append({**lead, "variant": name, f"HR@{k}": _pct(r.results["test"], hr), "Improv.": "",
-                             "run": str(r.dir)})
+                rows.append({**_accuracy_row(r, k, **lead), "variant": name})
         best_fused = best_on_valid([r for _, r in fused])
         best_pure = best_on_valid([r for r in (base_id, pure) if r is not None])
         if best_fused and best_pure:
-            rows.append({**lead, "variant": f"Improv. ({variant(best_fused)} vs {variant(best_pure)})",
-                         f"HR@{k}": "", "Improv.": improvement(_pct(best_fused.results["test"], hr),
-                                                               _pct(best_pure.results["test"], hr)),
-                         "run": f"{best_fused.dir} vs {best_pure.dir}"})
-    return Table("table7_fusion", "Table 7: ID + modality fusion (test HR, %)",
-                 ["dataset", "backbone", "item encoder", "training", "variant", f"HR@{k}", "Improv.", "run"], rows,
-                 note="Improv.: the best fusion variant over the better of pure IDRec and pure MoRec (same training), "
-                      "each chosen on validation.")
+            names = (f"{ds} {bb} {variant(best_pure)}", f"{ds} {bb} {variant(best_fused)}")
+            rows.append(_improv_row(best_fused, best_pure, k, verdicts, names, **lead,
+                                    variant=f"Improv. ({variant(best_fused)} vs {variant(best_pure)})"))
+    return Table("table7_fusion", "Table 7: ID + modality fusion (test, %)",
+                 ["dataset", "backbone", "item encoder", "training", "variant", f"HR@{k}", f"NDCG@{k}", "seeds", "p",
+                  "notes", "run"], rows, verdicts=verdicts,
+                 note="MoRec: the pure modality encoder of that training. Improv.: the best fusion variant over the "
+                      "better of pure IDRec and pure MoRec (same training), each chosen on validation, with its 95% "
+                      "paired bootstrap interval over users and the paired permutation p (HR / NDCG); * = significant "
+                      "at 0.05.")
 
 
 def table9(runs: list[RunInfo], k: int) -> Table | None:
@@ -658,8 +855,10 @@ def plot_datasets_popularity(runs: list[RunInfo], out: Path) -> list[Path]:
 
 
 def build_tables(runs: list[RunInfo]) -> list[Table]:
+    """Every table that the runs fill; runs differing only in their seed fill one cell (see group_seeds)."""
     k = _k([r for r in runs if r.usable])
-    return [t for t in (f(runs, k) for f in TABLES) if t is not None and t.rows]
+    groups = group_seeds(runs)
+    return [t for t in (f(groups, k) for f in TABLES) if t is not None and t.rows]
 
 
 def write_report(paths: list[str | Path], out: str | Path = "report") -> list[Path]:
@@ -676,12 +875,17 @@ def write_report(paths: list[str | Path], out: str | Path = "report") -> list[Pa
             path.write_text(text, encoding="utf-8")
             written.append(path)
     k = _k([r for r in runs if r.usable])
-    plots = plot_datasets_popularity(runs, out) + plot_accuracy_by_encoder(runs, out, k) + plot_lr_curves(runs, out, k)
+    plots = plot_datasets_popularity(runs, out) + plot_accuracy_by_encoder(group_seeds(runs), out, k) \
+        + plot_lr_curves(runs, out, k)
     collapsed = [r for r in runs if r.collapsed]
     lines = ["# morec report", "", f"{len(runs)} runs: " + ", ".join(_order(str(r.dir) for r in runs)), ""]
     if collapsed:
         lines += ["Collapsed runs (never chosen): " + "; ".join(
             f"{r.dir} ({r.results.get('collapse', '')})" for r in collapsed), ""]
+    verdicts = [v for t in tables for v in t.verdicts]
+    if verdicts:
+        lines += ["## Verdicts", "", "From the paired statistics of the Improv. rows (better / worse only when p < 0.05 "
+                  "and the 95% interval excludes 0):", ""] + [f"- {v}" for v in verdicts] + [""]
     lines += [t.markdown() for t in tables]
     lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     index = out / "report.md"

@@ -111,3 +111,60 @@ def test_blocked_ranking_matches_the_plain_definition(synth_prepared):
     for budget in (7 * (ds.n_items + 1), 50 * (ds.n_items + 1), 1 << 26):
         got = rank_users(model, ds, "test", 10, score_budget=budget, users=users)
         assert np.array_equal(got, want), budget
+
+
+def test_masked_nan_competitor_is_not_a_candidate():
+    scores = torch.tensor([[0.0, 0.5, 0.9, float("nan"), 0.1]])
+    assert ranks_from_scores(scores, torch.tensor([2])).item() == 2
+    # a NaN item in the user's history is masked: not a candidate, so it does not count
+    assert ranks_from_scores(scores, torch.tensor([2]), torch.tensor([0]), torch.tensor([3])).item() == 1
+
+
+def _brute_force_rank(scores: list[float], target: int, masked: set[int]) -> int:
+    """Plain Python: 1 + the items other than padding and the masked history that score >= the target (NaN
+    counts against it), the target itself never masked."""
+    t = scores[target]
+    if t != t:  # NaN target: last
+        return len(scores) - 1
+    rank = 1
+    for item in range(1, len(scores)):
+        if item == target or item in masked:
+            continue
+        s = scores[item]
+        if s != s or s >= t:
+            rank += 1
+    return rank
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "dssm"])
+def test_rank_users_matches_a_brute_force_ranking(synth_prepared, backbone):
+    """rank_users (blocked users, trimmed padding, CSR masking) against one user at a time ranked in plain
+    Python, on valid and test, with and without history masking."""
+    from morec.config import load_config
+    from morec.data.dataset import PreparedDataset
+    from morec.evaluate import rank_users
+    from morec.model import build_model
+
+    ds = PreparedDataset(synth_prepared)
+    torch.manual_seed(0)
+    cfg = load_config(None, ["--data=d", "--model.dim=8", f"--model.backbone={backbone}", "--model.max_len=6"])
+    model = build_model(cfg.model, ds).eval()
+    users = np.arange(0, ds.n_users, 7)[:40]
+    with torch.no_grad():
+        inputs = model.encode_all_items()
+        table = model.backbone.item_output(inputs)
+        for split in ("valid", "test"):
+            for mask in (True, False):
+                fast = rank_users(model, ds, split, 6, mask, user_batch=16, score_budget=5 * (ds.n_items + 1),
+                                  users=users)
+                for u, got in zip(users, fast):
+                    hist = ds.history(int(u), split).tolist()
+                    ut = torch.tensor([int(u)])
+                    if model.backbone.uses_history:
+                        h = torch.tensor([hist[-6:]])
+                        vec = model.user_states(ut, h, inputs[h])[0, -1]
+                    else:
+                        vec = model.user_states(ut, None)[0, -1]
+                    scores = [float(x) for x in (table.float() @ vec.float())]
+                    target = int(ds.targets(split)[u])
+                    assert got == _brute_force_rank(scores, target, set(hist) if mask else set()), (split, mask, u)

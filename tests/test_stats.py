@@ -1,0 +1,119 @@
+"""Paired statistics over users, on runs with known per-user ranks: the report's mean ± std over seeds,
+Improv. with its interval and p, the significance mark and the verdicts; `morec compare` and its refusals."""
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from morec import cli
+from morec.evaluate import metrics_from_ranks
+from morec.ranks import save_ranks
+from morec.report import find_runs, group_seeds, load_arm, write_report
+from morec.stats import paired, user_scores
+from morec.verdict import ComparisonError, compare_arms
+
+N_USERS, N_ITEMS = 600, 500
+
+
+def arm_ranks(hit_rate: float, seed: int) -> np.ndarray:
+    """Ranks where a user hits the top 10 with probability hit_rate (rank 1..10), else rank 11..N_ITEMS."""
+    rng = np.random.default_rng(seed)
+    hit = rng.random(N_USERS) < hit_rate
+    return np.where(hit, rng.integers(1, 11, N_USERS), rng.integers(11, N_ITEMS, N_USERS))
+
+
+def write_run(path, kind: str, seed: int, ranks: np.ndarray, epochs=300, patience=10, stop="patience",
+              fingerprint="abc"):
+    path.mkdir(parents=True)
+    enc = {"kind": kind, "mode": "e2e" if kind == "id" else "frozen", "mlp_layers": 0, "fusion": "none",
+           "pretrained": "minilm"}
+    config = {"data": "data/prepared/toy", "out": str(path), "model": {"backbone": "sasrec", "encoder": enc},
+              "train": {"seed": seed, "epochs": epochs, "patience": patience},
+              "eval": {"ks": [10], "select_metric": "ndcg@10", "mask_history": True}}
+    metrics = metrics_from_ranks(ranks, [10])
+    (path / "results.json").write_text(json.dumps({
+        "best_epoch": 5, "valid": metrics, "test": metrics, "stop_reason": stop, "capped": stop == "epochs",
+        "dataset": {"name": "toy", "n_users": N_USERS, "prepare": {}, "fingerprint": fingerprint},
+        "config": config}))
+    save_ranks(path, ranks, ranks)
+
+
+def test_paired_statistics_on_known_ranks():
+    a = [arm_ranks(0.20, s) for s in (1, 2, 3)]
+    better = [arm_ranks(0.35, s + 10) for s in (1, 2, 3)]
+    c = paired(a, better, "hr@10")
+    hr_a = np.mean([metrics_from_ranks(r, [10])["hr@10"] for r in a])
+    hr_b = np.mean([metrics_from_ranks(r, [10])["hr@10"] for r in better])
+    # the means pool every seed; Improv. is their relative difference; the interval holds it and excludes 0
+    assert c.mean_a == pytest.approx(hr_a) and c.mean_b == pytest.approx(hr_b)
+    assert c.improv == pytest.approx((hr_b - hr_a) / hr_a)
+    assert c.improv_ci[0] < c.improv < c.improv_ci[1] and c.improv_ci[0] > 0
+    assert c.p < 0.001 and c.significant and c.verdict == "better"
+    assert paired(better, a, "hr@10").verdict == "worse"
+    # the same data with 1 in 300 users changed: no detectable difference, p far from significance
+    near = [r.copy() for r in a]
+    for r in near:
+        r[:2] = 1
+    c = paired(a, near, "ndcg@10")
+    assert c.verdict == "no detectable difference" and not c.significant and c.p > 0.05
+    assert c.diff_ci[0] <= 0 <= c.diff_ci[1] or c.diff_ci[0] >= 0  # a tiny positive shift, not significant
+    # a user's score is its mean over seeds; rank 0 (no target in the split) is left out
+    s = user_scores([np.array([1, 11, 0]), np.array([11, 11, 0])], "hr@10")
+    assert s[:2].tolist() == [0.5, 0.0] and np.isnan(s[2])
+    same = paired(a, a, "hr@10")
+    assert same.p == 1.0 and same.verdict == "no detectable difference" and same.improv == 0.0
+
+
+def make_sweep(root, better_rate: float, stop_b="patience", epochs_b=300):
+    for seed in (1, 2, 3):
+        write_run(root / f"kind-id_seed-{seed}", "id", seed, arm_ranks(0.20, seed))
+        write_run(root / f"kind-text_seed-{seed}", "text", seed, arm_ranks(better_rate, seed + 10),
+                  stop=stop_b if seed == 2 else "patience", epochs=epochs_b)
+
+
+def test_report_on_seeded_runs_shows_spread_seeds_interval_and_verdict(tmp_path):
+    make_sweep(tmp_path / "sig", 0.35, stop_b="epochs")
+    groups = group_seeds(find_runs([tmp_path / "sig"]))
+    assert sorted(len(g.runs) for g in groups) == [3, 3]
+    write_report([tmp_path / "sig"], tmp_path / "out")
+    t5 = (tmp_path / "out" / "table5_ts_vs_e2e.md").read_text()
+    ids = metrics_from_ranks(np.concatenate([arm_ranks(0.20, s) for s in (1, 2, 3)]), [10])
+    hrs = [100 * metrics_from_ranks(arm_ranks(0.20, s), [10])["hr@10"] for s in (1, 2, 3)]
+    assert f"{np.mean(hrs):.2f} ± {np.std(hrs, ddof=1):.2f}" in t5  # mean ± sample std over the 3 seeds
+    assert ids["hr@10"] > 0
+    row = next(line for line in t5.splitlines() if "Improv." in line)
+    assert " *" in row and "[+" in row and "<0.001" in row  # significant: interval, p, mark
+    assert "capped 1/3" in t5  # seed 2 of MoRec stopped at its epoch cap
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Verdicts" in report and "HR@10 better" in report and "capped" in report.split("## Verdicts")[1]
+    assert "kind-text_seed-{1,2,3}" in t5
+
+    make_sweep(tmp_path / "same", 0.20)  # MoRec drawn like IDRec (other seeds): no real difference
+    write_report([tmp_path / "same"], tmp_path / "out2")
+    row = next(line for line in (tmp_path / "out2" / "table5_ts_vs_e2e.md").read_text().splitlines() if "Improv." in line)
+    assert " *" not in row
+    assert "no detectable difference" in (tmp_path / "out2" / "report.md").read_text()
+
+
+def test_compare_command_and_its_refusals(tmp_path, capsys):
+    make_sweep(tmp_path / "sw", 0.35)
+    arm = load_arm(tmp_path / "sw" / "kind-id")  # a sweep configuration without its _seed-N suffix
+    assert len(arm.runs) == 3
+    assert cli.main(["compare", str(tmp_path / "sw" / "kind-id"), str(tmp_path / "sw" / "kind-text"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["metrics"]["ndcg@10"]["verdict"] == "better" and out["metrics"]["hr@10"]["seeds_a"] == 3
+    assert "B vs A on test (3 vs 3 seeds, 600 users)" in out["verdict"]
+    # another dataset (fingerprint) is refused with the reason
+    write_run(tmp_path / "other", "text", 1, arm_ranks(0.3, 5), fingerprint="zzz")
+    with pytest.raises(ComparisonError, match="different prepared datasets"):
+        compare_arms(arm, load_arm(tmp_path / "other"), ["hr@10"])
+    # unequal budgets are refused unless allowed, and then the verdict says so
+    write_run(tmp_path / "short", "text", 1, arm_ranks(0.3, 5), patience=6)
+    assert cli.main(["compare", str(tmp_path / "sw" / "kind-id"), str(tmp_path / "short")]) == 2
+    assert "different budgets" in capsys.readouterr().err
+    res = compare_arms(arm, load_arm(tmp_path / "short"), ["hr@10"])
+    assert "unequal budgets: patience 10 vs 6" in res["verdict"]
+    # a folder mixing configurations is not one arm
+    with pytest.raises(FileNotFoundError, match="2 configurations"):
+        load_arm(tmp_path / "sw")
