@@ -115,7 +115,7 @@ def stage_raw(args) -> dict:
 
 
 def stage_prepare(args) -> dict:
-    out = Path(args.dir) / "prepared"
+    out = Path(args.dir) / args.prepare_out
     cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "morec", "data", "prepare", str(Path(args.dir) / "raw"),
            "--out", str(out), "--format", "table"]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT)}
@@ -291,6 +291,8 @@ def main(argv=None) -> int:
     p.add_argument("--dir", default="/tmp/morec-million")
     p.add_argument("--users", type=int, default=1_000_000)
     p.add_argument("--items", type=int, default=200_000)
+    p.add_argument("--prepare-out", default="prepared", help="prepare: output folder under --dir (training reads "
+                   "DIR/prepared)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=128, help="training batch (sequences; 128 = the paper's SASRec)")
     p.add_argument("--negatives", type=int, default=64, help="sampled softmax: uniform negatives per target")
