@@ -89,10 +89,14 @@ def _ranks(run_dir: str | Path, split: str, device: str = "cpu", mask_history: b
     return rank_users(model, dataset, split, cfg.model.max_len, mask, cfg.eval.user_batch)
 
 
-def _per_user(ranks: np.ndarray, metric: str) -> np.ndarray:
-    name, _, k = metric.partition("@")
-    hit = ranks <= int(k)
-    return hit.astype(np.float64) if name == "hr" else np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0)
+def _test_outcomes(run_dir: str | Path, metric: str, device: str) -> np.ndarray:
+    """Each test user's ``metric`` from the run's stored ranks (ranks.npz), re-ranked only for runs without them;
+    NaN for users without a test target (time split)."""
+    from .ranks import load_ranks, per_user_metric
+
+    stored = load_ranks(run_dir)
+    ranks = stored["test"] if stored is not None and stored.get("test") is not None else _ranks(run_dir, "test", device)
+    return per_user_metric(ranks, metric)
 
 
 def compare_runs(runs_a: list[str | Path], runs_b: list[str | Path], metric: str = "ndcg@10", names=("A", "B"),
@@ -103,8 +107,8 @@ def compare_runs(runs_a: list[str | Path], runs_b: list[str | Path], metric: str
     of the mean difference and a Wilcoxon signed-rank p-value (SciPy); the verdict is "B better" / "A better"
     only when p < ``alpha`` and the interval excludes 0, else "no detectable difference".
     """
-    # TODO(issue 11): `morec compare` brings the project's paired statistics (stored per-user ranks, capped-run
-    # checks); this function should call it once it is on main.
+    # TODO(issue 11): `morec compare` brings the project's paired statistics (capped-run checks, seed groups);
+    # this function should call it once it is on main. Per-user outcomes are already theirs (morec.ranks).
     from scipy import stats
 
     if len(runs_a) != len(runs_b) or not runs_a:
@@ -115,10 +119,13 @@ def compare_runs(runs_a: list[str | Path], runs_b: list[str | Path], metric: str
                          "a paired comparison needs one")
     per_arm, diffs = {names[0]: [], names[1]: []}, []
     for a, b in zip(runs_a, runs_b):
-        ma, mb = _per_user(_ranks(a, "test", device), metric), _per_user(_ranks(b, "test", device), metric)
-        per_arm[names[0]].append(float(ma.mean()))
-        per_arm[names[1]].append(float(mb.mean()))
-        diffs.append(mb - ma)
+        ma, mb = _test_outcomes(a, metric, device), _test_outcomes(b, metric, device)
+        if len(ma) != len(mb):
+            raise ValueError(f"{a} and {b} scored different users ({len(ma)} and {len(mb)}); compare runs of one dataset")
+        scored = ~(np.isnan(ma) | np.isnan(mb))
+        per_arm[names[0]].append(float(ma[scored].mean()))
+        per_arm[names[1]].append(float(mb[scored].mean()))
+        diffs.append(mb[scored] - ma[scored])
     d = np.concatenate(diffs)
     mean_a, mean_b = float(np.mean(per_arm[names[0]])), float(np.mean(per_arm[names[1]]))
     if np.all(d == 0):

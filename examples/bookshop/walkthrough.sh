@@ -32,12 +32,12 @@ trap 'kill $SERVER 2>/dev/null' EXIT
 for _ in $(seq 120); do curl -sf localhost:8765/health > /dev/null && break; sleep 0.5; done
 say curl -s localhost:8765/health
 curl -s localhost:8765/health; echo
-say curl -s localhost:8765/recommend -H 'content-type: application/json' -d '{"user": "C002", "k": 3}'
+say "curl -s localhost:8765/recommend -H 'content-type: application/json' -d '{\"user\": \"C002\", \"k\": 3}'"
 curl -s localhost:8765/recommend -H 'content-type: application/json' -d '{"user": "C002", "k": 3}'; echo
-say curl -s localhost:8765/recommend -H 'content-type: application/json' -d '{"history": ["SKU-200", "SKU-201"], "k": 3}'
+say "curl -s localhost:8765/recommend -H 'content-type: application/json' -d '{\"history\": [\"SKU-200\", \"SKU-201\"], \"k\": 3}'"
 curl -s localhost:8765/recommend -H 'content-type: application/json' -d '{"history": ["SKU-200", "SKU-201"], "k": 3}'; echo
 BODY='{"items": [{"sku": "NEW-7", "name": "Compost Tulips Returns", "blurb": "growing roses and tulips in a garden"}], "columns": {"sku": "book_sku", "name": "book_title"}}'
-say curl -s localhost:8765/items -H 'content-type: application/json' -d "'$BODY'"
+say "curl -s localhost:8765/items -H 'content-type: application/json' -d '$BODY'"
 curl -s localhost:8765/items -H 'content-type: application/json' -d "$BODY"; echo
-say curl -s localhost:8765/recommend -H 'content-type: application/json' -d '{"user": "C003", "k": 3}'
+say "curl -s localhost:8765/recommend -H 'content-type: application/json' -d '{\"user\": \"C003\", \"k\": 3}'"
 curl -s localhost:8765/recommend -H 'content-type: application/json' -d '{"user": "C003", "k": 3}'; echo
