@@ -152,3 +152,17 @@ def test_the_readmes_example_files_are_the_tested_shop(tmp_path):
     for name in ("purchases.csv", "books.csv"):
         assert (example / "raw" / name).read_text() == (tmp_path / name).read_text(), name
     assert pd.read_csv(example / "new_books.csv").equals(new_books())
+
+
+def test_the_readmes_walk_through_outputs_come_from_its_committed_log():
+    """Every output line the README's own-data section shows is in examples/bookshop/walkthrough.log, which
+    examples/bookshop/walkthrough.sh wrote (rerun it and paste again when the outputs change)."""
+    import re
+
+    root = Path(__file__).parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Studying your own data"):readme.index("## Python API")]
+    log = (root / "examples" / "bookshop" / "walkthrough.log").read_text(encoding="utf-8")
+    shown = [line for block in re.findall(r"```text\n(.*?)```", section, re.S) for line in block.splitlines()
+             if line.strip() and not line.startswith(("$ ", "      --option")) and line.strip() != "..."]
+    assert len(shown) > 20 and [line for line in shown if line not in log] == []
