@@ -124,7 +124,7 @@ class ModelConfig:
     max_len: int = 50  # SASRec input length
     ffn_mult: int = 4  # transformer feed-forward width = ffn_mult * dim (the paper's code: 4; original SASRec: 1)
     # auto: on CPU in training, explicit attention with the cheap dropout mask, else torch's fused
-    # scaled_dot_product_attention | fused: always the fused kernel (measured ~15% faster per step on CPU, torch 2.14)
+    # scaled_dot_product_attention | fused: always the fused kernel (benchmarks/profile_ml100k.py compares them)
     attention: str = "auto"
     tower_layers: int = 0  # DSSM MLP hidden layers per tower (paper's best: 0)
     # gru4rec: n_layers GRU layers. nextitnet: n_layers repeats of the dilation stack, kernel_size wide.
