@@ -89,64 +89,35 @@ def _ranks(run_dir: str | Path, split: str, device: str = "cpu", mask_history: b
     return rank_users(model, dataset, split, cfg.model.max_len, mask, cfg.eval.user_batch)
 
 
-def _test_outcomes(run_dir: str | Path, metric: str, device: str) -> np.ndarray:
-    """Each test user's ``metric`` from the run's stored ranks (ranks.npz), re-ranked only for runs without them;
-    NaN for users without a test target (time split)."""
-    from .ranks import load_ranks, per_user_metric
+def _test_ranks(run_dir: str | Path, device: str) -> np.ndarray:
+    """The run's stored per-user test ranks (ranks.npz); re-ranked only for runs that kept none."""
+    from .ranks import load_ranks
 
     stored = load_ranks(run_dir)
-    ranks = stored["test"] if stored is not None and stored.get("test") is not None else _ranks(run_dir, "test", device)
-    return per_user_metric(ranks, metric)
+    return stored["test"] if stored is not None and stored.get("test") is not None else _ranks(run_dir, "test", device)
 
 
 def compare_runs(runs_a: list[str | Path], runs_b: list[str | Path], metric: str = "ndcg@10", names=("A", "B"),
                  device: str = "cpu", alpha: float = 0.05) -> dict:
-    """Paired comparison of two arms on one prepared dataset: seed i of A with seed i of B, per test user.
+    """Paired comparison of two arms on one prepared dataset, per test user pooled over seeds, with the project's
+    statistics (:func:`morec.stats.paired`, as `morec compare`): a 95% paired bootstrap CI of the mean difference
+    (B - A), a paired permutation p, and the verdict "B better" / "A better" / "no detectable difference"."""
+    from .stats import paired
 
-    The per-user differences (B - A) of ``metric``, pooled over seeds, give a 95% bootstrap confidence interval
-    of the mean difference and a Wilcoxon signed-rank p-value (SciPy); the verdict is "B better" / "A better"
-    only when p < ``alpha`` and the interval excludes 0, else "no detectable difference".
-    """
-    # TODO(issue 11): `morec compare` brings the project's paired statistics (capped-run checks, seed groups);
-    # this function should call it once it is on main. Per-user outcomes are already theirs (morec.ranks).
-    from scipy import stats
-
-    if len(runs_a) != len(runs_b) or not runs_a:
-        raise ValueError("compare_runs pairs runs seed by seed: give the same (non-zero) number of runs per arm")
+    if not runs_a or not runs_b:
+        raise ValueError("compare_runs needs at least one run per arm")
     datas = {str(Path(load_config(Path(r) / "config.yaml").data).resolve()) for r in [*runs_a, *runs_b]}
     if len(datas) != 1:
         raise ValueError(f"the runs were trained on different prepared datasets ({', '.join(sorted(datas))}); "
                          "a paired comparison needs one")
-    per_arm, diffs = {names[0]: [], names[1]: []}, []
-    for a, b in zip(runs_a, runs_b):
-        ma, mb = _test_outcomes(a, metric, device), _test_outcomes(b, metric, device)
-        if len(ma) != len(mb):
-            raise ValueError(f"{a} and {b} scored different users ({len(ma)} and {len(mb)}); compare runs of one dataset")
-        scored = ~(np.isnan(ma) | np.isnan(mb))
-        per_arm[names[0]].append(float(ma[scored].mean()))
-        per_arm[names[1]].append(float(mb[scored].mean()))
-        diffs.append(mb[scored] - ma[scored])
-    d = np.concatenate(diffs)
-    mean_a, mean_b = float(np.mean(per_arm[names[0]])), float(np.mean(per_arm[names[1]]))
-    if np.all(d == 0):
-        low = high = 0.0
-        p = 1.0
-    else:
-        ci = stats.bootstrap((d,), np.mean, confidence_level=0.95, n_resamples=2000, method="percentile",
-                             random_state=np.random.default_rng(0)).confidence_interval
-        low, high = float(ci.low), float(ci.high)
-        p = float(stats.wilcoxon(d, zero_method="zsplit").pvalue)
-    if p < alpha and low > 0:
-        verdict = f"{names[1]} better"
-    elif p < alpha and high < 0:
-        verdict = f"{names[0]} better"
-    else:
-        verdict = "no detectable difference"
-    return {"metric": f"test {metric}", "seeds": len(runs_a), "users": int(len(d) // len(runs_a)),
-            names[0]: {"mean": mean_a, "per_seed": per_arm[names[0]], "runs": [str(r) for r in runs_a]},
-            names[1]: {"mean": mean_b, "per_seed": per_arm[names[1]], "runs": [str(r) for r in runs_b]},
-            "difference": mean_b - mean_a, "ci95": [low, high], "p": p,
-            "improv": (mean_b - mean_a) / mean_a if mean_a > 0 else None, "verdict": verdict}
+    result = paired([_test_ranks(r, device) for r in runs_a], [_test_ranks(r, device) for r in runs_b], metric,
+                    alpha=alpha)
+    verdict = {"better": f"{names[1]} better", "worse": f"{names[0]} better"}.get(result.verdict, result.verdict)
+    return {"metric": f"test {metric}", "seeds": len(runs_a), "users": result.users,
+            names[0]: {"mean": result.mean_a, "per_seed": result.seed_means_a, "runs": [str(r) for r in runs_a]},
+            names[1]: {"mean": result.mean_b, "per_seed": result.seed_means_b, "runs": [str(r) for r in runs_b]},
+            "difference": result.diff, "ci95": list(result.diff_ci), "p": result.p, "improv": result.improv,
+            "improv_ci95": list(result.improv_ci) if result.improv_ci else None, "verdict": verdict}
 
 
 def compare(data: str | Path, out: str | Path, a: list[str], b: list[str], seeds=(1, 2, 3), names=("IDRec", "MoRec"),

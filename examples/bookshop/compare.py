@@ -13,5 +13,5 @@ ids, mos = verdict["IDRec"], verdict["MoRec"]
 print(f"{verdict['metric']}: IDRec {ids['mean']:.4f} (seeds {', '.join(f'{v:.4f}' for v in ids['per_seed'])}), "
       f"MoRec {mos['mean']:.4f} ({', '.join(f'{v:.4f}' for v in mos['per_seed'])})")
 low, high = verdict["ci95"]
-print(f"difference {verdict['difference']:+.4f}, 95% CI [{low:.4f}, {high:.4f}], Wilcoxon p = {verdict['p']:.2f}, "
+print(f"difference {verdict['difference']:+.4f}, 95% CI [{low:.4f}, {high:.4f}], permutation p = {verdict['p']:.2f}, "
       f"Improv. {verdict['improv']:+.1%}: \"{verdict['verdict']}\"")
