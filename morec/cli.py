@@ -149,7 +149,7 @@ def cmd_quickstart(args, extra) -> int:
     from .api import prepare_dataset, quick_config
     from .data.dataset import PreparedDataset
     from .data.fetch import fetch_dataset
-    from .report import format_table, improvement
+    from .report import format_table
     from .train import train
 
     root = Path(args.root)
@@ -157,6 +157,7 @@ def cmd_quickstart(args, extra) -> int:
     prepared = root / "prepared" / "ml-100k"
     ds = PreparedDataset(prepared) if (prepared / "manifest.json").exists() else \
         prepare_dataset(raw, prepared, overwrite=True)  # no manifest: an interrupted prepare, start it over
+    _check_quickstart_prepare(ds)
     print(json.dumps(ds.stats()))
     label, morec_args = QUICKSTART_MOREC[args.morec]
     morec = f"MoRec (MiniLM, {label})"
@@ -170,14 +171,35 @@ def cmd_quickstart(args, extra) -> int:
               f"{r['seconds_to_best']:.1f} s to best, run directory {cfg.out}")
         rows.append({"model": f"{name} SASRec", **{f"{s} {m.upper()}": r[s][m] for s in ("valid", "test")
                                                   for m in ("hr@10", "ndcg@10")}})
+    verdict = None
     if len(rows) == 2:
-        idr, mor = results["IDRec"]["test"], results[morec]["test"]
-        rows.append({"model": "Improv. (test)", "test HR@10": improvement(mor["hr@10"], idr["hr@10"]),
-                     "test NDCG@10": improvement(mor["ndcg@10"], idr["ndcg@10"])})
+        from .report import load_arm
+        from .stats import format_improv
+        from .verdict import compare_arms
+
+        # Improv. with its 95% paired bootstrap interval over the test users, and the verdict it supports
+        runs = [quick_config(prepared, Path(args.runs) / f"ml100k-sasrec-{slug}").out for slug, _ in models.values()]
+        verdict = compare_arms(load_arm(runs[0]), load_arm(runs[1]), ["hr@10", "ndcg@10"], names=("IDRec", morec))
+        rows.append({"model": "Improv. (test, 95% CI)",
+                     **{f"test {m.upper()}": format_improv(verdict["paired"][m]) for m in ("hr@10", "ndcg@10")}})
     print(format_table(rows, list(rows[0])))
+    if verdict:
+        print(verdict["verdict"])
     if args.json:
         print(json.dumps({name: {"valid": r["valid"], "test": r["test"]} for name, r in results.items()}))
     return 0
+
+
+def _check_quickstart_prepare(ds) -> None:
+    """An existing data/prepared/ml-100k made with other prepare options would silently change the main job's
+    numbers: refuse, naming the differences."""
+    from .config import to_dict
+
+    wanted, made = to_dict(PrepareConfig()), ds.manifest.get("prepare") or {}
+    diffs = [f"{k}={made[k]!r} (quickstart: {wanted[k]!r})" for k in wanted if k in made and made[k] != wanted[k]]
+    if diffs:
+        raise ConfigError(f"{ds.path} was prepared with other options: {', '.join(diffs)}; quickstart uses the "
+                          f"defaults: remove that folder (it is prepared again) or pass --root to use another")
 
 
 def cmd_sweep(args, extra) -> int:
@@ -228,11 +250,16 @@ def cmd_compare(args, extra) -> int:
 
 
 def cmd_report(args, extra) -> int:
-    from .report import write_report
+    from .report import copy_run_summaries, fill_blocks, write_report
 
-    written = write_report(args.runs, args.out)
+    runs = args.runs
+    if args.copy_runs:  # the report is built from the copies, so its run column names committed paths
+        runs = [copy_run_summaries(runs, args.copy_runs)]
+    written = write_report(runs, args.out)
     for path in written:
         print(path)
+    for doc in args.fill or []:
+        print(f"{doc}: {fill_blocks(doc)} results blocks filled")
     return 0
 
 
@@ -376,6 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="the paper's tables (Markdown + CSV) and plots (PNG) from run or sweep directories")
     rp.add_argument("runs", nargs="+", help="run directories, sweep directories, or folders holding them")
     rp.add_argument("--out", default="report", help="directory for the tables and plots")
+    rp.add_argument("--copy-runs", metavar="DIR", help="first copy each run's summary (config, results, metrics, "
+                    "per-user ranks; no weights) into DIR and report from there (what a repository commits)")
+    rp.add_argument("--fill", action="append", metavar="DOC", help="then rewrite DOC's '<!-- results: FILE -->' blocks "
+                    "with FILE's text (repeatable), e.g. README.md")
     rp.set_defaults(func=cmd_report)
 
     r = sub.add_parser("recommend", help="top-K items for a user or a history, from a run or export directory")

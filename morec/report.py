@@ -884,10 +884,53 @@ def write_report(paths: list[str | Path], out: str | Path = "report") -> list[Pa
             f"{r.dir} ({r.results.get('collapse', '')})" for r in collapsed), ""]
     verdicts = [v for t in tables for v in t.verdicts]
     if verdicts:
-        lines += ["## Verdicts", "", "From the paired statistics of the Improv. rows (better / worse only when p < 0.05 "
-                  "and the 95% interval excludes 0):", ""] + [f"- {v}" for v in verdicts] + [""]
+        section = ["## Verdicts", "", "From the paired statistics of the Improv. rows (better / worse only when "
+                   "p < 0.05 and the 95% interval excludes 0):", ""] + [f"- {v}" for v in verdicts] + [""]
+        lines += section
+        (out / "verdicts.md").write_text("\n".join(section), encoding="utf-8")
+        written.append(out / "verdicts.md")
     lines += [t.markdown() for t in tables]
     lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     index = out / "report.md"
     index.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return [index, *written, *plots]
+
+
+# --- committed run summaries and generated documents --------------------------------------------------------
+
+SUMMARY_FILES = ("config.yaml", "results.json", "metrics.jsonl", "ranks.npz")
+
+
+def copy_run_summaries(paths: list[str | Path], dest: str | Path) -> Path:
+    """Copy each finished run's small files (config, results, per-epoch metrics, per-user ranks; never weights or
+    checkpoints) into ``dest/<run name>``, so a report can be rebuilt and checked from what a repository holds."""
+    import shutil
+
+    dest = Path(dest)
+    for r in find_runs(paths):
+        target = dest / r.dir.name
+        target.mkdir(parents=True, exist_ok=True)
+        for name in SUMMARY_FILES:
+            if (r.dir / name).exists():
+                shutil.copy2(r.dir / name, target / name)
+    return dest
+
+
+BLOCK = re.compile(r"(<!-- results: (?P<src>\S+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
+
+
+def fill_blocks(doc: str | Path) -> int:
+    """Rewrite every ``<!-- results: FILE -->`` ... ``<!-- /results -->`` block of ``doc`` with FILE's text (a path
+    relative to the repository root, e.g. a report's table5_ts_vs_e2e.md); returns how many blocks were filled."""
+    doc = Path(doc)
+    text = doc.read_text(encoding="utf-8")
+    count = 0
+
+    def fill(m):
+        nonlocal count
+        count += 1
+        body = Path(m.group("src")).read_text(encoding="utf-8").strip()
+        return f"{m.group(1)}{body}\n{m.group(4)}"
+
+    doc.write_text(BLOCK.sub(fill, text), encoding="utf-8")
+    return count
