@@ -424,6 +424,6 @@ def tune_markdown(summary: dict) -> str:
             values = {k: np.array([x[k] for x in tests]) for k in tests[0]}
             lines.append(f"- {s['arm']} {s['group'] or ''} {s['overrides'] or '(the base config)'}: seeds "
                          f"{[r['seed'] for r in s['runs'] if r['test']]}, {s['out']}: " + ", ".join(
-                             f"test {k} {v.mean():.4f} ± {v.std(ddof=1) if len(v) > 1 else 0:.4f} (sd)"
+                             f"test {k} {v.mean():.4f}" + (f" ± {v.std(ddof=1):.4f} (sd)" if len(v) > 1 else " (one seed)")
                              for k, v in values.items()))
     return "\n".join(lines) + "\n"
