@@ -234,7 +234,7 @@ def _git_blob(path: str) -> str:
 
 def stage_serve(args) -> dict:
     cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_serve.py"), "--run", str(Path(args.dir) / "runs" / "inbatch"),
-           "--index", "faiss", "--clients", str(args.clients), "--seconds", str(args.serve_seconds), "--json"]
+           "--index", "faiss", "--startup-timeout", "900", "--clients", str(args.clients), "--seconds", str(args.serve_seconds), "--json"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if done.returncode:

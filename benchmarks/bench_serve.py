@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--threads", type=int, default=1, help="server torch threads")
+    ap.add_argument("--startup-timeout", type=float, default=120.0,
+                    help="seconds the server may take to answer /health (a large catalogue's index takes longer)")
     ap.add_argument("--index", default="exact", choices=["exact", "faiss", "auto"], help="morec serve --index")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -86,7 +88,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         try:
             try:
-                wait_until_healthy(url, proc, timeout=120)
+                wait_until_healthy(url, proc, timeout=args.startup_timeout)
             except RuntimeError as err:
                 raise SystemExit(f"server did not start: {err}") from None
             load_test(url, bodies[:16], clients=2, seconds=0.5)  # warm-up
