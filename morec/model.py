@@ -82,10 +82,6 @@ class Recommender(nn.Module):
 
 
 def build_model(cfg: ModelConfig, dataset) -> Recommender:
-    if cfg.encoder.kind == "text" and not cfg.encoder.text_fields:
-        # the default reads every text column the dataset was prepared with; written into the run's config.yaml,
-        # so recommend / catalog add read the same fields
-        cfg.encoder.text_fields = list(dataset.text_columns)
     encoder = build_item_encoder(cfg.encoder, dataset, cfg.dim)
     encoder.n_items = dataset.n_items
     return Recommender(encoder, build_backbone(cfg, dataset))

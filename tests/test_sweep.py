@@ -176,7 +176,7 @@ def test_validation_collapse_stops_the_run(tmp_path, tiny_data, monkeypatch):
 
     scores = iter([0.05, 0.16, 0.10, 0.012, 0.003, 0.0, 0.0, 0.0])  # Figure 5: 16% -> ~0
 
-    def fake_evaluate(self, split):
+    def fake_evaluate(self, split, users=None):
         s = next(scores, 0.0) if split == "valid" else 0.0
         return {"hr@10": s, "ndcg@10": s}
 
@@ -197,7 +197,7 @@ def test_collapse_thresholds_are_settings(tmp_path, tiny_data, monkeypatch, sett
 
     scores = iter([0.05, 0.16, 0.10, 0.012, 0.009, 0.003, 0.0, 0.0, 0.0, 0.0])
 
-    def fake_evaluate(self, split):
+    def fake_evaluate(self, split, users=None):
         s = next(scores, 0.0) if split == "valid" else 0.0
         return {"hr@10": s, "ndcg@10": s}
 

@@ -465,6 +465,10 @@ def _source_fingerprint(source: str) -> str:
 
 
 def build_text_encoder(cfg: EncoderConfig, dataset, dim: int, log=None) -> TextEncoder:
+    if not cfg.text_fields:
+        # the default reads every text column the dataset was prepared with; the resolved list is what the run's
+        # config.yaml keeps, so recommend / catalog add read the same fields
+        cfg.text_fields = list(dataset.text_columns)
     model, tokenizer, source = load_text_model(cfg.pretrained, cfg.from_scratch)
     tokens = item_tokens(dataset, tokenizer, cfg.text_fields, cfg.max_tokens, log=log)
     cache_key = ""
