@@ -30,7 +30,7 @@ def load_ranks(run_dir: str | Path) -> dict[str, np.ndarray] | None:
     f = Path(run_dir) / RANKS_FILE
     if not f.exists():
         return None
-    with np.load(f) as z:
+    with np.load(f, allow_pickle=False) as z:  # plain int arrays: nothing in a run directory is unpickled
         return {k: z[k].astype(np.int64) if k in z.files else None for k in ("valid", "test")}
 
 

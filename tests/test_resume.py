@@ -133,9 +133,10 @@ def test_checkpoints_load_without_unpickling(synth_prepared, tmp_path, monkeypat
     run = tmp_path / "run"
     ds = PreparedDataset(synth_prepared)
     train(config(synth_prepared, run, "--train.epochs=1"), ds, log=quiet)
-    # TensorBoard event files are protobuf records, written only, never read back by morec
+    # TensorBoard event files are protobuf records, written only, never read back by morec; ranks.npz holds plain
+    # int arrays, read with allow_pickle=False
     assert {p.suffix for p in run.iterdir() if not p.name.startswith("events.out.tfevents.")} \
-        <= {".json", ".jsonl", ".safetensors", ".yaml"}
+        <= {".json", ".jsonl", ".safetensors", ".yaml", ".npz"}
 
     def refuse(*args, **kwargs):
         raise AssertionError("a checkpoint must never be unpickled")
