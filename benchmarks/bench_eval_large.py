@@ -66,30 +66,12 @@ def write_dataset(out: Path, n_users: int, n_items: int, mean_len: int, seed: in
     return manifest
 
 
-def _status_kib(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _reset_hwm() -> bool:
-    """Reset VmHWM (peak RSS) to the current RSS (Linux >= 4.0: write 5 to clear_refs)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
 def child(args) -> None:
     """Runs in a fresh process: load, build, then measure the evaluation alone."""
     import torch
 
     from morec.config import load_config
+    from morec.cost import reset_peak_memory, status_kib
     from morec.data.dataset import PreparedDataset
     from morec.evaluate import metrics_from_ranks, rank_users
     from morec.model import build_model
@@ -101,16 +83,16 @@ def child(args) -> None:
     cfg = load_config(None, [f"--data={args.dir}", "--out=/tmp/unused", f"--model.max_len={args.max_len}"])
     model = build_model(cfg.model, ds).eval()
     _ = ds.targets("test"), ds.offsets  # dataset arrays are loaded before the baseline
-    rss_before = _status_kib("VmRSS")
+    rss_before = status_kib("VmRSS")
     maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    hwm_reset = _reset_hwm()
+    hwm_reset = reset_peak_memory(torch.device("cpu"))
     times, ranks = [], None
     for _ in range(args.repeats):
         t0 = time.perf_counter()
         ranks = rank_users(model, ds, "test", cfg.model.max_len, mask_history=not args.no_mask,
                            user_batch=cfg.eval.user_batch)
         times.append(time.perf_counter() - t0)
-    hwm = _status_kib("VmHWM") if hwm_reset else None
+    hwm = status_kib("VmHWM") if hwm_reset else None
     maxrss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     n_items = ds.n_items
     block = max(1, min(cfg.eval.user_batch, (1 << 26) // (n_items + 1)))

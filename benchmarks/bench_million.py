@@ -47,10 +47,9 @@ STAGES = ("limits", "raw", "prepare", "train-inbatch", "train-sampled", "eval", 
 
 
 def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
+    from morec.cost import status_kib
+
+    return status_kib(field) or 0
 
 
 def _save(args, stage: str, result: dict) -> dict:

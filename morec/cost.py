@@ -48,7 +48,7 @@ def item_flops(model: nn.Module, item: int = 1) -> int | None:
         encoder.train(was_training)
 
 
-def _status_kib(field: str) -> int | None:
+def status_kib(field: str) -> int | None:
     """A ``/proc/self/status`` figure in KiB (VmHWM, VmRSS); None where there is no such file."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -67,7 +67,7 @@ def reset_peak_memory(device: torch.device) -> bool:
         Path("/proc/self/clear_refs").write_text("5")  # "5" resets VmHWM to the current RSS (Linux >= 4.0)
     except OSError:
         return False
-    return _status_kib("VmHWM") is not None
+    return status_kib("VmHWM") is not None
 
 
 def peak_memory(device: torch.device, reset: bool = True) -> dict:
@@ -76,7 +76,7 @@ def peak_memory(device: torch.device, reset: bool = True) -> dict:
     whole process's peak, where it cannot be reset). ``reset``: what :func:`reset_peak_memory` returned."""
     if device.type == "cuda":
         return {"peak_memory_bytes": int(torch.cuda.max_memory_allocated(device)), "peak_memory_kind": "cuda_max_allocated"}
-    hwm = _status_kib("VmHWM") if reset else None
+    hwm = status_kib("VmHWM") if reset else None
     if hwm is not None:
         return {"peak_memory_bytes": hwm * 1024, "peak_memory_kind": "cpu_hwm"}
     try:
