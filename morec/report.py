@@ -35,6 +35,18 @@ def results_rows(name: str, results: dict, ks: list[int]) -> list[dict]:
     return rows
 
 
+def _save_figure(fig, path: str | Path) -> Path:
+    """Lay out, write (parent folders made) and close one figure; returns its path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_sequence_lengths(lengths: np.ndarray, path: str | Path, title: str = "") -> Path:
     """Histogram of users' sequence lengths (interactions per user, all splits), median marked."""
     import matplotlib
@@ -52,12 +64,7 @@ def plot_sequence_lengths(lengths: np.ndarray, path: str | Path, title: str = ""
     ax.set_title(title or "sequence lengths")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 def plot_item_popularity(train_item_counts: np.ndarray, path: str | Path, title: str = "") -> Path:
@@ -75,12 +82,7 @@ def plot_item_popularity(train_item_counts: np.ndarray, path: str | Path, title:
     ax.set_ylabel("training interactions")
     ax.set_title(title or "item popularity")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 # --- reports from run directories: the paper's tables 2-7 and 9, figures 3-5 ----------------------------
