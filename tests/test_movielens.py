@@ -25,8 +25,8 @@ def test_quickstart_on_movielens(tmp_path, capsys):
     assert (ds.n_users, ds.n_items, ds.manifest["n_interactions"]) == (943, 1682, 100000)
     popular = metrics_from_ranks(most_popular_ranks(ds, "test"), [10])
     assert metrics["IDRec"]["test"]["hr@10"] > 1.3 * popular["hr@10"], (metrics, popular)
-    # titles alone, through frozen MiniLM features, already carry a signal well above chance (10 / 1682)
-    assert metrics["MoRec (MiniLM, TS)"]["test"]["hr@10"] > 5 * 10 / 1682, metrics
+    # titles alone, through frozen MiniLM features, must already beat recommending the most popular items
+    assert metrics["MoRec (MiniLM, TS)"]["test"]["hr@10"] > popular["hr@10"], (metrics, popular)
 
 
 def test_quickstart_with_top_layer_training(tmp_path, capsys):
