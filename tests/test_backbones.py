@@ -135,12 +135,13 @@ def test_every_backbone_every_loss_runs_and_dedups(synth_prepared, name, loss):
 
 
 # Each backbone with the paper's BCE loss through the one loop (every loss with SASRec: test_losses.py).
-# Short runs: dim 32, at most 40 epochs; the factor is what each reaches with margin in that budget.
+# Short runs: dim 32, at most 40 epochs; the factor sits below what each reaches
+# (the comments, seed 1 on this machine) by a margin, not by half.
 @pytest.mark.parametrize("backbone, loss, epochs, factor", [
-    ("gru4rec", "bce", 40, 1.5),
-    ("nextitnet", "bce", 30, 1.1),
-    ("bert4rec", "bce", 40, 1.15),
-    ("bert4rec", "inbatch", 30, 1.3),
+    ("gru4rec", "bce", 40, 1.8),     # reaches 1.97
+    ("nextitnet", "bce", 30, 1.15),  # 1.25
+    ("bert4rec", "bce", 40, 1.15),   # 1.24
+    ("bert4rec", "inbatch", 30, 1.4),  # 1.53
 ])
 def test_backbone_beats_most_popular(synth_prepared, tmp_path, backbone, loss, epochs, factor):
     ds = PreparedDataset(synth_prepared)
