@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import Config, ConfigError, from_dict, to_dict
+
 
 def format_table(rows: list[dict], columns: list[str], floats: str = "{:.4f}") -> str:
     """A Markdown table; floats formatted, other values as text."""
@@ -290,7 +292,16 @@ def _config_key(r: RunInfo) -> str:
             return {k: strip(v, path + (k,)) for k, v in values.items() if path + (k,) not in _NOT_CONFIG}
         return values
 
-    return json.dumps([r.dataset, strip(r.config)], sort_keys=True, default=str)
+    return json.dumps([r.dataset, strip(_resolved(r.config))], sort_keys=True, default=str)
+
+
+def _resolved(config: dict) -> dict:
+    """A saved config with every setting a later version added at its default (which keeps the old behaviour),
+    so that seeds run before and after a new setting existed still group; as saved when it no longer loads."""
+    try:
+        return to_dict(from_dict(Config, config))
+    except (ConfigError, TypeError, ValueError):
+        return config
 
 
 def _group_dir(runs: list[RunInfo]) -> Path:

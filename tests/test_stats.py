@@ -117,3 +117,17 @@ def test_compare_command_and_its_refusals(tmp_path, capsys):
     # a folder mixing configurations is not one arm
     with pytest.raises(FileNotFoundError, match="2 configurations"):
         load_arm(tmp_path / "sw")
+
+
+def test_seeds_group_across_a_setting_added_between_them(tmp_path):
+    """A seed trained before a setting existed (absent from its saved config) groups with seeds saved with that
+    setting at its default; a seed with another value of it is another configuration."""
+    for seed in (1, 2, 3):
+        write_run(tmp_path / f"kind-id_seed-{seed}", "id", seed, arm_ranks(0.20, seed))
+    for seed, schedule in ((2, "constant"), (3, "cosine")):
+        f = tmp_path / f"kind-id_seed-{seed}" / "results.json"
+        results = json.loads(f.read_text())
+        results["config"]["train"]["schedule"] = schedule
+        f.write_text(json.dumps(results))
+    groups = group_seeds(find_runs([tmp_path]))
+    assert sorted(len(g.runs) for g in groups) == [1, 2]

@@ -123,18 +123,24 @@ def _drop_idle_users(df: pd.DataFrame, step: _FilterLog) -> pd.DataFrame:
                 "with a history before it")
 
 
+def _draw_new_items(df: pd.DataFrame, eligible: pd.Series, cfg: PrepareConfig, step: _FilterLog,
+                    eligible_means: str) -> np.ndarray:
+    """The seeded draw of ``cfg.new_items`` (a fraction of all items, or a count) among the eligible items."""
+    candidates = np.sort(eligible.unique())
+    want = int(cfg.new_items) if cfg.new_items >= 1 else int(round(cfg.new_items * df["item"].nunique()))
+    n = min(want, len(candidates))
+    if n < want:
+        step.log(f"[{step.name}] new items: asked for {want:,}, but only {len(candidates):,} items {eligible_means}; "
+                 "holding out all of them")
+    return np.random.default_rng([cfg.seed, 1]).choice(candidates, size=n, replace=False)
+
+
 def _hold_out_new_test_items(df: pd.DataFrame, cfg: PrepareConfig, step: _FilterLog) -> pd.DataFrame:
     """The new-item setting under the time split: ``cfg.new_items`` of the items that are some user's test target
     are held out; their other interactions are removed, so they are never trained on (nor a valid target)."""
     targets = df["_period"] == 2
-    candidates = np.sort(df.loc[targets, "item"].unique())
-    n_items = df["item"].nunique()
-    want = int(cfg.new_items) if cfg.new_items >= 1 else int(round(cfg.new_items * n_items))
-    n = min(want, len(candidates))
-    if n < want:
-        step.log(f"[{step.name}] new items: asked for {want:,}, but only {len(candidates):,} items are a test target; "
-                 "holding out all of them")
-    held = np.random.default_rng([cfg.seed, 1]).choice(candidates, size=n, replace=False)
+    held = _draw_new_items(df, df.loc[targets, "item"], cfg, step, "are a test target")
+    n = len(held)
     out = step("new items", df, df[~(df["item"].isin(held) & ~targets)],
                f"held out {n:,} items: their interactions are kept only as users' test targets")
     step.steps[-1]["held_out_items"] = int(n)
@@ -159,14 +165,8 @@ def hold_out_new_items(df: pd.DataFrame, cfg: PrepareConfig, step: _FilterLog) -
     items that end some user's sequence are held out; every interaction with them is removed except a
     user's last one, which stays as that user's test target. ``df`` is sorted by user, time."""
     last = ~df["user"].duplicated(keep="last")
-    candidates = np.sort(df.loc[last, "item"].unique())
-    n_items = df["item"].nunique()
-    want = int(cfg.new_items) if cfg.new_items >= 1 else int(round(cfg.new_items * n_items))
-    n = min(want, len(candidates))
-    if n < want:
-        step.log(f"[{step.name}] new items: asked for {want:,}, but only {len(candidates):,} items end a user's "
-                 "sequence; holding out all of them")
-    held = np.random.default_rng([cfg.seed, 1]).choice(candidates, size=n, replace=False)
+    held = _draw_new_items(df, df.loc[last, "item"], cfg, step, "end a user's sequence")
+    n = len(held)
     drop = df["item"].isin(held) & ~last
     out = step("new items", df, df[~drop], f"held out {n:,} items: their interactions are kept only as a user's "
                "last (test) item")
