@@ -53,7 +53,7 @@ def _status_kib(field: str) -> int:
 
 
 def _save(args, stage: str, result: dict) -> dict:
-    out = Path(args.dir) / "results"
+    out = Path(args.dir) / args.results
     out.mkdir(parents=True, exist_ok=True)
     result = {**result, "stage": stage, "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "load_average": os.getloadavg()[0]}
@@ -63,7 +63,7 @@ def _save(args, stage: str, result: dict) -> dict:
 
 
 def _load(args, stage: str) -> dict | None:
-    f = Path(args.dir) / "results" / f"{stage}.json"
+    f = Path(args.dir) / args.results / f"{stage}.json"
     return json.loads(f.read_text()) if f.exists() else None
 
 
@@ -135,7 +135,7 @@ def stage_prepare(args) -> dict:
 def _train_config(args, loss: str):
     from morec.config import load_config
 
-    run = Path(args.dir) / "runs" / loss
+    run = Path(args.dir) / args.runs / loss
     extra = [f"--train.n_negatives={args.negatives}"] if loss == "sampled" else []
     return load_config(None, [f"--data={Path(args.dir) / 'prepared'}", f"--out={run}", f"--train.loss={loss}",
                               f"--train.batch_size={args.batch}", "--train.epochs=1", f"--train.threads={args.threads}",
@@ -210,7 +210,7 @@ def stage_eval(args) -> dict:
     from morec.train import load_run
 
     torch.set_num_threads(args.threads)
-    cfg, model, ds = load_run(Path(args.dir) / "runs" / "inbatch")
+    cfg, model, ds = load_run(Path(args.dir) / args.runs / "inbatch")
     users = np.sort(np.random.default_rng(args.seed).choice(ds.n_users, size=min(args.eval_users, ds.n_users),
                                                             replace=False))
     _ = ds.targets("test"), ds.offsets
@@ -232,7 +232,7 @@ def _git_blob(path: str) -> str:
 
 
 def stage_serve(args) -> dict:
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_serve.py"), "--run", str(Path(args.dir) / "runs" / "inbatch"),
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_serve.py"), "--run", str(Path(args.dir) / args.runs / "inbatch"),
            "--index", "faiss", "--startup-timeout", "900", "--clients", str(args.clients), "--seconds", str(args.serve_seconds), "--json"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -244,7 +244,7 @@ def stage_serve(args) -> dict:
 def partial_epoch(args, loss: str) -> dict | None:
     """An epoch not finished yet: its throughput so far and the epoch time extrapolated from it (the batches
     come in a random order, so each holds the epoch's mean number of targets in expectation)."""
-    log = Path(args.dir) / "runs" / loss / "chunks.jsonl"
+    log = Path(args.dir) / args.runs / loss / "chunks.jsonl"
     if not log.exists():
         return None
     chunks = [json.loads(x) for x in log.read_text().splitlines()]
@@ -292,6 +292,9 @@ def main(argv=None) -> int:
     p.add_argument("--items", type=int, default=200_000)
     p.add_argument("--prepare-out", default="prepared", help="prepare: output folder under --dir (training reads "
                    "DIR/prepared)")
+    p.add_argument("--runs", default="runs", help="training runs' folder under --dir (a fresh name re-measures "
+                   "training without resuming an older epoch; eval and serve read its inbatch run)")
+    p.add_argument("--results", default="results", help="results' folder under --dir")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=128, help="training batch (sequences; 128 = the paper's SASRec)")
     p.add_argument("--negatives", type=int, default=64, help="sampled softmax: uniform negatives per target")
