@@ -207,7 +207,7 @@ def stage_eval(args) -> dict:
     import torch
 
     from morec.evaluate import metrics_from_ranks, rank_users
-    from morec.train import load_run
+    from morec.runs import load_run
 
     torch.set_num_threads(args.threads)
     cfg, model, ds = load_run(Path(args.dir) / args.runs / "inbatch")

@@ -21,16 +21,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .catalog import CATALOG_FILE, items_frame
 from .config import Config, PrepareConfig, from_dict, load_config
 from .data.dataset import PreparedDataset
 from .data.fetch import fetch_dataset
 from .data.formats.registry import read_raw
 from .data.prepare import check_out_dir, prepare
 from .evaluate import metrics_from_ranks, rank_users
+from .recommend import RecommenderService
+from .report import load_arm, plot_item_popularity, plot_sequence_lengths
+from .runs import load_run as load_model
+from .stats import ALPHA
 from .train import train
+from .verdict import compare_arms
 
 __all__ = ["fetch_dataset", "prepare_dataset", "dataset_stats", "load_config", "quick_config", "train", "evaluate_run",
-           "compare", "compare_runs", "load_run", "Run", "recommend", "add_items", "export", "PreparedDataset"]
+           "compare", "compare_runs", "comparison", "load_run", "Run", "recommend", "add_items", "export", "PreparedDataset"]
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -55,8 +61,6 @@ def prepare_dataset(source: str | Path, out: str | Path, format: str | None = No
 def dataset_stats(dataset: str | Path | PreparedDataset, plots: str | Path | None = None) -> dict:
     """The paper's Table 1 row plus sequence lengths (min / median / mean / max) and the time span; with
     ``plots`` (a folder) also the item-popularity plot (Figure 3) and the sequence-length histogram."""
-    from .report import plot_item_popularity, plot_sequence_lengths
-
     ds = dataset if isinstance(dataset, PreparedDataset) else PreparedDataset(dataset)
     out = {**ds.stats(), **ds.sequence_summary()}
     if plots is not None:
@@ -82,42 +86,44 @@ def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "cpu", 
 
 
 def _ranks(run_dir: str | Path, split: str, device: str = "cpu", mask_history: bool | None = None) -> np.ndarray:
-    from .train import load_run as load_model
-
     cfg, model, dataset = load_model(run_dir, device)
     mask = cfg.eval.mask_history if mask_history is None else mask_history
     return rank_users(model, dataset, split, cfg.model.max_len, mask, cfg.eval.user_batch)
 
 
-def _test_ranks(run_dir: str | Path, device: str) -> np.ndarray:
-    """The run's stored per-user test ranks (ranks.npz); re-ranked only for runs that kept none."""
-    from .ranks import load_ranks
+def comparison(a, b, metrics: list[str] | None = None, names=("A", "B"), alpha: float = ALPHA,
+               allow_unequal_budgets: bool = False) -> dict:
+    """`morec compare A B`: the paired comparison of arm B against arm A on each of ``metrics`` (default: hr@K of
+    the first eval.ks and the selection metric), from the per-user test ranks the runs stored (ranks.npz).
 
-    stored = load_ranks(run_dir)
-    return stored["test"] if stored is not None and stored.get("test") is not None else _ranks(run_dir, "test", device)
+    An arm is a run directory, a folder of one configuration's seed runs, a sweep configuration path without
+    its ``_seed-N`` suffix, or a list of run directories (one configuration, several seeds). Refused
+    (:class:`morec.verdict.ComparisonError`, with the reasons) when the arms were trained on other datasets or
+    splits, scored with other evaluation settings, kept no ranks, or (unless ``allow_unequal_budgets``) had other
+    budgets. Returns :func:`morec.verdict.compare_arms`'s result: per-metric statistics, budget notes, verdict."""
+    arm_a, arm_b = load_arm(a), load_arm(b)
+    if not metrics:
+        metrics = [f"hr@{arm_a.config.get('eval', {}).get('ks', [10])[0]}", arm_a.select_metric]
+    return compare_arms(arm_a, arm_b, list(dict.fromkeys(metrics)), alpha, tuple(names),
+                        equal_budgets=not allow_unequal_budgets)
 
 
 def compare_runs(runs_a: list[str | Path], runs_b: list[str | Path], metric: str = "ndcg@10", names=("A", "B"),
-                 device: str = "cpu", alpha: float = 0.05) -> dict:
-    """Paired comparison of two arms on one prepared dataset, per test user pooled over seeds, with the project's
-    statistics (:func:`morec.stats.paired`, as `morec compare`): a 95% paired bootstrap CI of the mean difference
-    (B - A), a paired permutation p, and the verdict "B better" / "A better" / "no detectable difference"."""
-    from .stats import paired
-
+                 alpha: float = ALPHA, allow_unequal_budgets: bool = False) -> dict:
+    """:func:`comparison` of two lists of runs (one configuration's seeds each) on one metric, flattened: each arm's
+    mean and per-seed means, the difference B - A with its 95% paired bootstrap CI, the permutation p, Improv.
+    with its CI, the budget notes and the verdict "B better" / "A better" / "no detectable difference"."""
     if not runs_a or not runs_b:
         raise ValueError("compare_runs needs at least one run per arm")
-    datas = {str(Path(load_config(Path(r) / "config.yaml").data).resolve()) for r in [*runs_a, *runs_b]}
-    if len(datas) != 1:
-        raise ValueError(f"the runs were trained on different prepared datasets ({', '.join(sorted(datas))}); "
-                         "a paired comparison needs one")
-    result = paired([_test_ranks(r, device) for r in runs_a], [_test_ranks(r, device) for r in runs_b], metric,
-                    alpha=alpha)
-    verdict = {"better": f"{names[1]} better", "worse": f"{names[0]} better"}.get(result.verdict, result.verdict)
-    return {"metric": f"test {metric}", "seeds": len(runs_a), "users": result.users,
-            names[0]: {"mean": result.mean_a, "per_seed": result.seed_means_a, "runs": [str(r) for r in runs_a]},
-            names[1]: {"mean": result.mean_b, "per_seed": result.seed_means_b, "runs": [str(r) for r in runs_b]},
-            "difference": result.diff, "ci95": list(result.diff_ci), "p": result.p, "improv": result.improv,
-            "improv_ci95": list(result.improv_ci) if result.improv_ci else None, "verdict": verdict}
+    result = comparison(list(runs_a), list(runs_b), [metric], names, alpha, allow_unequal_budgets)
+    c = result["paired"][metric]
+    verdict = {"better": f"{names[1]} better", "worse": f"{names[0]} better"}.get(c.verdict, c.verdict)
+    return {"metric": f"test {metric}", "seeds": c.seeds_a, "users": c.users,
+            names[0]: {"mean": c.mean_a, "per_seed": c.seed_means_a, "runs": result["a"]["runs"]},
+            names[1]: {"mean": c.mean_b, "per_seed": c.seed_means_b, "runs": result["b"]["runs"]},
+            "difference": c.diff, "ci95": list(c.diff_ci), "p": c.p, "improv": c.improv,
+            "improv_ci95": list(c.improv_ci) if c.improv_ci else None, "notes": result["notes"],
+            "verdict": verdict, "verdict_line": result["verdict"]}
 
 
 def compare(data: str | Path, out: str | Path, a: list[str], b: list[str], seeds=(1, 2, 3), names=("IDRec", "MoRec"),
@@ -156,8 +162,6 @@ class Run:
 
     @cached_property
     def service(self):
-        from .recommend import RecommenderService
-
         return RecommenderService.load(self.path, self.device, self.index)
 
     @cached_property
@@ -192,8 +196,6 @@ class Run:
                   fmt: str | None = None) -> dict:
         """Encode new items from their content (MoRec) and make them recommendable, saved into the run directory.
         Items name their id and text by the dataset's own columns (or ``id``); ``columns`` maps other names."""
-        from .catalog import CATALOG_FILE, items_frame
-
         added = self.service.add_items(items_frame(items, fmt), columns)
         return {"added": len(added), "ids": added, "items": self.service.n_items, "file": str(self.path / CATALOG_FILE)}
 

@@ -457,16 +457,3 @@ def append_added(run_dir: str | Path, ids: list[str], titles: list, vectors: tor
     except Timeout:
         raise CatalogError(f"{lock.lock_file} has been held by another addition for over {LOCK_TIMEOUT:.0f} s; "
                            "try again, or remove the lock file if no morec process is running") from None
-
-
-def add_items(run_dir: str | Path, items: pd.DataFrame | str | Path, fmt: str | None = None, device: str = "cpu",
-              columns: dict[str, str] | None = None) -> dict:
-    """Encode new items (a DataFrame, a list of dicts or a CSV / TSV / JSONL file) with the run's trained item
-    encoder and add them to its catalogue. Items use the dataset's column names (its id column, e.g. book_sku,
-    or ``id``; its text columns); ``columns`` maps other names ({"sku": "book_sku"}).
-    Returns {"added": n, "ids": [...], "items": catalogue size, "file": path}."""
-    from .recommend import RecommenderService
-
-    service = RecommenderService.from_run(run_dir, device=device)
-    added = service.add_items(items_frame(items, fmt), columns)
-    return {"added": len(added), "ids": added, "items": service.n_items, "file": str(Path(run_dir) / CATALOG_FILE)}

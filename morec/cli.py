@@ -225,25 +225,21 @@ def cmd_tune(args, extra) -> int:
 
 
 def cmd_compare(args, extra) -> int:
-    from .report import load_arm
+    from .api import comparison
+    from .report import format_table
     from .stats import format_improv, format_p
-    from .verdict import compare_arms
 
-    a, b = load_arm(args.a), load_arm(args.b)
-    metrics = args.metric or [f"hr@{a.config.get('eval', {}).get('ks', [10])[0]}", a.select_metric]
     names = (args.names[0], args.names[1]) if args.names else ("A", "B")
-    result = compare_arms(a, b, list(dict.fromkeys(metrics)), names=names, equal_budgets=not args.allow_unequal_budgets)
+    result = comparison(args.a, args.b, args.metric, names, allow_unequal_budgets=args.allow_unequal_budgets)
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "paired"}, indent=2))
         return 0
-    from .report import format_table
-
     rows = []
     for m, c in result["paired"].items():
         rows.append({"test metric": m, f"{names[0]} ({c.seeds_a} seeds)": f"{100 * c.mean_a:.2f}",
                      f"{names[1]} ({c.seeds_b} seeds)": f"{100 * c.mean_b:.2f}", "Improv. [95% CI]": format_improv(c),
                      "p": format_p(c.p), "verdict": c.verdict})
-    print(f"{names[0]}: {a.dir}\n{names[1]}: {b.dir}\n")
+    print(f"{names[0]}: {result['a']['dir']}\n{names[1]}: {result['b']['dir']}\n")
     print(format_table(rows, list(rows[0])))
     print("\n" + result["verdict"])
     return 0

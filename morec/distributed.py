@@ -25,7 +25,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from .model import Batch
+from .data.batches import Batch
+from .runs import check_device
 
 
 @dataclass
@@ -44,25 +45,6 @@ class DistInfo:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def check_device(name: str, option: str = "train.device") -> None:
-    """A device this machine has, or a ConfigError saying which to use instead."""
-    from .config import ConfigError
-
-    if name == "auto":
-        return
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"{option}={name!r} is not a device name; use cpu, cuda, cuda:N, mps or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"{option}={name}: this machine has no usable CUDA GPU (or this PyTorch build has no CUDA); "
-                          "use cpu, or auto to take a GPU only when there is one")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"{option}={name}: there are only {torch.cuda.device_count()} CUDA device(s)")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError(f"{option}={name}: MPS is not available here; use cpu or auto")
 
 
 def init_from_env(device_name: str) -> tuple[DistInfo, torch.device]:

@@ -2,26 +2,13 @@
 item encoder; every distinct item in a batch is encoded once and its vector scattered back."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from .backbones import Backbone, build_backbone
 from .config import ModelConfig
+from .data.batches import Batch
 from .encoders import ItemEncoder, build_item_encoder
-
-
-@dataclass
-class Batch:
-    users: torch.Tensor  # (B,) user indices
-    history: torch.Tensor | None  # (B, L) item indices, left-padded with 0 (sequence backbones)
-    targets: torch.Tensor  # (B, T) the item each position predicts; 0 = no loss here
-    negatives: torch.Tensor | None = None  # (B, T, K) sampled negatives, or (K,) shared by the whole batch
-
-    def to(self, device) -> "Batch":
-        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        return Batch(move(self.users), move(self.history), move(self.targets), move(self.negatives))
 
 
 class Recommender(nn.Module):

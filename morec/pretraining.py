@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 
 from .config import load_config, to_dict
-from .train import resolve_device
+from .runs import resolve_device
 
 
 def start_run(cfg) -> torch.device:

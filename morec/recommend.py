@@ -32,7 +32,11 @@ from safetensors.torch import load_file
 
 from .catalog import (AddedItems, CatalogError, ContentEncoder, append_added, cannot_add_reason, catalog_signature,
                       map_columns, normalize_items, read_added, weights_fingerprint)
+from .backbones import build_backbone
+from .checkpoint import atomic_save_tensors, atomic_write_text
 from .config import Config, from_dict, to_dict
+from .runs import load_run
+from .tempfiles import remove_stale
 
 EXPORT_FORMAT = "morec-export"
 EXPORT_VERSION = 1
@@ -118,10 +122,6 @@ class RecommenderService:
     @classmethod
     @torch.no_grad()
     def from_run(cls, run_dir: str | Path, device: str = "cpu", index: str = "exact") -> "RecommenderService":
-        from .train import load_run
-
-        from .tempfiles import remove_stale
-
         run = Path(run_dir)
         cfg, model, dataset = load_run(run, device)
         remove_stale(run)
@@ -157,8 +157,6 @@ class RecommenderService:
 
     @classmethod
     def from_export(cls, export_dir: str | Path, device: str = "cpu", index: str = "exact") -> "RecommenderService":
-        from .backbones import build_backbone
-
         d = Path(export_dir)
         man = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
         if man.get("version", 0) > EXPORT_VERSION:
@@ -345,8 +343,6 @@ class RecommenderService:
     def export(self, out_dir: str | Path) -> Path:
         """Write the item table, the user encoder and a manifest to ``out_dir``: loadable with
         :meth:`load` (or `morec recommend` / `serve`) without the training data or the item encoder."""
-        from .checkpoint import atomic_save_tensors, atomic_write_text
-
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         snap = self.snapshot

@@ -353,17 +353,22 @@ def group_seeds(runs: list[RunInfo]) -> list[RunInfo]:
     return out
 
 
-def load_arm(path: str | Path) -> RunInfo:
+def load_arm(path: str | Path | list) -> RunInfo:
     """One arm of a comparison: a run directory, a folder holding the runs of one configuration (its seeds),
-    or a sweep's configuration name without its ``_seed-N`` suffix (``runs/sweep/NAME`` for ``NAME_seed-1``, ...)."""
-    path = Path(path)
-    if not path.exists():
+    a sweep's configuration name without its ``_seed-N`` suffix (``runs/sweep/NAME`` for ``NAME_seed-1``, ...),
+    or a list of run directories of one configuration."""
+    if isinstance(path, (list, tuple)):
+        runs = find_runs(list(path))
+        path = Path(" + ".join(map(str, path)))
+    elif not Path(path).exists():
+        path = Path(path)
         seeds = sorted(p for p in path.parent.glob(f"{glob_escape(path.name)}_seed-*") if (p / "results.json").exists())
         if not seeds:
             raise FileNotFoundError(f"{path} is not a run directory, a folder of runs, or a sweep configuration with "
                                     "_seed-N runs")
         runs = find_runs(seeds)
     else:
+        path = Path(path)
         runs = find_runs([path])
     groups = group_seeds(runs)
     if len(groups) > 1:

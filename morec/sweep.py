@@ -35,6 +35,8 @@ import yaml
 
 from .checkpoint import atomic_write_text, has_checkpoint
 from .config import Config, ConfigError, deep_merge, from_dict, to_dict
+from .report import format_table
+from .train import Trainer, TrainingCollapsed
 
 # keys that may differ between a finished run's config and the sweep's without making it another run
 IGNORED_KEYS = {("out",), ("train", "threads"), ("train", "progress"), ("train", "device")}
@@ -245,8 +247,6 @@ def same_config(finished: dict, wanted: dict) -> bool:
 
 def default_runner(run: SweepRun, resume: bool, log: Callable[[str], None]) -> dict:
     """Train (or resume) one run; returns its results. Raises TrainingCollapsed when it collapsed before any epoch."""
-    from .train import Trainer
-
     if resume:
         trainer = Trainer.from_checkpoint(run.dir, log=log, overrides=to_dict(run.config))
     else:
@@ -271,8 +271,6 @@ def _status(results: dict) -> str:
 def run_sweep(spec: SweepSpec, log: Callable[[str], None] = print,
               runner: Callable[[SweepRun, bool, Callable], dict] | None = None) -> dict:
     """Run every pending run of ``spec`` in turn, then write and return the summary (see :func:`summarize`)."""
-    from .train import TrainingCollapsed
-
     runner = runner or default_runner
     runs = expand(spec)
     spec.out.mkdir(parents=True, exist_ok=True)
@@ -387,8 +385,6 @@ def summarize(spec: SweepSpec, runs: list[SweepRun]) -> dict:
 
 
 def summary_markdown(summary: dict) -> str:
-    from .report import format_table
-
     group_by = summary["group_by"]
     lines = [f"# Sweep {summary['out']}", "",
              "Best configuration of each group, chosen on the validation metric (mean over its seeds); test metrics "

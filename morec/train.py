@@ -26,7 +26,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
@@ -35,7 +34,7 @@ from . import distributed as dist_utils
 from .checkpoint import (CheckpointError, atomic_save_tensors, atomic_write_text, flatten_optimizer, read_tensors,
                          load_checkpoint_tensors, read_checkpoint_meta, remove_checkpoint, rng_state,
                          save_checkpoint, set_rng_state, unflatten_optimizer)
-from .config import Config, ConfigError, deep_merge, from_dict, load_config, parse_overrides, save_config, to_dict
+from .config import Config, ConfigError, deep_merge, from_dict, parse_overrides, save_config, to_dict
 from .data.batches import make_batches
 from .data.dataset import PreparedDataset
 from .evaluate import metrics_from_ranks, rank_users, subset_metrics
@@ -44,12 +43,6 @@ from .losses import LossContext, compute_loss
 from .model import Recommender, build_model
 from .runlog import RunLog
 from .tempfiles import remove_stale
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -593,23 +586,3 @@ def resume(run_dir: str | Path, dataset: PreparedDataset | None = None, log=prin
            overrides: list[str] | dict | None = None) -> dict:
     """Continue an interrupted run from its last checkpoint (``morec train --resume RUN_DIR``)."""
     return Trainer.resume(run_dir, dataset, log, overrides)
-
-
-def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[Config, Recommender, PreparedDataset]:
-    """Rebuild the model of a run directory from its config and best weights alone."""
-    run = Path(run_dir)
-    if not (run / "config.yaml").exists():
-        raise FileNotFoundError(f"{run} is not a run directory (no config.yaml); `morec train` writes one")
-    cfg = load_config(run / "config.yaml")
-    dist_utils.check_device(device, "--device")
-    dataset = PreparedDataset(cfg.data)
-    model = build_model(cfg.model, dataset)
-    weights = read_tensors(run / "model.safetensors", device)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[1:2] or [str(err)]
-        raise ConfigError(f"{run / 'model.safetensors'} does not fit the model that {run / 'config.yaml'} describes "
-                          f"({first[0].strip()}); the config was edited after training. Restore the config the run was "
-                          "trained with, or train again") from None
-    return cfg, model.to(device).eval(), dataset

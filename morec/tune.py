@@ -313,7 +313,7 @@ def score_test(run_dir: Path) -> dict:
         return results
     from .evaluate import metrics_from_ranks, rank_users, subset_metrics
     from .ranks import load_ranks, save_ranks
-    from .train import load_run
+    from .runs import load_run
 
     cfg, model, dataset = load_run(run_dir)
     e = cfg.eval

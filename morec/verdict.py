@@ -117,8 +117,8 @@ def compare_arms(a, b, metrics: list[str], alpha: float = ALPHA, names: tuple[st
                               "--allow-unequal-budgets to compare anyway (the verdict then says so)")
     ra, rb = arm_ranks(a), arm_ranks(b)
     results = {m: paired(ra, rb, m, alpha) for m in metrics}
-    return {"a": {"name": names[0], "runs": [str(r.dir) for r in members(a)]},
-            "b": {"name": names[1], "runs": [str(r.dir) for r in members(b)]},
+    return {"a": {"name": names[0], "dir": str(a.dir), "runs": [str(r.dir) for r in members(a)]},
+            "b": {"name": names[1], "dir": str(b.dir), "runs": [str(r.dir) for r in members(b)]},
             "metrics": {m: c.to_dict() for m, c in results.items()}, "notes": notes,
             "verdict": verdict_line(results, notes, names), "paired": results}
 

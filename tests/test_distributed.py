@@ -12,7 +12,7 @@ import torch
 from morec.config import load_config
 from morec.data.dataset import PreparedDataset
 from morec.distributed import DistInfo, shard_batch, shard_slice
-from morec.model import Batch
+from morec.data.batches import Batch
 from morec.train import Trainer, train
 
 REPO = Path(__file__).resolve().parents[1]

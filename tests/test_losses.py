@@ -12,7 +12,8 @@ from morec.data.batches import NegativeSampler, make_batches
 from morec.data.dataset import PreparedDataset
 from morec.evaluate import metrics_from_ranks, most_popular_ranks
 from morec.losses import LossContext, compute_loss, inbatch_softmax, sampled_softmax
-from morec.model import Batch, build_model
+from morec.data.batches import Batch
+from morec.model import build_model
 from morec.train import train
 
 

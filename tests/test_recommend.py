@@ -17,7 +17,7 @@ from morec.cli import main  # noqa: E402
 from morec.config import ConfigError, load_config  # noqa: E402
 from morec.model import build_model  # noqa: E402
 from morec.recommend import RecommenderService, ServingError, UnknownItemsError, UnknownUserError  # noqa: E402
-from morec.train import load_run  # noqa: E402
+from morec.runs import load_run  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,8 @@ from morec.encoders import build_item_encoder  # noqa: E402
 from morec.encoders.heads import FusedEncoder  # noqa: E402
 from morec.encoders.text import TextEncoder, load_text_model, pool, resolve_pretrained  # noqa: E402
 from morec.evaluate import metrics_from_ranks, most_popular_ranks, rank_users  # noqa: E402
-from morec.train import Trainer, compute_loss, load_run, make_optimizer  # noqa: E402
+from morec.runs import load_run  # noqa: E402
+from morec.train import Trainer, compute_loss, make_optimizer  # noqa: E402
 
 QUIET = lambda s: None  # noqa: E731
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -12,7 +12,8 @@ from morec.data.dataset import PreparedDataset
 from morec.data.formats import RawDataset
 from morec.data.prepare import prepare
 from morec.evaluate import metrics_from_ranks, most_popular_ranks
-from morec.train import load_run, train
+from morec.runs import load_run
+from morec.train import train
 from morec.api import evaluate_run
 
 

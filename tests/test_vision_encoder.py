@@ -21,7 +21,8 @@ from morec.encoders import build_item_encoder  # noqa: E402
 from morec.encoders.heads import FusedEncoder  # noqa: E402
 from morec.encoders.vision import efficientnet_lite0, load_vision_model, map_lite0_keys  # noqa: E402
 from morec.evaluate import metrics_from_ranks, most_popular_ranks, rank_users  # noqa: E402
-from morec.train import Trainer, compute_loss, load_run, make_optimizer  # noqa: E402
+from morec.runs import load_run  # noqa: E402
+from morec.train import Trainer, compute_loss, make_optimizer  # noqa: E402
 
 QUIET = lambda s: None  # noqa: E731
 SYNTH = SynthConfig(n_users=500, n_items=160, n_topics=6, n_new_items=18, seq_len_min=8, seq_len_max=20,

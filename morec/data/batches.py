@@ -5,13 +5,25 @@ negatives, from a generator seeded by (seed, epoch) so that any epoch can be rep
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 import torch
 
-from ..model import Batch
 from .dataset import PreparedDataset
+
+
+@dataclass
+class Batch:
+    users: torch.Tensor  # (B,) user indices
+    history: torch.Tensor | None  # (B, L) item indices, left-padded with 0 (sequence backbones)
+    targets: torch.Tensor  # (B, T) the item each position predicts; 0 = no loss here
+    negatives: torch.Tensor | None = None  # (B, T, K) sampled negatives, or (K,) shared by the whole batch
+
+    def to(self, device) -> "Batch":
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return Batch(move(self.users), move(self.history), move(self.targets), move(self.negatives))
 
 
 class NegativeSampler:

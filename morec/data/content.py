@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ..config import ConfigError
+from ..digest import texts_digest
+from ..tempfiles import temp_sibling
 from .dataset import PreparedDataset
 
 
@@ -87,8 +89,6 @@ def tokenize_texts(tokenizer, texts: list[str], max_tokens: int, batch: int = 40
 def item_tokens(dataset: PreparedDataset, tokenizer, fields: list[str], max_tokens: int, log=None) -> ItemTokens:
     """Every item's token ids, from the dataset cache or tokenized now and cached. The cache is keyed by
     the texts themselves (and the tokenizer and settings), so changed titles are never served stale."""
-    from ..digest import texts_digest
-
     texts = [""] + item_texts(dataset, fields)  # row 0 = padding item
     key = hashlib.sha256(json.dumps([tokenizer_fingerprint(tokenizer), list(fields), max_tokens,
                                      dataset.n_items, texts_digest(texts)]).encode()).hexdigest()[:16]
@@ -97,8 +97,6 @@ def item_tokens(dataset: PreparedDataset, tokenizer, fields: list[str], max_toke
         z = np.load(path)
         return ItemTokens(z["ids"], z["lengths"], int(z["pad_id"]))
     tokens = tokenize_texts(tokenizer, texts, max_tokens)
-    from ..tempfiles import temp_sibling
-
     tmp = temp_sibling(path, ".npz")
     np.savez(tmp, ids=tokens.ids, lengths=tokens.lengths, pad_id=np.int64(tokens.pad_id))
     tmp.replace(path)  # atomic: a run killed mid-write leaves no half-written cache

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..tempfiles import remove_stale
 from .formats import DataFormatError
 
 SPLITS = ("valid", "test")
@@ -153,8 +154,6 @@ class PreparedDataset:
         d = self.path / "cache"
         d.mkdir(exist_ok=True)
         if not getattr(self, "_swept", False):  # once: temporary files of killed writers
-            from ..tempfiles import remove_stale
-
             remove_stale(d)
             self._swept = True
         return d

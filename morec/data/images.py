@@ -24,7 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..digest import file_stamp
+from ..tempfiles import temp_sibling
 from .formats import DataFormatError
+from .formats.lmdb_images import LmdbImages
 
 POLICIES = ("error", "blank")
 BLANK_VALUE = 128  # mid-grey: about 0 after any usual normalization, so a blank item carries no signal
@@ -155,8 +158,6 @@ class _Decoder:
         return np.asarray(img, dtype=np.uint8)
 
     def _from_lmdb(self, ref: str, whole: str):
-        from .formats.lmdb_images import LmdbImages
-
         db, sep, key = ref.rpartition("#")
         if not sep:
             raise ValueError(f"bad LMDB image reference {ref!r} (expected <database>#<key>)")
@@ -180,8 +181,6 @@ class _Decoder:
 def _store_key(refs: list[str], root: Path | None, size: int) -> str:
     """Keyed by every referenced file's identity too (size, mtime; morec.digest says why not the bytes),
     so a fixed, replaced or newly supplied image makes a new store instead of reusing the old pixels."""
-    from ..digest import file_stamp
-
     decoder = _Decoder(root, size)
     stamps = {}
     for ref in refs:
@@ -233,8 +232,6 @@ def build_image_store(dataset, size: int = 224, missing: str = "error", workers:
 def _build(dataset, refs, root, size, npy: Path, index: Path, workers: int, log) -> ImageStore:
     items = dataset.items["item"].astype(str).tolist()
     n = len(refs)
-    from ..tempfiles import temp_sibling
-
     tmp = temp_sibling(npy, ".npy")
     pixels = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n + 1, size, size, 3))
     pixels[0] = BLANK_VALUE

@@ -21,7 +21,10 @@ import numpy as np
 import pandas as pd
 
 from ..config import PrepareConfig
+from ..tempfiles import _alive
+from .dataset import PreparedDataset
 from .formats import DataFormatError, RawDataset
+from .images import build_image_store
 
 FORMAT_VERSION = 1
 
@@ -217,12 +220,6 @@ def _staging_dir(final: Path) -> Path:
     return work
 
 
-def _alive(pid: int) -> bool:
-    from ..tempfiles import _alive as alive
-
-    return alive(pid)
-
-
 def _swap_in(work: Path, final: Path) -> None:
     """``work`` becomes ``final``: renames, so a reader sees the old folder or the new one, each whole."""
     import os
@@ -337,9 +334,6 @@ def _write(out: Path, final: Path, raw, cfg, log, df, offsets, cuts, items, user
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     log(f"[{raw.name}] prepared {len(users):,} users, {len(items):,} items, {len(df):,} interactions -> {final}")
     if cfg.image_size and "image" in items.columns:
-        from .dataset import PreparedDataset
-        from .images import build_image_store
-
         build_image_store(PreparedDataset(out), cfg.image_size, "error", log=log)
 
 
