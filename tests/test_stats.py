@@ -131,3 +131,29 @@ def test_seeds_group_across_a_setting_added_between_them(tmp_path):
         f.write_text(json.dumps(results))
     groups = group_seeds(find_runs([tmp_path]))
     assert sorted(len(g.runs) for g in groups) == [1, 2]
+
+
+def test_the_api_and_morec_compare_give_one_answer_from_the_stored_ranks(tmp_path, capsys):
+    from morec import api
+
+    make_sweep(tmp_path / "sw", 0.35)
+    ids = [tmp_path / "sw" / f"kind-id_seed-{s}" for s in (1, 2, 3)]
+    texts = [tmp_path / "sw" / f"kind-text_seed-{s}" for s in (1, 2, 3)]
+    for run in ids + texts:  # no weights: only the stored per-user ranks can answer
+        assert not (run / "model.safetensors").exists()
+    got = api.compare_runs(ids, texts, "ndcg@10", names=("IDRec", "MoRec"))
+    assert cli.main(["compare", str(tmp_path / "sw" / "kind-id"), str(tmp_path / "sw" / "kind-text"),
+                     "--metric", "ndcg@10", "--json"]) == 0
+    cmd = json.loads(capsys.readouterr().out)["metrics"]["ndcg@10"]
+    expected = paired([arm_ranks(0.20, s) for s in (1, 2, 3)], [arm_ranks(0.35, s + 10) for s in (1, 2, 3)], "ndcg@10")
+    assert got["difference"] == cmd["diff"] == expected.diff and got["ci95"] == cmd["diff_ci"] == list(expected.diff_ci)
+    assert got["p"] == cmd["p"] == expected.p and got["improv_ci95"] == cmd["improv_ci"]
+    assert got["verdict"] == "MoRec better" and cmd["verdict"] == "better" and got["seeds"] == 3
+    # the same refusals as the command: another dataset, or another budget unless allowed
+    write_run(tmp_path / "other", "text", 1, arm_ranks(0.3, 5), fingerprint="zzz")
+    with pytest.raises(ComparisonError, match="different prepared datasets"):
+        api.compare_runs(ids, [tmp_path / "other"])
+    write_run(tmp_path / "short", "text", 1, arm_ranks(0.3, 5), patience=6)
+    with pytest.raises(ComparisonError, match="different budgets"):
+        api.compare_runs(ids, [tmp_path / "short"])
+    assert "unequal budgets" in api.compare_runs(ids, [tmp_path / "short"], allow_unequal_budgets=True)["verdict_line"]
