@@ -127,7 +127,7 @@ def matmul_only(model, ds, max_len: int, block: int, ranks, args) -> tuple[float
             chunk = np.arange(start, min(start + block, ds.n_users))
             (hist,) = trim_left_padding(left_padded(offsets, hist_items, chunk, max_len))
             hist = torch.from_numpy(hist)
-            vecs.append(model.user_states(torch.from_numpy(chunk), hist, inputs[hist])[:, -1])
+            vecs.append(model.user_vectors(torch.from_numpy(chunk), hist, inputs[hist]))
         states_seconds = time.perf_counter() - t0
         vecs = torch.cat(vecs)
         out = torch.empty(block, ds.n_items + 1)

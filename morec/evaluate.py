@@ -103,9 +103,9 @@ def rank_users(model: Recommender, dataset: PreparedDataset, split: str, max_len
         if model.backbone.uses_history:
             (hist,) = trim_left_padding(left_padded(offsets, hist_items, chunk, max_len))
             hist = torch.from_numpy(hist).to(device)
-            vecs = model.user_states(u, hist, inputs[hist])[:, -1]
+            vecs = model.user_vectors(u, hist, inputs[hist])
         else:
-            vecs = model.user_states(u, None)[:, -1]
+            vecs = model.user_vectors(u, None)
         with torch.autocast(device.type, enabled=False):  # fp32 scores, also under mixed precision (out= needs it)
             scores = torch.matmul(vecs.float(), table_t, out=buffer[:len(chunk)])  # (b, n_items + 1)
         rows = cols = None

@@ -204,31 +204,8 @@ def shared_negative_loss(loss_name: str, states: torch.Tensor, pos: torch.Tensor
 
 # --- the entry point ---------------------------------------------------------------------------
 
-def batch_states(model, batch, history_vectors: torch.Tensor | None = None) -> torch.Tensor:
-    """The backbone's states (B, T, d) aligned with ``batch.targets``, whatever the backbone's batch kind."""
-    backbone = model.backbone
-    if not backbone.uses_history:
-        return backbone(None, None, batch.users)
-    if history_vectors is None:
-        (history_vectors,) = model.encode_items(batch.history)
-    if getattr(backbone, "batch_kind", "next") == "masked":  # BERT4Rec: the targets mark the masked inputs
-        return backbone(history_vectors, batch.history > 0, batch.users, masked=batch.targets > 0)
-    return backbone(history_vectors, batch.history > 0, batch.users)
-
-
-def _encode(model, batch, *ids: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Encoder vectors for each tensor of ``ids`` and the batch's states; every distinct item encoded once."""
-    uses_history = model.backbone.uses_history
-    if not ids and not uses_history:
-        return [], batch_states(model, batch)
-    vecs = model.encode_items(*ids, *([batch.history] if uses_history else []))
-    if uses_history:
-        return vecs[:-1], batch_states(model, batch, vecs[-1])
-    return vecs, batch_states(model, batch)
-
-
 def compute_loss(model, batch, loss_name: str, ctx: LossContext | None = None) -> torch.Tensor:
-    """The training loss of ``model`` on ``batch`` (a morec.model.Batch already on the model's device).
+    """The training loss of ``model`` on ``batch`` (a morec.data.batches.Batch already on the model's device).
 
     ``ctx`` (LossContext.build(dataset, cfg.train, device)) is needed by ``inbatch`` and by ``sampled``
     with popularity negatives; without it ``inbatch`` runs uncorrected and unmasked, which only tests want.
@@ -237,11 +214,11 @@ def compute_loss(model, batch, loss_name: str, ctx: LossContext | None = None) -
         raise ValueError(f"unknown loss {loss_name!r}; known: {', '.join(LOSSES)}")
     out = model.backbone.item_output
     if loss_name == "ce":
-        (vecs, states) = _encode(model, batch)
+        _, states = model(batch)
         return full_softmax(states, model.item_table(), batch.targets, None if ctx is None else ctx.known)
     if loss_name == "inbatch":
         candidates = torch.unique(batch.targets[batch.targets > 0])  # (U,) sorted, each distinct positive once
-        (cand,), states = _encode(model, batch, candidates)
+        (cand,), states = model(batch, candidates)
         cand = out(cand)
         if ctx is not None and ctx.gather is not None:  # every process's positives are every process's candidates
             candidates, cand = ctx.gather(candidates, cand)
@@ -254,7 +231,7 @@ def compute_loss(model, batch, loss_name: str, ctx: LossContext | None = None) -
         raise ValueError(f"loss {loss_name!r} needs sampled negatives: build the batches with loss={loss_name!r}")
     if loss_name == "gbce" and ctx is None:
         raise ValueError("loss 'gbce' needs a LossContext (its beta depends on n_items, K and train.gbce_t)")
-    (pos, neg), states = _encode(model, batch, batch.targets, batch.negatives)
+    (pos, neg), states = model(batch, batch.targets, batch.negatives)
     if batch.negatives.ndim == 1:  # (K,) shared by the batch
         return shared_negative_loss(loss_name, states, out(pos), out(neg), batch.targets, batch.negatives, ctx,
                                     batch.users)

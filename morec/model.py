@@ -37,24 +37,25 @@ class Recommender(nn.Module):
         sizes = [t.numel() for t in id_tensors]
         return [chunk.view(*t.shape, -1) for chunk, t in zip(out.split(sizes), id_tensors)]
 
-    def user_states(self, users: torch.Tensor, history: torch.Tensor | None, history_vectors: torch.Tensor | None = None):
+    def forward(self, batch: Batch, *ids: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The training pass: (encoder vectors of each tensor of item indices in ``ids``, the backbone's states
+        (B, T, d) aligned with ``batch.targets``). Every distinct item of ``ids`` and of the history is encoded
+        once; the backbone reads the batch its own way (``Backbone.batch_states``)."""
         if self.backbone.uses_history:
-            if history_vectors is None:
-                (history_vectors,) = self.encode_items(history)
-            return self.backbone(history_vectors, history > 0, users)
-        return self.backbone(None, None, users)
+            *vecs, history = self.encode_items(*ids, batch.history)
+            return vecs, self.backbone.batch_states(batch, history)
+        return (self.encode_items(*ids) if ids else []), self.backbone.batch_states(batch, None)
 
-    def forward(self, batch: Batch):
-        """(states (B, T, d), positive vectors (B, T, d), negative vectors (B, T, K, d) or None)."""
-        ids = [batch.targets] + ([batch.negatives] if batch.negatives is not None else [])
-        uses_history = self.backbone.uses_history
-        if uses_history:
-            ids.append(batch.history)
-        vecs = self.encode_items(*ids)
-        states = self.user_states(batch.users, batch.history, vecs[-1] if uses_history else None)
-        pos = self.backbone.item_output(vecs[0])
-        neg = self.backbone.item_output(vecs[1]) if batch.negatives is not None else None
-        return states, pos, neg
+    def user_vectors(self, users: torch.Tensor, history: torch.Tensor | None,
+                     history_vectors: torch.Tensor | None = None) -> torch.Tensor:
+        """Each user's vector for prediction (B, d) from its history (item indices, left-padded) or its id;
+        ``history_vectors``: the history's encoder vectors when they are at hand (evaluation encodes every
+        item once)."""
+        if not self.backbone.uses_history:
+            return self.backbone.user_vectors(None, None, users)
+        if history_vectors is None:
+            (history_vectors,) = self.encode_items(history)
+        return self.backbone.user_vectors(history_vectors, history > 0, users)
 
     def encode_all_items(self, batch_size: int = 4096) -> torch.Tensor:
         """Every item's encoder vector, (n_items + 1, d), row 0 = padding (zeros)."""

@@ -273,10 +273,10 @@ class RecommenderService:
         snap = snap or self._snap
         if not self.uses_history:
             u = torch.tensor([self.user_index[str(user).strip()]], device=self._device)
-            return self.backbone(None, None, u)[0, -1].float()
+            return self.backbone.user_vectors(None, None, u)[0].float()
         hist = torch.from_numpy(np.ascontiguousarray(history[-self.max_len:])).to(self._device)[None]
         vectors = snap.inputs[hist]
-        return self.backbone(vectors, hist > 0, torch.zeros(1, dtype=torch.long, device=self._device))[0, -1].float()
+        return self.backbone.user_vectors(vectors, hist > 0, torch.zeros(1, dtype=torch.long, device=self._device))[0].float()
 
     @torch.inference_mode()
     def recommend(self, user=None, history: list | None = None, k: int = 10, exclude_history: bool = True) -> dict:

@@ -6,7 +6,8 @@ import torch
 
 from morec.backbones import REGISTRY, build_backbone
 from morec.config import load_config
-from morec.data.batches import MaskedBatches, make_batches
+from morec.backbones.bert4rec import MaskedBatches
+from morec.data.batches import make_batches
 from morec.data.dataset import PreparedDataset
 from morec.evaluate import metrics_from_ranks, most_popular_ranks, rank_users
 from morec.losses import LossContext, compute_loss
@@ -106,6 +107,36 @@ def test_masked_batches(synth_prepared):
     # the loss reads the masked positions' states
     batch = next(batches.epoch(rng))
     assert torch.isfinite(compute_loss(model, batch, "bce"))
+
+
+def test_a_backbone_brings_its_own_training_scheme(synth_prepared):
+    """A new scheme is a backbone subclass, no edit of the generic batching or loss code: its batches are what
+    make_batches returns and its reading of them is what every loss trains on; prediction stays the one path."""
+    from morec.backbones.sasrec import SASRec
+
+    class LastItemOnly(SASRec):  # trains only the latest position of each window
+        def training_batches(self, dataset, *args):
+            self.built = super().training_batches(dataset, *args)
+            return self.built
+
+        def batch_states(self, batch, history_vectors):
+            batch.targets[:, :-1] = 0
+            return super().batch_states(batch, history_vectors)
+
+    ds = PreparedDataset(synth_prepared)
+    torch.manual_seed(0)
+    model = build_model(model_cfg("sasrec"), ds)
+    model.backbone = custom = LastItemOnly(16, 12, dropout=0.0)
+    batches = make_batches(ds, custom, 10, 32, 1, loss="ce")
+    assert batches is custom.built
+    batch = next(batches.epoch(np.random.default_rng(0)))
+    loss = compute_loss(model, batch, "ce")
+    assert (batch.targets[:, :-1] == 0).all() and (batch.targets[:, -1] > 0).any()  # the scheme was applied
+    loss.backward()
+    assert custom.position.weight.grad.abs().sum() > 0
+    history = batch.history[:4]
+    assert torch.equal(model.user_vectors(batch.users[:4], history), model.backbone(
+        model.encode_items(history)[0], history > 0, batch.users[:4])[:, -1])
 
 
 @pytest.mark.parametrize("name", SEQUENCE + ["dssm"])

@@ -67,7 +67,7 @@ def test_inbatch_masks_the_users_own_items(synth_prepared):
     assert seen[0, col_own] and not seen[1].any()
     loss = compute_loss(model, batch, "inbatch", ctx)
     # by hand: row 0 sees only its positive (its own item masked) -> loss 0; row 1 sees both
-    states = model.user_states(batch.users, None)[:, 0]
+    states = model.user_vectors(batch.users, None)
     vecs = model.backbone.item_output(model.item_encoder(cand))
     logits = states @ vecs.T - ctx.popularity_log_prob[cand]
     row1 = -F.log_softmax(logits[1], 0)[col_own]

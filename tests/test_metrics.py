@@ -78,7 +78,7 @@ def _reference_ranks(model, ds, split, max_len, users):
         for u in users:
             (hist,) = trim_left_padding(left_padded(offsets, items, np.array([u]), max_len))
             hist = torch.from_numpy(hist)
-            vec = model.user_states(torch.tensor([u]), hist, model.encode_all_items()[hist])[:, -1]
+            vec = model.user_vectors(torch.tensor([u]), hist, model.encode_all_items()[hist])
             row = (vec @ table.T)[0].clone()
             target = int(ds.targets(split)[u])
             row[0] = float("-inf")
@@ -162,9 +162,9 @@ def test_rank_users_matches_a_brute_force_ranking(synth_prepared, backbone):
                     ut = torch.tensor([int(u)])
                     if model.backbone.uses_history:
                         h = torch.tensor([hist[-6:]])
-                        vec = model.user_states(ut, h, inputs[h])[0, -1]
+                        vec = model.user_vectors(ut, h, inputs[h])[0]
                     else:
-                        vec = model.user_states(ut, None)[0, -1]
+                        vec = model.user_vectors(ut, None)[0]
                     scores = [float(x) for x in (table.float() @ vec.float())]
                     target = int(ds.targets(split)[u])
                     assert got == _brute_force_rank(scores, target, set(hist) if mask else set()), (split, mask, u)

@@ -55,7 +55,7 @@ def test_topk_for_a_history_is_the_models_own_scoring(id_run):
     out = svc.recommend(history=history, k=15)
     with torch.no_grad():
         hist = torch.from_numpy(seq[-cfg.model.max_len:].astype(np.int64))[None]
-        vec = model.user_states(torch.tensor([user]), hist)[0, -1]
+        vec = model.user_vectors(torch.tensor([user]), hist)[0]
         scores = model.item_table() @ vec
     scores[0] = -np.inf
     scores[torch.from_numpy(seq.astype(np.int64))] = -np.inf

@@ -139,32 +139,32 @@ class SequenceBatches:
         self.targets = np.where(counted, items[np.minimum(flat + 1, len(items) - 1)], 0).astype(np.int64)
 
     def __len__(self) -> int:
-        return -(-_epoch_size(len(self.users), self.fraction) // self.batch_size)
+        return -(-epoch_size(len(self.users), self.fraction) // self.batch_size)
 
     @property
     def n_targets(self) -> int:
         return int((self.targets > 0).sum())
 
     def epoch(self, rng: np.random.Generator) -> Iterator[Batch]:
-        order = _epoch_order(len(self.users), self.fraction, rng)
+        order = epoch_order(len(self.users), self.fraction, rng)
         for start in range(0, len(order), self.batch_size):
             rows = order[start:start + self.batch_size]
             users = self.users[rows]
             inputs, targets = trim_left_padding(self.inputs[rows], self.targets[rows])
             yield Batch(torch.from_numpy(users), torch.from_numpy(inputs), torch.from_numpy(targets),
-                        _negatives(self.sampler, users, targets, self.n_negatives, rng, self.shared))
+                        sample_negatives(self.sampler, users, targets, self.n_negatives, rng, self.shared))
 
 
-def _epoch_size(n_windows: int, fraction: float) -> int:
+def epoch_size(n_windows: int, fraction: float) -> int:
     return n_windows if fraction >= 1 else max(1, round(fraction * n_windows))
 
 
-def _epoch_order(n_windows: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+def epoch_order(n_windows: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
     """The windows an epoch trains on, in order: all of them shuffled, or a fresh random ``fraction``."""
-    return rng.permutation(n_windows)[:_epoch_size(n_windows, fraction)]
+    return rng.permutation(n_windows)[:epoch_size(n_windows, fraction)]
 
 
-def _negatives(sampler: NegativeSampler, users: np.ndarray, targets: np.ndarray, k: int, rng,
+def sample_negatives(sampler: NegativeSampler, users: np.ndarray, targets: np.ndarray, k: int, rng,
                shared: bool = False) -> torch.Tensor | None:
     """(B, T, k) negatives, 0 where the target is padding; None when the loss needs none (k = 0).
     ``shared``: (k,) negatives for the whole batch, not rejected per user (the loss masks a user's own items)."""
@@ -173,50 +173,6 @@ def _negatives(sampler: NegativeSampler, users: np.ndarray, targets: np.ndarray,
     if shared:
         return torch.from_numpy(sampler._draw(k, rng).astype(np.int64))
     return torch.from_numpy(sampler.sample(users, targets.shape + (k,), rng) * (targets > 0)[..., None])
-
-
-class MaskedBatches:
-    """Masked item prediction (BERT4Rec): windows over each user's whole training sequence; every epoch a
-    fresh ``mask_prob`` of the real input items is marked, and the targets are those items (0 elsewhere).
-
-    The history keeps the original items: the backbone replaces the marked ones (``targets > 0``) by its
-    [MASK] vector. The latest item of a window is also masked with probability ``mask_last`` (and always
-    when nothing else was): that is the prediction task, a [MASK] after the history (BERT4Rec's extra
-    "mask the last item" samples; on the synthetic data 1.0 learned fastest).
-    """
-
-    def __init__(self, dataset: PreparedDataset, max_len: int, batch_size: int, mask_prob: float = 0.2,
-                 n_negatives: int = 1, stride: int = 0, last_only: bool = False, sampler: NegativeSampler | None = None,
-                 mask_last: float = 1.0, fraction: float = 1.0, shared: bool = False):
-        self.batch_size, self.n_negatives, self.mask_prob, self.mask_last = batch_size, n_negatives, mask_prob, mask_last
-        self.fraction, self.shared = fraction, shared
-        self.sampler = sampler or NegativeSampler(dataset)
-        w_user, flat, real, counted = tile_windows(dataset, dataset.train_lengths, max_len, stride, last_only)
-        self.users = w_user
-        self.inputs = np.where(real, dataset.train_items[flat], 0).astype(np.int64)
-
-    def __len__(self) -> int:
-        return -(-_epoch_size(len(self.users), self.fraction) // self.batch_size)
-
-    @property
-    def n_targets(self) -> int:
-        """Masked items per epoch, in expectation (leaving out the rare windows that drew no mask)."""
-        p, last = self.mask_prob, self.mask_last
-        return int(round(p * (self.inputs[:, :-1] > 0).sum() + len(self.users) * (last + (1 - last) * p)))
-
-    def epoch(self, rng: np.random.Generator) -> Iterator[Batch]:
-        order = _epoch_order(len(self.users), self.fraction, rng)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
-            users = self.users[rows]
-            (inputs,) = trim_left_padding(self.inputs[rows])
-            masked = (rng.random(inputs.shape) < self.mask_prob) & (inputs > 0)
-            # the last column is always a real item (left padding): masked in a mask_last share of the rows
-            # (the prediction task: a [MASK] after the history) and in every row that drew no mask
-            masked[(rng.random(len(rows)) < self.mask_last) | ~masked.any(1), -1] = True
-            targets = np.where(masked, inputs, 0)
-            yield Batch(torch.from_numpy(users), torch.from_numpy(inputs), torch.from_numpy(targets),
-                        _negatives(self.sampler, users, targets, self.n_negatives, rng, self.shared))
 
 
 class PairBatches:
@@ -243,39 +199,42 @@ class PairBatches:
             users = self.users[rows]
             targets = self.items[rows][:, None]
             yield Batch(torch.from_numpy(users), None, torch.from_numpy(targets),
-                        _negatives(self.sampler, users, targets, self.n_negatives, rng, self.shared))
+                        sample_negatives(self.sampler, users, targets, self.n_negatives, rng, self.shared))
 
 
 NEEDS_NEGATIVES = ("bce", "sampled", "gbce")  # losses that read batch.negatives; the others get none
 
 
+def next_item_batches(dataset: PreparedDataset, uses_history: bool, max_len: int, batch_size: int, n_negatives: int,
+                      stride: int = 0, last_only: bool = False, sampler: NegativeSampler | None = None,
+                      fraction: float = 1.0, shared: bool = False):
+    """Every backbone's training batches unless it brings its own: (user, item) pairs for user-id backbones,
+    next-item windows for sequence backbones."""
+    if not uses_history:
+        return PairBatches(dataset, batch_size, n_negatives, sampler, shared)
+    return SequenceBatches(dataset, max_len, batch_size, n_negatives, stride, last_only=last_only, sampler=sampler,
+                           fraction=fraction, shared=shared)
+
+
 def make_batches(dataset: PreparedDataset, backbone, max_len: int, batch_size: int, n_negatives: int,
                  windows: str = "all", stride: int = 0, *, loss: str = "bce", negative_sampler: str = "uniform",
                  negatives_from: str = "all", window_fraction: float = 1.0, negatives_shared: bool = False):
-    """The training batches a backbone needs.
+    """The training batches a backbone needs, from the train settings.
 
-    ``backbone``: the Backbone (its ``uses_history`` and ``batch_kind``: "next" by default, "masked" for
-    BERT4Rec, whose ``mask_prob`` and ``mask_last`` are read too), or just ``uses_history`` (a bool) for next-item batches.
+    ``backbone``: the Backbone, whose ``training_batches`` builds them (BERT4Rec's are masked items), or just a
+    ``uses_history`` bool for the default scheme (:func:`next_item_batches`).
     ``loss``: negatives are sampled only for the losses that use them (``NEEDS_NEGATIVES``);
     ``negative_sampler`` / ``negatives_from``: the NegativeSampler's distribution and pool.
     ``windows``: all | last | sample (each epoch a fresh random ``window_fraction`` of the ``all`` windows).
     ``negatives_shared``: one (K,) set of negatives per batch instead of (B, T, K).
     """
-    if isinstance(backbone, bool):
-        uses_history, kind = backbone, "next"
-    else:
-        uses_history, kind = backbone.uses_history, getattr(backbone, "batch_kind", "next")
+    uses_history = backbone if isinstance(backbone, bool) else backbone.uses_history
     k = n_negatives if loss in NEEDS_NEGATIVES else 0
     sampler = NegativeSampler(dataset, negative_sampler, negatives_from)
-    if not uses_history:
-        return PairBatches(dataset, batch_size, k, sampler, negatives_shared)
-    if windows not in ("all", "last", "sample"):
+    if uses_history and windows not in ("all", "last", "sample"):
         raise ValueError(f"windows must be all, last or sample, not {windows!r}")
     fraction = window_fraction if windows == "sample" else 1.0
-    if kind == "masked":
-        return MaskedBatches(dataset, max_len, batch_size, backbone.mask_prob, k, stride, windows == "last", sampler,
-                             getattr(backbone, "mask_last", 1.0), fraction, negatives_shared)
-    if kind != "next":
-        raise ValueError(f"unknown batch_kind {kind!r} (known: next, masked)")
-    return SequenceBatches(dataset, max_len, batch_size, k, stride, last_only=windows == "last", sampler=sampler,
-                           fraction=fraction, shared=negatives_shared)
+    args = (max_len, batch_size, k, stride, windows == "last", sampler, fraction, negatives_shared)
+    if isinstance(backbone, bool):
+        return next_item_batches(dataset, uses_history, *args)
+    return backbone.training_batches(dataset, *args)
