@@ -35,7 +35,7 @@ import yaml
 
 from .checkpoint import atomic_write_text, has_checkpoint
 from .config import Config, ConfigError, deep_merge, from_dict, to_dict
-from .report import format_table
+from .report.tables import format_table
 from .train import Trainer, TrainingCollapsed
 
 # keys that may differ between a finished run's config and the sweep's without making it another run
