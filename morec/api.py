@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .catalog import CATALOG_FILE, items_frame
-from .config import Config, PrepareConfig, from_dict, load_config
+from .config import Config, ConfigError, PrepareConfig, from_dict, load_config, to_dict
 from .data.dataset import PreparedDataset
 from .data.fetch import fetch_dataset
 from .data.formats.registry import read_raw
@@ -36,7 +36,7 @@ from .train import train
 from .verdict import compare_arms
 
 __all__ = ["fetch_dataset", "prepare_dataset", "dataset_stats", "load_config", "quick_config", "train", "evaluate_run",
-           "compare", "compare_runs", "comparison", "load_run", "Run", "recommend", "add_items", "export", "PreparedDataset"]
+           "compare", "compare_runs", "comparison", "quickstart", "load_run", "Run", "recommend", "add_items", "export", "PreparedDataset"]
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -144,6 +144,61 @@ def compare(data: str | Path, out: str | Path, a: list[str], b: list[str], seeds
             result = train(cfg, dataset, log=log)
             log(f"{name} seed {seed}: best epoch {result['best_epoch']}, test {result['test']}")
     return compare_runs(runs[names[0]], runs[names[1]], metric, names)
+
+
+# --- the README's main job ----------------------------------------------------------------------
+
+# The main job's MoRec: MiniLM titles as two-stage features (frozen encoder, DT-layer trained). Top-k or E2E
+# tuning is the paper's stronger setting but takes tens of minutes per run on 2 CPU cores.
+QUICKSTART_TEXT = ["--model.encoder.kind=text", "--model.encoder.pretrained=minilm", "--model.encoder.text_fields=title"]
+# morec choice -> (label, overrides). ts: frozen MiniLM features, minutes on 2 CPU cores. top1 / top2: MiniLM's
+# top layer(s) trained with the recommender (lower layers cached, last layer for [CLS] only): tens of minutes.
+QUICKSTART_MOREC = {"ts": ("TS", ["--model.encoder.mode=frozen"]),
+                    "top1": ("E2E top-1", ["--model.encoder.mode=top", "--model.encoder.train_layers=1"]),
+                    "top2": ("E2E top-2", ["--model.encoder.mode=top", "--model.encoder.train_layers=2"])}
+
+
+def quickstart(root: str | Path = "data", runs: str | Path = "runs", morec: str = "ts", id_only: bool = False,
+               overrides: list[str] | None = None, log=print) -> dict:
+    """`morec quickstart`: fetch and prepare MovieLens-100K under ``root`` (an existing prepared copy made with
+    other prepare options is refused), train ID-based SASRec and text MoRec SASRec (MiniLM titles, trained as
+    ``morec`` says: ts / top1 / top2) into ``runs`` with ``overrides`` on both, and compare them paired over the
+    test users. Returns {"dataset": Table 1 row, "results": {name: results}, "runs": {name: run directory},
+    "comparison": verdict.compare_arms's result on HR@10 and NDCG@10, or None with ``id_only``}."""
+    root = Path(root)
+    raw = fetch_dataset("movielens-100k", root / "raw")
+    prepared = root / "prepared" / "ml-100k"
+    ds = PreparedDataset(prepared) if (prepared / "manifest.json").exists() else \
+        prepare_dataset(raw, prepared, overwrite=True, log=log)  # no manifest: an interrupted prepare, start it over
+    check_quickstart_prepare(ds)
+    stats = ds.stats()
+    log(json.dumps(stats))
+    label, morec_args = QUICKSTART_MOREC[morec]
+    name = f"MoRec (MiniLM, {label})"
+    models = {"IDRec": ("id", [])} if id_only else \
+        {"IDRec": ("id", []), name: (f"minilm-{morec}", [*QUICKSTART_TEXT, *morec_args])}
+    results, dirs = {}, {}
+    for model, (slug, model_args) in models.items():
+        cfg = quick_config(prepared, Path(runs) / f"ml100k-sasrec-{slug}", [*model_args, *(overrides or [])])
+        results[model] = r = train(cfg, ds, log=log)
+        dirs[model] = cfg.out
+        log(f"{model}: best epoch {r['best_epoch']}, {r['seconds_per_epoch']:.2f} s/epoch, "
+            f"{r['seconds_to_best']:.1f} s to best, run directory {cfg.out}")
+    comparison = None
+    if len(dirs) == 2:
+        comparison = compare_arms(load_arm(dirs["IDRec"]), load_arm(dirs[name]), ["hr@10", "ndcg@10"],
+                                  names=("IDRec", name))
+    return {"dataset": stats, "results": results, "runs": dirs, "comparison": comparison}
+
+
+def check_quickstart_prepare(ds: PreparedDataset) -> None:
+    """An existing data/prepared/ml-100k made with other prepare options would silently change the main job's
+    numbers: refuse, naming the differences."""
+    wanted, made = to_dict(PrepareConfig()), ds.manifest.get("prepare") or {}
+    diffs = [f"{k}={made[k]!r} (quickstart: {wanted[k]!r})" for k in wanted if k in made and made[k] != wanted[k]]
+    if diffs:
+        raise ConfigError(f"{ds.path} was prepared with other options: {', '.join(diffs)}; quickstart uses the "
+                          f"defaults: remove that folder (it is prepared again) or pass --root to use another")
 
 
 # --- using a trained model ---------------------------------------------------------------------

@@ -7,11 +7,24 @@ import os
 import sys
 from pathlib import Path
 
-from .catalog import CatalogError
+import torch
+
+from . import api
+from .catalog import CatalogError, parse_mapping
 from .checkpoint import CheckpointError
 from .config import ConfigError, PrepareConfig, from_dict, load_config, parse_overrides
+from .data.dataset import PreparedDataset
 from .data.formats import DataFormatError
+from .data.formats.registry import READERS, formats_help
+from .data.synthetic import SynthConfig, write_synthetic
 from .recommend import ServingError
+from .report import copy_run_summaries, fill_blocks, format_table, plot_item_popularity, plot_sequence_lengths, \
+    results_rows, write_report
+from .serve import TOKEN_ENV, Limits, serve
+from .stats import format_improv, format_p
+from .sweep import SweepError, load_sweep, run_sweep, summary_markdown
+from .train import Trainer, TrainingCollapsed, claim_run_dir
+from .tune import load_tune, run_tune, tune_markdown
 
 
 def _reader_options(pairs: list[str]) -> dict:
@@ -26,37 +39,28 @@ def _reader_options(pairs: list[str]) -> dict:
 
 
 def cmd_data_fetch(args, extra) -> int:
-    from .data.fetch import fetch_dataset
-
-    print(fetch_dataset(args.name, Path(args.root)))
+    print(api.fetch_dataset(args.name, Path(args.root)))
     return 0
 
 
 def cmd_data_prepare(args, extra) -> int:
-    from .api import prepare_dataset
-
     prep = from_dict(PrepareConfig, parse_overrides(extra).get("prepare", {}), "prepare.")
     unknown = set(parse_overrides(extra)) - {"prepare"}
     if unknown:
         raise ConfigError(f"unknown option(s) {sorted(unknown)}; data prepare takes --prepare.KEY=VALUE")
     prep.validate()  # before reading the source: a bad setting is named first
-    ds = prepare_dataset(args.source, args.out, args.format, prep, name=args.name, overwrite=args.overwrite,
+    ds = api.prepare_dataset(args.source, args.out, args.format, prep, name=args.name, overwrite=args.overwrite,
                          **_reader_options(args.option))
     print(json.dumps(ds.stats()))
     return 0
 
 
 def cmd_data_formats(args, extra) -> int:
-    from .data.formats.registry import formats_help
-
     print(formats_help(), end="")
     return 0
 
 
 def cmd_data_stats(args, extra) -> int:
-    from .data.dataset import PreparedDataset
-    from .report import format_table, plot_item_popularity, plot_sequence_lengths
-
     ds = PreparedDataset(args.dataset)
     row = ds.stats()
     print(format_table([row], list(row), floats="{:.4%}"))
@@ -79,16 +83,12 @@ def cmd_data_stats(args, extra) -> int:
 
 
 def cmd_data_synth(args, extra) -> int:
-    from .data.synthetic import SynthConfig, write_synthetic
-
     cfg = from_dict(SynthConfig, parse_overrides(extra).get("synth", {}), "synth.")
     print(write_synthetic(cfg, Path(args.out)))
     return 0
 
 
 def _print_results(name: str, results: dict, ks: list[int], as_json: bool) -> None:
-    from .report import format_table, results_rows
-
     rows = results_rows(name, results, ks)
     print(format_table(rows, list(rows[0])))
     if as_json:
@@ -96,8 +96,6 @@ def _print_results(name: str, results: dict, ks: list[int], as_json: bool) -> No
 
 
 def cmd_train(args, extra) -> int:
-    from .train import Trainer, claim_run_dir  # the object behind api.train, for --resume and torchrun ranks
-
     if args.resume and args.config:
         raise ConfigError("--resume continues a run with the config saved in its checkpoint; drop --config "
                           "(--section.key=value overrides still apply)")
@@ -123,88 +121,33 @@ def cmd_train(args, extra) -> int:
 
 
 def cmd_evaluate(args, extra) -> int:
-    from .api import evaluate_run, load_run
-
-    run = load_run(args.run, args.device)
+    run = api.load_run(args.run, args.device)
     cfg = run.config
-    metrics = {split: evaluate_run(args.run, split, args.device) for split in ("valid", "test")}
+    metrics = {split: api.evaluate_run(args.run, split, args.device) for split in ("valid", "test")}
     # the weights scored are the best epoch's (model.safetensors), as recorded in results.json
     _print_results(f"{cfg.model.encoder.kind}-{cfg.model.backbone}", {**metrics, "best_epoch": run.best_epoch},
                    cfg.eval.ks, args.json)
     return 0
 
 
-# The main job's MoRec: MiniLM titles as two-stage features (frozen encoder, DT-layer trained). Top-k or E2E
-# tuning is the paper's stronger setting but takes tens of minutes per run on 2 CPU cores.
-QUICKSTART_TEXT = ["--model.encoder.kind=text", "--model.encoder.pretrained=minilm", "--model.encoder.text_fields=title"]
-# --morec choice -> (label, overrides). ts: frozen MiniLM features, minutes on 2 CPU cores. top1 / top2: MiniLM's
-# top layer(s) trained with the recommender (lower layers cached, last layer for [CLS] only): tens of minutes.
-QUICKSTART_MOREC = {"ts": ("TS", ["--model.encoder.mode=frozen"]),
-                    "top1": ("E2E top-1", ["--model.encoder.mode=top", "--model.encoder.train_layers=1"]),
-                    "top2": ("E2E top-2", ["--model.encoder.mode=top", "--model.encoder.train_layers=2"])}
-
-
 def cmd_quickstart(args, extra) -> int:
-    """The README's main job: MovieLens-100K, ID-based SASRec vs text MoRec SASRec (MiniLM), side by side."""
-    from .api import prepare_dataset, quick_config
-    from .data.dataset import PreparedDataset
-    from .data.fetch import fetch_dataset
-    from .report import format_table
-    from .train import train
-
-    root = Path(args.root)
-    raw = fetch_dataset("movielens-100k", root / "raw")
-    prepared = root / "prepared" / "ml-100k"
-    ds = PreparedDataset(prepared) if (prepared / "manifest.json").exists() else \
-        prepare_dataset(raw, prepared, overwrite=True)  # no manifest: an interrupted prepare, start it over
-    _check_quickstart_prepare(ds)
-    print(json.dumps(ds.stats()))
-    label, morec_args = QUICKSTART_MOREC[args.morec]
-    morec = f"MoRec (MiniLM, {label})"
-    models = {"IDRec": ("id", [])} if args.id_only else \
-        {"IDRec": ("id", []), morec: (f"minilm-{args.morec}", [*QUICKSTART_TEXT, *morec_args])}
-    rows, results = [], {}
-    for name, (slug, model_args) in models.items():
-        cfg = quick_config(prepared, Path(args.runs) / f"ml100k-sasrec-{slug}", [*model_args, *extra])
-        results[name] = r = train(cfg, ds)
-        print(f"{name}: best epoch {r['best_epoch']}, {r['seconds_per_epoch']:.2f} s/epoch, "
-              f"{r['seconds_to_best']:.1f} s to best, run directory {cfg.out}")
-        rows.append({"model": f"{name} SASRec", **{f"{s} {m.upper()}": r[s][m] for s in ("valid", "test")
-                                                  for m in ("hr@10", "ndcg@10")}})
-    verdict = None
-    if len(rows) == 2:
-        from .report import load_arm
-        from .stats import format_improv
-        from .verdict import compare_arms
-
-        # Improv. with its 95% paired bootstrap interval over the test users, and the verdict it supports
-        runs = [quick_config(prepared, Path(args.runs) / f"ml100k-sasrec-{slug}").out for slug, _ in models.values()]
-        verdict = compare_arms(load_arm(runs[0]), load_arm(runs[1]), ["hr@10", "ndcg@10"], names=("IDRec", morec))
+    """The README's main job (api.quickstart): MovieLens-100K, ID-based SASRec vs text MoRec SASRec, side by side."""
+    out = api.quickstart(args.root, args.runs, args.morec, args.id_only, extra)
+    rows = [{"model": f"{name} SASRec", **{f"{s} {m.upper()}": r[s][m] for s in ("valid", "test") for m in ("hr@10", "ndcg@10")}}
+            for name, r in out["results"].items()]
+    verdict = out["comparison"]
+    if verdict:  # Improv. with its 95% paired bootstrap interval over the test users, and the verdict it supports
         rows.append({"model": "Improv. (test, 95% CI)",
                      **{f"test {m.upper()}": format_improv(verdict["paired"][m]) for m in ("hr@10", "ndcg@10")}})
     print(format_table(rows, list(rows[0])))
     if verdict:
         print(verdict["verdict"])
     if args.json:
-        print(json.dumps({name: {"valid": r["valid"], "test": r["test"]} for name, r in results.items()}))
+        print(json.dumps({name: {"valid": r["valid"], "test": r["test"]} for name, r in out["results"].items()}))
     return 0
 
 
-def _check_quickstart_prepare(ds) -> None:
-    """An existing data/prepared/ml-100k made with other prepare options would silently change the main job's
-    numbers: refuse, naming the differences."""
-    from .config import to_dict
-
-    wanted, made = to_dict(PrepareConfig()), ds.manifest.get("prepare") or {}
-    diffs = [f"{k}={made[k]!r} (quickstart: {wanted[k]!r})" for k in wanted if k in made and made[k] != wanted[k]]
-    if diffs:
-        raise ConfigError(f"{ds.path} was prepared with other options: {', '.join(diffs)}; quickstart uses the "
-                          f"defaults: remove that folder (it is prepared again) or pass --root to use another")
-
-
 def cmd_sweep(args, extra) -> int:
-    from .sweep import SweepError, load_sweep, run_sweep, summary_markdown
-
     try:
         summary = run_sweep(load_sweep(args.sweep, parse_overrides(extra)))
     except SweepError as err:
@@ -215,8 +158,6 @@ def cmd_sweep(args, extra) -> int:
 
 
 def cmd_tune(args, extra) -> int:
-    from .tune import load_tune, run_tune, tune_markdown
-
     summary = run_tune(load_tune(args.tune, parse_overrides(extra)), seeds=not args.search_only)
     if summary is not None:
         print(tune_markdown(summary))
@@ -225,12 +166,8 @@ def cmd_tune(args, extra) -> int:
 
 
 def cmd_compare(args, extra) -> int:
-    from .api import comparison
-    from .report import format_table
-    from .stats import format_improv, format_p
-
     names = (args.names[0], args.names[1]) if args.names else ("A", "B")
-    result = comparison(args.a, args.b, args.metric, names, allow_unequal_budgets=args.allow_unequal_budgets)
+    result = api.comparison(args.a, args.b, args.metric, names, allow_unequal_budgets=args.allow_unequal_budgets)
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "paired"}, indent=2))
         return 0
@@ -246,8 +183,6 @@ def cmd_compare(args, extra) -> int:
 
 
 def cmd_report(args, extra) -> int:
-    from .report import copy_run_summaries, fill_blocks, write_report
-
     runs = args.runs
     if args.copy_runs:  # the report is built from the copies, so its run column names committed paths
         runs = [copy_run_summaries(runs, args.copy_runs)]
@@ -270,37 +205,26 @@ def _print_recommendations(out: dict, as_json: bool) -> None:
 
 
 def cmd_recommend(args, extra) -> int:
-    from .api import recommend
-
     if (args.user is None) == (args.history is None):
         raise ConfigError("give exactly one of --user ID or --history ITEM,ITEM,...")
     history = [h for h in args.history.split(",") if h.strip()] if args.history is not None else None
-    _print_recommendations(recommend(args.run, user=args.user, history=history, k=args.k, device=args.device), args.json)
+    _print_recommendations(api.recommend(args.run, user=args.user, history=history, k=args.k, device=args.device), args.json)
     return 0
 
 
 def cmd_catalog_add(args, extra) -> int:
-    from .api import add_items
-    from .catalog import parse_mapping
-
-    print(json.dumps(add_items(args.run, args.items, args.format, args.device, columns=parse_mapping(args.map))))
+    print(json.dumps(api.add_items(args.run, args.items, args.format, args.device, columns=parse_mapping(args.map))))
     return 0
 
 
 def cmd_export(args, extra) -> int:
-    from .api import export
-
-    out = export(args.run, args.out, args.device)
+    out = api.export(args.run, args.out, args.device)
     print(f"exported {args.run} -> {out} (manifest.json, items.safetensors, user_encoder.safetensors)")
     return 0
 
 
 def cmd_serve(args, extra) -> int:
-    import torch
-
-    from .serve import TOKEN_ENV, Limits, serve
-
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)  # per request: the server answers many at once
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV)
     try:
         serve(args.run, args.host, args.port, args.device, args.index,
@@ -322,8 +246,6 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("name")
     f.add_argument("--root", default="data/raw")
     f.set_defaults(func=cmd_data_fetch)
-    from .data.formats.registry import READERS, formats_help
-
     pr = data.add_parser("prepare", help="raw files -> prepared dataset (the paper's preprocessing); --prepare.KEY=VALUE",
                          formatter_class=argparse.RawDescriptionHelpFormatter,
                          epilog="formats and their reader options (--option KEY=VALUE):\n\n" + formats_help())
@@ -368,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--runs", default="runs")
     q.add_argument("--json", action="store_true")
     q.add_argument("--id-only", action="store_true", help="train only the ID-based model")
-    q.add_argument("--morec", choices=list(QUICKSTART_MOREC), default="ts",
+    q.add_argument("--morec", choices=list(api.QUICKSTART_MOREC), default="ts",
                    help="MoRec's MiniLM training: ts = frozen features (default, minutes on 2 CPU cores); "
                         "top1 / top2 = its top 1 / 2 layers trained with the recommender (tens of minutes)")
     q.set_defaults(func=cmd_quickstart)
@@ -490,8 +412,6 @@ def main(argv: list[str] | None = None) -> int:
 def user_error(err: BaseException) -> str | None:
     """The one-line message for an error a person can cause (bad files, options, data, requests, a
     machine without the asked-for device), or None for a bug, whose traceback should be seen."""
-    from .train import TrainingCollapsed
-
     if isinstance(err, (ConfigError, DataFormatError, CheckpointError, ServingError, CatalogError, TrainingCollapsed)):
         return str(err)
     if isinstance(err, OSError) and err.filename is not None:  # a file or folder that is not what was expected

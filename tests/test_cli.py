@@ -34,14 +34,14 @@ def test_errors_are_for_people(tmp_path, capsys):
 
 
 def test_quickstart_refuses_a_dataset_prepared_with_other_options(tmp_path):
-    from morec.cli import _check_quickstart_prepare
+    from morec.api import check_quickstart_prepare
     from morec.config import ConfigError, PrepareConfig
     from morec.data.dataset import PreparedDataset
     from morec.data.prepare import prepare
     from morec.data.synthetic import SynthConfig, generate
 
     raw = generate(SynthConfig(n_users=60, n_items=30, n_topics=2, seq_len_min=6, seq_len_max=8, image_size=0, seed=1))
-    _check_quickstart_prepare(PreparedDataset(prepare(raw, tmp_path / "a", log=lambda s: None)))  # defaults: fine
+    check_quickstart_prepare(PreparedDataset(prepare(raw, tmp_path / "a", log=lambda s: None)))  # defaults: fine
     other = PreparedDataset(prepare(raw, tmp_path / "b", PrepareConfig(min_item_interactions=3), log=lambda s: None))
     with pytest.raises(ConfigError, match="min_item_interactions=3"):
-        _check_quickstart_prepare(other)
+        check_quickstart_prepare(other)
