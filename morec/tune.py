@@ -42,8 +42,12 @@ import yaml
 
 from .checkpoint import atomic_write_text, has_checkpoint
 from .config import Config, ConfigError, deep_merge, from_dict, to_dict
+from .evaluate import metrics_from_ranks, rank_users, subset_metrics
+from .ranks import load_ranks, save_ranks
+from .runs import load_run
 from .sweep import (SweepRun, SweepSpec, get_dotted, load_base, nest_dotted, parse_sweep, run_sweep, same_config,
-                    summarize, write_summary)
+                    summarize, summary_markdown, write_summary)
+from .train import Trainer, TrainingCollapsed
 
 DISTRIBUTIONS = ("log_uniform", "uniform", "int", "choice")
 PRUNERS = ("median", "halving", "none")
@@ -214,7 +218,6 @@ def _read_json(path: Path) -> dict | None:
 
 def make_objective(spec: TuneSpec, log: Callable[[str], None]):
     optuna = _optuna()
-    from .train import Trainer, TrainingCollapsed
 
     def objective(trial) -> float:
         params = {key: _suggest(trial, key, kind, args) for key, (kind, args) in spec.space.items()}
@@ -311,10 +314,6 @@ def score_test(run_dir: Path) -> dict:
     results = _read_json(run_dir / "results.json")
     if results.get("test") is not None:
         return results
-    from .evaluate import metrics_from_ranks, rank_users, subset_metrics
-    from .ranks import load_ranks, save_ranks
-    from .runs import load_run
-
     cfg, model, dataset = load_run(run_dir)
     e = cfg.eval
     ranks = rank_users(model, dataset, "test", cfg.model.max_len, e.mask_history, e.user_batch)
@@ -412,8 +411,6 @@ def run_tune(spec: TuneSpec, log: Callable[[str], None] = print, seeds: bool = T
 
 
 def tune_markdown(summary: dict) -> str:
-    from .sweep import summary_markdown
-
     t = summary["tune"]
     lines = [summary_markdown(summary), "## Study", "",
              f"{t['finished']} of {t['trials']} trials finished ({t['pruned']} pruned, pruner {t['pruner']}); "

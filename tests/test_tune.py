@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-import morec.evaluate
+import morec.tune
 import morec.train
 from morec.cli import main
 from morec.train import Trainer, TrainingCollapsed
@@ -29,7 +29,7 @@ def tune_spec(data, out, **extra):
 def watched(monkeypatch):
     """Which splits were ranked, and which run directories were trained, in order."""
     seen = {"splits": [], "fits": []}
-    for module in (morec.train, morec.evaluate):
+    for module in (morec.train, morec.tune):
         original = module.rank_users
 
         def ranked(model, dataset, split, *args, _original=original, **kwargs):
