@@ -173,11 +173,11 @@ def test_without_an_image_root_only_uploads_are_accepted(vision_run, tmp_path):
 
 
 def test_cli_takes_the_token_from_the_environment(monkeypatch, vision_run):
-    import morec.serve
+    import morec.cli
     from morec.cli import main
 
     seen = {}
-    monkeypatch.setattr(morec.serve, "serve", lambda *a, **k: seen.update(k))
+    monkeypatch.setattr(morec.cli, "serve", lambda *a, **k: seen.update(k))  # the function the command calls
     monkeypatch.setenv("MOREC_SERVE_TOKEN", "from-env")
     assert main(["serve", str(vision_run / "run"), "--image-root", str(vision_run)]) == 0
     assert seen["token"] == "from-env" and seen["image_root"] == str(vision_run)
