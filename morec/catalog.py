@@ -22,9 +22,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -182,16 +180,11 @@ def cannot_add_reason(cfg: Config) -> str | None:
 
 
 class ContentEncoder:
-    """Encodes new items' raw content with a trained item encoder: (DataFrame) -> (N, dim) encoder vectors.
-
-    Uses the encoder's own ``encode_content`` when its class has one; text encoders without it are
-    handled here (tokenized with the encoder's tokenizer, run through the same trained path as
-    training items). Heavy pieces (tokenizer, frozen layers) are loaded on first use and kept.
-    """
+    """Encodes new items' raw content with a trained item encoder: (DataFrame) -> (N, dim) encoder vectors,
+    through the encoder's own ``encode_content`` (the same trained path as its training items). Checks the
+    items first and turns what the encoder cannot read into errors naming the item."""
 
     def __init__(self, encoder, cfg: Config):
-        from .encoders.base import ItemEncoder
-
         reason = cannot_add_reason(cfg)
         if reason:
             raise CatalogError(reason)
@@ -199,11 +192,11 @@ class ContentEncoder:
         # where image references may point (see configure_images); by default any file the caller names
         self.image_root: Path | None = None
         self.confine_images, self.max_image_pixels = False, None
-        self._own = type(encoder).encode_content is not ItemEncoder.encode_content
-        self._text_parts = None
-        if not self._own and self.cfg.kind not in ("text", "vision"):
-            raise CatalogError(f"the {self.cfg.kind} item encoder ({type(encoder).__name__}) has no encode_content, "
-                               "so new items cannot be encoded from their content")
+        from .encoders.base import ItemEncoder
+
+        if type(encoder).encode_content is ItemEncoder.encode_content:
+            raise CatalogError(f"the {self.cfg.kind} item encoder ({type(encoder).__name__}) cannot encode items "
+                               "from their content, so new items cannot be added without retraining")
 
     @property
     def fields(self) -> list[str]:
@@ -239,91 +232,21 @@ class ContentEncoder:
 
     @torch.no_grad()
     def __call__(self, items: pd.DataFrame) -> torch.Tensor:
+        from .data.images import ItemImageError
+
         self.check(items)
-        was = self.encoder.training
-        self.encoder.eval()
+        if self.cfg.kind == "vision":  # one image source per item: its path, or its uploaded bytes
+            items = items.assign(image=[_image_source(item, path, upload) for item, path, upload in
+                                        zip(items["item"], _column(items, "image"), _column(items, IMAGE_BYTES_FIELD))])
         try:
-            if self._own:
-                return self.encoder.encode_content(items).float()
-            return self._text(items) if self.cfg.kind == "text" else self._vision(items)
-        except (OSError, ValueError) as err:  # an unreadable image, a tokenizer complaint
+            return self.encoder.encode_content(items, image_root=self.image_root, confine_images=self.confine_images,
+                                               max_image_pixels=self.max_image_pixels).float()
+        except ItemImageError as err:
+            raise (ImageTooLargeError if err.too_large else CatalogError)(str(err)) from None
+        except (OSError, ValueError) as err:  # a tokenizer complaint
             if isinstance(err, CatalogError):
                 raise
             raise CatalogError(f"cannot encode the new items: {err}") from None
-        finally:
-            self.encoder.train(was)
-
-    # text (the same steps as TextEncoder.forward, from raw text instead of the token store)
-    def _load_text_parts(self):
-        if self._text_parts is None:
-            from .encoders.text import load_text_model, split_top
-
-            cfg, enc = self.cfg, self.encoder
-            model, tokenizer, _ = load_text_model(cfg.pretrained, cfg.from_scratch)
-            device = enc.head.dt[0].weight.device
-            lower = None
-            if enc.mode == "top":
-                lower = split_top(model, cfg.train_layers)[0].to(device).eval()
-            elif enc.mode == "frozen":
-                lower = model.to(device).eval()
-            self._text_parts = (tokenizer, lower)
-        return self._text_parts
-
-    def _text(self, items: pd.DataFrame) -> torch.Tensor:
-        from .data.content import item_texts, tokenize_texts
-        from .encoders.text import pool
-
-        cfg, enc = self.cfg, self.encoder
-        tokenizer, lower = self._load_text_parts()
-        view = SimpleNamespace(items=items, text_columns=[c for c in items.columns if c != "item"], path="the new items")
-        tokens = tokenize_texts(tokenizer, item_texts(view, list(cfg.text_fields)), cfg.max_tokens)
-        device = enc.head.dt[0].weight.device
-        ids_all = torch.from_numpy(tokens.ids.astype(np.int64)).to(device)
-        len_all = torch.from_numpy(tokens.lengths.astype(np.int64)).to(device)
-        out = []
-        for start in range(0, len(ids_all), enc.chunk):
-            lengths = len_all[start:start + enc.chunk]
-            t = int(lengths.max())
-            ids = ids_all[start:start + enc.chunk, :t]
-            mask = torch.arange(t, device=device) < lengths[:, None]
-            if enc.mode == "e2e":
-                hidden = enc.transformer(input_ids=ids, attention_mask=mask).last_hidden_state
-            elif enc.mode == "top":
-                below = lower(input_ids=ids, attention_mask=mask).last_hidden_state
-                hidden = enc.transformer(inputs_embeds=below, attention_mask=mask).last_hidden_state
-            else:
-                hidden = lower(input_ids=ids, attention_mask=mask).last_hidden_state
-            out.append(enc.head(pool(hidden, mask, enc.pooling)).float())
-        return torch.cat(out)
-
-
-    # vision (the same steps as VisionEncoder.forward on the whole trained model, from image files)
-    def _vision(self, items: pd.DataFrame) -> torch.Tensor:
-        from .data.images import ImageNotAllowed, ImageTooLarge, _Decoder, to_model_input
-        from .encoders.vision import pooled_features
-
-        enc = self.encoder
-        decode = _Decoder(self.image_root, enc.store.size, confine=self.confine_images,
-                          max_pixels=self.max_image_pixels)
-        refs = [_image_source(item, path, upload) for item, path, upload in
-                zip(items["item"], _column(items, "image"), _column(items, IMAGE_BYTES_FIELD))]
-        device = enc.head.dt[0].weight.device
-        out = []
-        for start in range(0, len(refs), enc.chunk):
-            batch = []
-            for item, ref in zip(items["item"].iloc[start:start + enc.chunk], refs[start:start + enc.chunk]):
-                shown = f"the uploaded image of item {item!r}" if isinstance(ref, bytes) else f"the image {ref!r}"
-                try:
-                    batch.append(decode(ref))
-                except ImageNotAllowed as err:
-                    raise CatalogError(f"item {item!r}: {err}") from None
-                except ImageTooLarge as err:
-                    raise ImageTooLargeError(f"{shown} of item {item!r}: {err}") from None
-                except Exception as err:  # noqa: BLE001 - any decoder failure names the file
-                    raise CatalogError(f"cannot read {shown}: {err}") from None
-            x = to_model_input(torch.from_numpy(np.stack(batch)), enc.mean, enc.std, device, enc.channels_last)
-            out.append(enc.head(pooled_features(enc._vm, x, enc.pooling).float()).float())
-        return torch.cat(out)
 
 
 IMAGE_BYTES_FIELD = "image_base64"  # a new item's image file itself, base64 (what a server can safely accept)

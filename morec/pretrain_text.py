@@ -16,7 +16,8 @@ import torch
 from .config import ConfigError, _check
 from .data.content import ItemTokens, item_tokens
 from .data.dataset import PreparedDataset
-from .encoders.text import _quiet_transformers, resolve_pretrained
+from .encoders.hf import quiet_transformers
+from .encoders.text import resolve_pretrained
 from .pretraining import record_epoch, run_cli, start_run, write_result
 
 
@@ -123,7 +124,7 @@ def pretrain_text(cfg: PretrainTextConfig, dataset: PreparedDataset | None = Non
     source, local = resolve_pretrained(cfg.pretrained)
     kw = {"local_files_only": True} if local else {}
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(source, **kw)
             model, info = AutoModelForMaskedLM.from_pretrained(source, output_loading_info=True, **kw)
     except (OSError, ValueError) as e:

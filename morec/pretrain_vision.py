@@ -20,9 +20,9 @@ import torch
 from .config import ConfigError, _check
 from .data.dataset import PreparedDataset
 from .data.images import build_image_store, to_model_input
+from .encoders.hf import image_normalization
 from .pretraining import record_epoch, run_cli, start_run, write_result
 
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -63,10 +63,7 @@ def _load_mae(name: str):
         model = ViTMAEForPreTraining.from_pretrained(str(path) if local else name, **({"local_files_only": True} if local else {}))
     except (OSError, ValueError) as e:
         raise ConfigError(f"pretrain-vision: could not load {name!r} as a ViT-MAE model: {e}") from None
-    mean, std = IMAGENET_MEAN, IMAGENET_STD
-    if local and (path / "preprocessor_config.json").is_file():
-        spec = json.loads((path / "preprocessor_config.json").read_text())
-        mean, std = tuple(spec.get("image_mean", mean)), tuple(spec.get("image_std", std))
+    mean, std = image_normalization(path if local else None)
     return model, mean, std
 
 

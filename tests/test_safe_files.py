@@ -238,9 +238,9 @@ def test_weight_files_have_the_usual_permissions(id_run, tmp_path):
 def test_an_unreachable_hub_name_fails_fast(monkeypatch):
     pytest.importorskip("transformers")
     from morec.config import ConfigError
-    from morec.encoders import text
+    from morec.encoders import hf, text
 
-    monkeypatch.setattr(text, "_HUB_REACHABLE", {})
+    monkeypatch.setattr(hf, "_HUB_REACHABLE", {})
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
     t0 = time.perf_counter()
     with pytest.raises(ConfigError, match="cannot be reached from here"):
@@ -323,7 +323,7 @@ def _case(name, tmp_path, prepared, run, monkeypatch):
         return ["evaluate", str(tmp_path / "nope")], "nope"
     if name == "hub name without network":
         pytest.importorskip("transformers")
-        from morec.encoders import text as text_mod
+        from morec.encoders import hf as text_mod
         monkeypatch.setattr(text_mod, "_HUB_REACHABLE", {})
         monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
         return ["train", f"--data={prepared}", f"--out={tmp_path / 'new'}", *base, "--model.encoder.kind=text",

@@ -103,7 +103,16 @@ class ImageTooLarge(ValueError):
     pass
 
 
-class _Decoder:
+class ItemImageError(ValueError):
+    """A raw item's image that cannot be encoded, the message naming the item; ``too_large`` when the image
+    declares more pixels than allowed (a server answers 413 then)."""
+
+    def __init__(self, message: str, too_large: bool = False):
+        super().__init__(message)
+        self.too_large = too_large
+
+
+class ImageDecoder:
     """Reads one image reference (or the image's bytes) into a (size, size, 3) uint8 array; LMDB handles
     opened once.
 
@@ -181,7 +190,7 @@ class _Decoder:
 def _store_key(refs: list[str], root: Path | None, size: int) -> str:
     """Keyed by every referenced file's identity too (size, mtime; morec.digest says why not the bytes),
     so a fixed, replaced or newly supplied image makes a new store instead of reusing the old pixels."""
-    decoder = _Decoder(root, size)
+    decoder = ImageDecoder(root, size)
     stamps = {}
     for ref in refs:
         if ref and ref not in stamps:
@@ -235,7 +244,7 @@ def _build(dataset, refs, root, size, npy: Path, index: Path, workers: int, log)
     tmp = temp_sibling(npy, ".npy")
     pixels = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n + 1, size, size, 3))
     pixels[0] = BLANK_VALUE
-    decode = _Decoder(root, size)
+    decode = ImageDecoder(root, size)
     problems: list[ImageProblem] = []
 
     def work(row: int) -> ImageProblem | None:
@@ -282,3 +291,6 @@ def _apply_policy(store: ImageStore, missing: str, log) -> None:
             f"(the full list is in {store.path.with_suffix('.json')})")
     log(f"image store: {len(store.problems):,} of {store.n_items:,} items have no usable image and get a blank "
         f"one (model.encoder.image_missing=blank):\n  {listed}{more}")
+
+
+_Decoder = ImageDecoder  # the name it had while only the image store used it

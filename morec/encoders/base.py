@@ -25,10 +25,12 @@ class ItemEncoder(nn.Module):
     def on_epoch_start(self, epoch: int) -> None:
         pass
 
-    def encode_content(self, items):  # pandas.DataFrame -> (N, dim) Tensor
-        """Vectors for items given by their raw content (text fields, image paths), e.g. items never
+    def encode_content(self, items, **options):  # pandas.DataFrame -> (N, dim) Tensor
+        """Vectors for items given by their raw content (text fields, image paths or bytes), e.g. items never
         seen in training. Only content encoders (MoRec) can; an encoder whose vectors are looked up by
-        item index (an ID embedding) has nothing to compute a new item's vector from."""
+        item index (an ID embedding) has nothing to compute a new item's vector from. ``options`` say how
+        raw content may be read (image_root, confine_images, max_image_pixels); an encoder ignores those it
+        has no use for."""
         raise NotImplementedError(
             f"{type(self).__name__} cannot encode items from their content: its item vectors exist only for "
             "the items seen in training; adding items without retraining needs a content (text or vision) encoder")

