@@ -58,9 +58,9 @@ def measure(data: Path, model: str, image_size: int, batch_size: int, max_len: i
             channels_last: bool = False) -> dict:
     """Train ``warmup + steps`` E2E vision SASRec steps; time the last ``steps``."""
     overrides = [f"--data={data}", "--out=/tmp/morec-bench-vision", "--model.encoder.kind=vision",
-                 f"--model.encoder.pretrained={model}", f"--model.encoder.image_size={image_size}",
-                 f"--model.encoder.grad_checkpointing={str(checkpointing).lower()}",
-                 f"--model.encoder.channels_last={str(channels_last).lower()}",
+                 f"--model.encoder.pretrained={model}", f"--model.encoder.vision.image_size={image_size}",
+                 f"--model.encoder.vision.grad_checkpointing={str(checkpointing).lower()}",
+                 f"--model.encoder.vision.channels_last={str(channels_last).lower()}",
                  f"--train.precision={precision}", f"--train.batch_size={batch_size}", f"--model.max_len={max_len}",
                  f"--train.device={device}", f"--train.threads={threads}", "--train.progress=false",
                  "--train.checkpoints=false"]

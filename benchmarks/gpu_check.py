@@ -125,8 +125,8 @@ def part_text(args, data: Path, work: Path, mode: str) -> dict:
 
 
 def part_vision(args, data: Path, work: Path, model: str) -> dict:
-    enc = ["--model.encoder.kind=vision", *VISION_MODELS[model], f"--model.encoder.image_size={args.image_size}",
-           "--model.encoder.channels_last=true", "--model.encoder.disk_cache=false"]
+    enc = ["--model.encoder.kind=vision", *VISION_MODELS[model], f"--model.encoder.vision.image_size={args.image_size}",
+           "--model.encoder.vision.channels_last=true", "--model.encoder.disk_cache=false"]
     sizes = [f"--train.batch_size={args.vision_batch}", "--model.max_len=13", "--train.precision=bf16"]
     r = step_time(data, work / f"vision-{model}", enc + sizes, args.steps, args.warmup, args.device)
     return {**r, "precision": "bf16", "channels_last": True, "image_size": args.image_size}

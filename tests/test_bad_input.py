@@ -172,7 +172,7 @@ def test_missing_or_corrupt_images_are_named_with_what_to_do(tmp_path, capsys):
     message = str(err.value)
     assert "2 of" in message and "missing or unreadable" in message
     assert images[0].name in message and images[1].name in message and "file not found" in message
-    assert "model.encoder.image_missing=blank" in message
+    assert "model.encoder.vision.image_missing=blank" in message
     logged = []
     store = build_image_store(ds, size=8, missing="blank", log=logged.append)
     assert len(store.problems) == 2 and any("2 of" in line and "blank" in line for line in logged)
@@ -195,7 +195,7 @@ def prepared(tmp_path_factory):
     ("--train.progress=maybe", ["train.progress: expected true or false"]),
     ("--train.lr=-0.001", ["train.lr must be > 0, got -0.001"]),
     ("--model.max_len=0", ["model.max_len must be > 0"]),
-    ("--model.encoder.max_tokens=0", ["model.encoder.max_tokens must be > 0"]),
+    ("--model.encoder.text.max_tokens=0", ["model.encoder.text.max_tokens must be > 0"]),
     ("--model.dropout=1.5", ["model.dropout must be in [0, 1)"]),
     ("--train.accumulate=0", ["train.accumulate must be >= 1"]),
     ("--train.precision=fp8", ["train.precision must be fp32, bf16 or fp16, not 'fp8'"]),
@@ -256,5 +256,5 @@ def test_text_fields_that_the_dataset_lacks(prepared, tmp_path, capsys):
 
     err = error_of(capsys, ["train", f"--data={prepared}", f"--out={tmp_path / 'run'}", "--train.epochs=1",
                             "--model.encoder.kind=text", "--model.encoder.pretrained=minilm",
-                            "--model.encoder.text_fields=abstract"])
+                            "--model.encoder.text.fields=abstract"])
     assert "abstract not in" in err and "its text columns: title" in err

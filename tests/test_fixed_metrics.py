@@ -56,11 +56,11 @@ def world(tmp_path_factory):
 ARMS = {
     "id": ["--model.encoder.kind=id"],
     "text-top": ["--model.encoder.kind=text", "--model.encoder.mode=top", "--model.encoder.train_layers=1",
-                 "--model.encoder.pretrained={bert}", "--model.encoder.max_tokens=8", "--model.encoder.lr=1e-3"],
+                 "--model.encoder.pretrained={bert}", "--model.encoder.text.max_tokens=8", "--model.encoder.lr=1e-3"],
     "text-frozen": ["--model.encoder.kind=text", "--model.encoder.mode=frozen", "--model.encoder.mlp_layers=1",
-                    "--model.encoder.pooling=mean", "--model.encoder.pretrained={bert}", "--model.encoder.max_tokens=8"],
+                    "--model.encoder.pooling=mean", "--model.encoder.pretrained={bert}", "--model.encoder.text.max_tokens=8"],
     "vision-e2e": ["--model.encoder.kind=vision", "--model.encoder.mode=e2e", "--model.encoder.pretrained={resnet}",
-                   "--model.encoder.image_size=24", "--model.encoder.lr=1e-3"],
+                   "--model.encoder.vision.image_size=24", "--model.encoder.lr=1e-3"],
 }
 
 

@@ -61,7 +61,7 @@ def test_walk_through_with_the_python_api(shop, tmp_path):
     assert len(verdict["MoRec"]["per_seed"]) == 2
 
     run = api.load_run(tmp_path / "runs" / "MoRec-seed1")
-    assert run.config.model.encoder.text_fields == ["book_title", "blurb"]  # the default: the dataset's text columns
+    assert run.config.model.encoder.text.fields == ["book_title", "blurb"]  # the default: the dataset's text columns
     assert run.best_epoch is not None
     recs = run.recommend(user="C000", k=5)["items"]
     assert len(recs) == 5 and all(r["title"] in titles for r in recs)

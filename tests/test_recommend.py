@@ -284,7 +284,7 @@ def test_vision_content_encoding_reproduces_the_trained_item_vectors(tmp_path, m
     ResNetModel(ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
                              layer_type="basic")).save_pretrained(tmp_path / "resnet")
     cfg = load_config(None, [f"--data={tmp_path / 'prepared'}", "--model.dim=16", "--model.encoder.kind=vision",
-                             "--model.encoder.image_size=32", f"--model.encoder.pretrained={tmp_path / 'resnet'}",
+                             "--model.encoder.vision.image_size=32", f"--model.encoder.pretrained={tmp_path / 'resnet'}",
                              f"--model.encoder.mode={mode}", "--model.encoder.disk_cache=false"])
     torch.manual_seed(0)
     model = build_model(cfg.model, ds).eval()

@@ -77,7 +77,7 @@ def test_token_and_feature_cache_keys_follow_the_texts(tmp_path):
     pytest.importorskip("transformers")
     import serving_fixtures as sf
 
-    from morec.config import EncoderConfig
+    from morec.config import EncoderConfig, TextEncoderSettings
     from morec.data.content import item_tokens
     from morec.data.dataset import PreparedDataset
     from morec.encoders.text import build_text_encoder
@@ -85,7 +85,7 @@ def test_token_and_feature_cache_keys_follow_the_texts(tmp_path):
     main(["data", "prepare", str(write_raw(tmp_path / "raw")), "--out", str(tmp_path / "p")])
     ds = PreparedDataset(tmp_path / "p")
     bert = sf.write_tiny_bert(tmp_path / "bert", {"alpha", "beta", "gamma"} | {str(i) for i in range(ITEMS)})
-    cfg = EncoderConfig(kind="text", pretrained=str(bert), text_fields=["title"], mode="frozen")
+    cfg = EncoderConfig(kind="text", pretrained=str(bert), text=TextEncoderSettings(fields=["title"]), mode="frozen")
     before = build_text_encoder(cfg, ds, 8)
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(bert)

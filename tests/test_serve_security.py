@@ -60,7 +60,7 @@ def vision_run(tmp_path_factory):
     ResNetModel(ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
                              layer_type="basic")).save_pretrained(root / "resnet")
     cfg = load_config(None, [f"--data={root / 'prepared'}", f"--out={root / 'run'}", "--model.dim=16",
-                             "--model.max_len=8", "--model.encoder.kind=vision", "--model.encoder.image_size=32",
+                             "--model.max_len=8", "--model.encoder.kind=vision", "--model.encoder.vision.image_size=32",
                              f"--model.encoder.pretrained={root / 'resnet'}", "--model.encoder.mode=frozen",
                              "--train.epochs=1", "--train.progress=false", "--train.threads=1",
                              "--train.checkpoints=false"])

@@ -12,7 +12,7 @@ pytest.importorskip("timm")
 pytest.importorskip("transformers")
 from transformers import ResNetConfig, ResNetModel, ViTMAEConfig, ViTMAEForPreTraining  # noqa: E402
 
-from morec.config import ConfigError, EncoderConfig, load_config  # noqa: E402
+from morec.config import ConfigError, EncoderConfig, VisionEncoderSettings, load_config  # noqa: E402
 from morec.data.dataset import PreparedDataset  # noqa: E402
 from morec.data.formats.registry import read_raw  # noqa: E402
 from morec.data.prepare import prepare  # noqa: E402
@@ -50,7 +50,7 @@ def world(tmp_path_factory):
 
 
 def enc_cfg(model, **kw) -> EncoderConfig:
-    cfg = EncoderConfig(kind="vision", pretrained=str(model), image_size=32, **kw)
+    cfg = EncoderConfig(kind="vision", pretrained=str(model), vision=VisionEncoderSettings(image_size=32), **kw)
     cfg.validate()
     return cfg
 
@@ -58,7 +58,7 @@ def enc_cfg(model, **kw) -> EncoderConfig:
 def run_config(world, out, *extra):
     return load_config(None, [f"--data={world['data']}", f"--out={out}", "--model.dim=32", "--model.max_len=20",
                               "--train.progress=false", "--train.batch_size=64", "--train.threads=1",
-                              "--model.encoder.kind=vision", "--model.encoder.image_size=32",
+                              "--model.encoder.kind=vision", "--model.encoder.vision.image_size=32",
                               f"--model.encoder.pretrained={world['resnet']}", *extra])
 
 
@@ -95,16 +95,18 @@ def test_pretrained_specs_and_errors(tmp_path, world):
     scratch = load_vision_model(EncoderConfig(kind="vision", pretrained="timm:resnet10t", from_scratch=True))
     assert scratch.family == "timm" and scratch.identity == ""  # random weights: nothing to key a cache on
     torch.save(scratch.model.state_dict(), tmp_path / "r10.pth")
-    again = load_vision_model(EncoderConfig(kind="vision", pretrained=str(tmp_path / "r10.pth"), arch="resnet10t"))
+    again = load_vision_model(EncoderConfig(kind="vision", pretrained=str(tmp_path / "r10.pth"),
+                                             vision=VisionEncoderSettings(arch="resnet10t")))
     assert all(torch.equal(a, b) for a, b in zip(again.model.state_dict().values(), scratch.model.state_dict().values()))
-    with pytest.raises(ConfigError, match="model.encoder.arch"):
+    with pytest.raises(ConfigError, match="model.encoder.vision.arch"):
         load_vision_model(EncoderConfig(kind="vision", pretrained=str(tmp_path / "r10.pth")))
     with pytest.raises(ConfigError, match="do not fit"):
-        load_vision_model(EncoderConfig(kind="vision", pretrained=str(tmp_path / "r10.pth"), arch="resnet18"))
+        load_vision_model(EncoderConfig(kind="vision", pretrained=str(tmp_path / "r10.pth"),
+                                        vision=VisionEncoderSettings(arch="resnet18")))
     with pytest.raises(ConfigError, match="not found"):
         load_vision_model(EncoderConfig(kind="vision", pretrained="./nope"))
     with pytest.raises(ConfigError, match="image_missing"):
-        EncoderConfig(kind="vision", image_missing="skip").validate()
+        EncoderConfig(kind="vision", vision=VisionEncoderSettings(image_missing="skip")).validate()
 
 
 # --- modes ---------------------------------------------------------------------------------
@@ -166,10 +168,10 @@ def test_fusion_wraps_the_vision_encoder(world, fusion, width):
 
 # --- work done once, speed options ---------------------------------------------------------
 
-@pytest.mark.parametrize("extra", [[], ["--model.encoder.grad_checkpointing=true"],
-                                   ["--model.encoder.channels_last=true"],
+@pytest.mark.parametrize("extra", [[], ["--model.encoder.vision.grad_checkpointing=true"],
+                                   ["--model.encoder.vision.channels_last=true"],
                                    ["--model.encoder.mode=top", "--model.encoder.train_layers=1",
-                                    "--model.encoder.grad_checkpointing=true"]])
+                                    "--model.encoder.vision.grad_checkpointing=true"]])
 def test_dedup_and_speed_options_give_the_same_loss_and_gradients(world, tmp_path, extra):
     cfg = run_config(world, tmp_path, "--model.dropout=0", *extra)
     torch.manual_seed(0)

@@ -43,10 +43,10 @@ def item_texts(dataset: PreparedDataset, fields: list[str]) -> list[str]:
     missing = [f for f in fields if f not in items.columns]
     if missing:
         known = ", ".join(dataset.text_columns) or "none"
-        raise ConfigError(f"model.encoder.text_fields: {', '.join(missing)} not in {dataset.path} "
+        raise ConfigError(f"model.encoder.text.fields: {', '.join(missing)} not in {dataset.path} "
                           f"(its text columns: {known})")
     if not fields:
-        raise ConfigError(f"model.encoder.text_fields is empty and {dataset.path} has no text columns; prepare it "
+        raise ConfigError(f"model.encoder.text.fields is empty and {dataset.path} has no text columns; prepare it "
                           "with an item table (reader option text_columns=...) or train an ID model")
     parts = [items[f].astype("string").fillna("").str.strip() for f in fields]
     joined = parts[0]

