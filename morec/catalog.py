@@ -200,7 +200,12 @@ class ContentEncoder:
 
     @property
     def fields(self) -> list[str]:
-        return list(self.cfg.text.fields) if self.cfg.kind == "text" else ["image"]
+        return list(self.cfg.text.fields) if self.modality == "text" else ["image"]
+
+    @property
+    def modality(self) -> str:
+        """What the encoder reads of an item: text or vision."""
+        return getattr(self.encoder, "modality", self.cfg.kind)
 
     def configure_images(self, root: str | Path | None, confine: bool, max_pixels: int | None) -> None:
         """``confine``: read image paths and ``lmdb:`` stores only under ``root`` (none at all when it is
@@ -214,17 +219,17 @@ class ContentEncoder:
             missing = []
         if missing:
             raise CatalogError(f"new items lack the field(s) {', '.join(missing)} that the model reads "
-                               f"(model.encoder.text.fields = {self.fields})" if self.cfg.kind == "text" else
+                               f"(model.encoder.text.fields = {self.fields})" if self.modality == "text" else
                                f"new items need an 'image' column (image file paths) or {IMAGE_BYTES_FIELD} "
                                "(the image file's bytes, base64) for a vision model")
-        if self.cfg.kind == "vision":
+        if self.modality == "vision":
             refs = _column(items, "image")
             uploads = _column(items, IMAGE_BYTES_FIELD)
             empty = items["item"][((refs == "") & (uploads == "")).to_numpy()]
             if len(empty):
                 raise CatalogError(f"new item(s) with no image (an image path, or the image file's bytes as "
                                    f"{IMAGE_BYTES_FIELD}): {_show(empty)}")
-        if self.cfg.kind == "text":
+        if self.modality == "text":
             text = items[self.fields].astype("string").fillna("").apply(lambda c: c.str.strip())
             empty = items["item"][(text == "").all(axis=1).to_numpy()]
             if len(empty):
@@ -235,7 +240,7 @@ class ContentEncoder:
         from .data.images import ItemImageError
 
         self.check(items)
-        if self.cfg.kind == "vision":  # one image source per item: its path, or its uploaded bytes
+        if self.modality == "vision":  # one image source per item: its path, or its uploaded bytes
             items = items.assign(image=[_image_source(item, path, upload) for item, path, upload in
                                         zip(items["item"], _column(items, "image"), _column(items, IMAGE_BYTES_FIELD))])
         try:

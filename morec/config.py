@@ -74,7 +74,8 @@ class TextEncoderSettings:
     """What only a text encoder reads (``model.encoder.text``)."""
 
     fields: list[str] = field(default_factory=list)  # item text columns read; [] = all the dataset's text columns
-    max_tokens: int = 30
+    max_tokens: int = 30  # the prompt's tokens included
+    prompt: str = ""  # a template around each item's text, e.g. "Movie: {text}. In one word:"; "" = the text alone
 
     def validate(self) -> None:
         _check(self.max_tokens > 0, "model.encoder.text.max_tokens must be > 0")
@@ -114,7 +115,7 @@ class EncoderConfig:
     mlp_layers: int = 0  # extra MLP layers on the item vector (TS-DNN, paper Table 5)
     fusion: str = "none"  # none | add | concat: ID embedding combined with the modality vector (Table 7)
     fusion_mlp: bool = False
-    pooling: str = "cls"  # cls | mean
+    pooling: str = "cls"  # cls | mean | last (the last real token: decoder LMs)
     cache_lower: bool = True  # mode=top: frozen lower layers' outputs computed once (false: every step)
     disk_cache: bool = True  # keep frozen features / lower-layer outputs in the dataset's cache dir
     lr: float = 1e-4  # the encoder's own learning rate (paper: from {1e-4, 5e-5, 1e-5})
@@ -126,7 +127,7 @@ class EncoderConfig:
     def validate(self) -> None:
         _check(self.mode in ("e2e", "frozen", "top"), f"model.encoder.mode must be e2e, frozen or top, not {self.mode!r}")
         _check(self.fusion in ("none", "add", "concat"), f"model.encoder.fusion must be none, add or concat, not {self.fusion!r}")
-        _check(self.pooling in ("cls", "mean"), f"model.encoder.pooling must be cls or mean, not {self.pooling!r}")
+        _check(self.pooling in ("cls", "mean", "last"), f"model.encoder.pooling must be cls, mean or last, not {self.pooling!r}")
         _check(self.lr > 0, "model.encoder.lr must be > 0")
         _check(math.isfinite(self.lr), f"model.encoder.lr must be a finite number, got {self.lr}")
         _check(self.weight_decay >= 0, "model.encoder.weight_decay must be >= 0")
@@ -424,7 +425,10 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
             raw = args[i + 1]
             i += 1
         i += 1
-        value = yaml.safe_load(raw) if raw != "" else ""
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:  # not a YAML value: the text itself (a prompt such as "Movie: {text}. Genre:")
+            value = raw
         node = out
         parts = key.replace("-", "_").split(".")
         for part in parts[:-1]:

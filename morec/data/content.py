@@ -69,13 +69,42 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(spec.encode("utf-8")).hexdigest()[:16]
 
 
-def tokenize_texts(tokenizer, texts: list[str], max_tokens: int, batch: int = 4096) -> ItemTokens:
-    """Tokenize (with the model's special tokens, truncated to ``max_tokens``) into padded arrays."""
+def tokenize_texts(tokenizer, texts: list[str], max_tokens: int, batch: int = 4096, prompt: str = "") -> ItemTokens:
+    """Tokenize (with the model's special tokens, truncated to ``max_tokens``) into padded arrays. ``prompt``: a
+    template around each text (``"Title: {text}. In one word:"``); the text is what truncation shortens, so
+    the prompt's end (what last-token pooling reads) is always there. Row texts that are empty stay empty."""
+    if prompt:
+        return _pad(tokenizer, _prompted(tokenizer, texts, max_tokens, prompt))
     rows: list[list[int]] = []
     for start in range(0, len(texts), batch):
         enc = tokenizer(texts[start:start + batch], truncation=True, max_length=max_tokens,
                         add_special_tokens=True, return_attention_mask=False, return_token_type_ids=False)
         rows.extend(enc["input_ids"])
+    return _pad(tokenizer, rows)
+
+
+def _prompted(tokenizer, texts: list[str], max_tokens: int, prompt: str) -> list[list[int]]:
+    if prompt.count("{text}") != 1:
+        raise ConfigError(f"model.encoder.text.prompt must hold {{text}} once (where the item text goes), got {prompt!r}")
+    before, after = (tokenizer(p, add_special_tokens=False)["input_ids"] if p else [] for p in prompt.split("{text}"))
+    head, tail = _special_tokens(tokenizer)
+    budget = max_tokens - len(head) - len(before) - len(after) - len(tail)
+    if budget < 1:
+        raise ConfigError(f"model.encoder.text.prompt takes {len(before) + len(after)} tokens, leaving none of "
+                          f"model.encoder.text.max_tokens={max_tokens} for the item text; raise max_tokens")
+    bodies = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    return [head + before + body[:budget] + after + tail if text else [] for text, body in zip(texts, bodies)]
+
+
+def _special_tokens(tokenizer) -> tuple[list[int], list[int]]:
+    """The ids a tokenizer puts before and after a text ([CLS] / [SEP], <s>, none), read off a probe text."""
+    bare = tokenizer("x", add_special_tokens=False)["input_ids"]
+    full = tokenizer("x", add_special_tokens=True)["input_ids"]
+    at = next((i for i in range(len(full) - len(bare) + 1) if full[i:i + len(bare)] == bare), 0)
+    return full[:at], full[at + len(bare):]
+
+
+def _pad(tokenizer, rows: list[list[int]]) -> ItemTokens:
     pad = tokenizer.pad_token_id
     if pad is None:  # decoder tokenizers (GPT-2, OPT) may have none; padding is masked out anyway
         pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
@@ -86,17 +115,18 @@ def tokenize_texts(tokenizer, texts: list[str], max_tokens: int, batch: int = 40
     return ItemTokens(ids, lengths, int(pad))
 
 
-def item_tokens(dataset: PreparedDataset, tokenizer, fields: list[str], max_tokens: int, log=None) -> ItemTokens:
+def item_tokens(dataset: PreparedDataset, tokenizer, fields: list[str], max_tokens: int, log=None,
+                prompt: str = "") -> ItemTokens:
     """Every item's token ids, from the dataset cache or tokenized now and cached. The cache is keyed by
     the texts themselves (and the tokenizer and settings), so changed titles are never served stale."""
     texts = [""] + item_texts(dataset, fields)  # row 0 = padding item
-    key = hashlib.sha256(json.dumps([tokenizer_fingerprint(tokenizer), list(fields), max_tokens,
-                                     dataset.n_items, texts_digest(texts)]).encode()).hexdigest()[:16]
+    spec = [tokenizer_fingerprint(tokenizer), list(fields), max_tokens, dataset.n_items, texts_digest(texts)]
+    key = hashlib.sha256(json.dumps(spec + ([prompt] if prompt else [])).encode()).hexdigest()[:16]
     path = Path(dataset.cache_dir) / f"tokens-{key}.npz"
     if path.exists():
         z = np.load(path)
         return ItemTokens(z["ids"], z["lengths"], int(z["pad_id"]))
-    tokens = tokenize_texts(tokenizer, texts, max_tokens)
+    tokens = tokenize_texts(tokenizer, texts, max_tokens, prompt=prompt)
     tmp = temp_sibling(path, ".npz")
     np.savez(tmp, ids=tokens.ids, lengths=tokens.lengths, pad_id=np.int64(tokens.pad_id))
     tmp.replace(path)  # atomic: a run killed mid-write leaves no half-written cache

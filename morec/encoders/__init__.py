@@ -11,6 +11,7 @@ REGISTRY = {
     "id": "morec.encoders.id",
     "text": "morec.encoders.text",
     "vision": "morec.encoders.vision",
+    "llm": "morec.encoders.llm",
 }
 
 

@@ -173,9 +173,12 @@ def has_bert_layout(layer: nn.Module) -> bool:
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
-    """(N, T, H) -> (N, H): the first token's state ([CLS]) or the mean over real tokens."""
+    """(N, T, H) -> (N, H): the first token's state ([CLS]), the last real token's (a decoder's summary of
+    everything before it; texts are right-padded) or the mean over real tokens."""
     if how == "cls":
         return hidden[:, 0]
+    if how == "last":
+        return hidden[torch.arange(len(hidden), device=hidden.device), mask.sum(1).clamp(min=1) - 1]
     m = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
 
@@ -190,6 +193,7 @@ class TextEncoder(ModalityEncoder):
                  cache_dir: Path | None = None, cache_key: str = "", tokenizer=None):
         super().__init__(cfg, hidden_size(model), dim, cache_dir, cache_key)
         self.tokenizer, self.text_fields, self.max_tokens = tokenizer, list(cfg.text.fields), cfg.text.max_tokens
+        self.prompt = cfg.text.prompt
         self.register_buffer("token_ids", torch.from_numpy(tokens.ids.astype(np.int64)), persistent=False)
         self.register_buffer("token_lengths", torch.from_numpy(tokens.lengths.astype(np.int64)), persistent=False)
         MODES[cfg.mode].attach(self, model, cfg)
@@ -232,7 +236,7 @@ class TextEncoder(ModalityEncoder):
     def content_inputs(self, frame, **_):
         """Token chunks of raw items: their text fields tokenized as the dataset's items were."""
         view = SimpleNamespace(items=frame, text_columns=[c for c in frame.columns if c != "item"], path="the new items")
-        tokens = tokenize_texts(self.tokenizer, item_texts(view, self.text_fields), self.max_tokens)
+        tokens = tokenize_texts(self.tokenizer, item_texts(view, self.text_fields), self.max_tokens, prompt=self.prompt)
         device = self._device()
         ids_all = torch.from_numpy(tokens.ids.astype(np.int64)).to(device)
         len_all = torch.from_numpy(tokens.lengths.astype(np.int64)).to(device)
@@ -313,13 +317,13 @@ class TextEncoder(ModalityEncoder):
 
 # --- build ---------------------------------------------------------------------------------
 
-def build_text_encoder(cfg: EncoderConfig, dataset, dim: int, log=None) -> TextEncoder:
+def build_text_encoder(cfg: EncoderConfig, dataset, dim: int, log=None, encoder_class: type | None = None) -> TextEncoder:
     if not cfg.text.fields:
         # the default reads every text column the dataset was prepared with; the resolved list is what the run's
         # config.yaml keeps, so recommend / catalog add read the same fields
         cfg.text.fields = list(dataset.text_columns)
     model, tokenizer, source = load_text_model(cfg.pretrained, cfg.from_scratch)
-    tokens = item_tokens(dataset, tokenizer, cfg.text.fields, cfg.text.max_tokens, log=log)
+    tokens = item_tokens(dataset, tokenizer, cfg.text.fields, cfg.text.max_tokens, log=log, prompt=cfg.text.prompt)
     cache_key = ""
     # Random weights (from scratch) or a hub model give no stable identity to key a disk cache on.
     if cfg.disk_cache and not cfg.from_scratch and Path(source).is_dir():
@@ -329,8 +333,11 @@ def build_text_encoder(cfg: EncoderConfig, dataset, dim: int, log=None) -> TextE
         # the token arrays stand for the item texts: features of changed texts get another key
         spec = [weights_identity(*weights), tokenizer_fingerprint(tokenizer), cfg.text.fields,
                 cfg.text.max_tokens, cfg.train_layers if cfg.mode == "top" else 0, arrays_digest(tokens.ids, tokens.lengths)]
+        if encoder_class is not None:  # another split of the same model caches other lower outputs
+            spec.append(encoder_class.__name__)
         cache_key = hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
-    return TextEncoder(cfg, model, tokens, dim, dataset.cache_dir if cache_key else None, cache_key, tokenizer)
+    cls = encoder_class or TextEncoder
+    return cls(cfg, model, tokens, dim, dataset.cache_dir if cache_key else None, cache_key, tokenizer)
 
 
 def build(cfg: EncoderConfig, dataset, dim: int) -> ItemEncoder:
