@@ -200,12 +200,11 @@ class ContentEncoder:
 
     @property
     def fields(self) -> list[str]:
-        return list(self.cfg.text.fields) if self.modality == "text" else ["image"]
+        return list(self.cfg.text.fields) * self.reads("text") + ["image"] * self.reads("vision")
 
-    @property
-    def modality(self) -> str:
-        """What the encoder reads of an item: text or vision."""
-        return getattr(self.encoder, "modality", self.cfg.kind)
+    def reads(self, modality: str) -> bool:
+        """Whether the encoder reads this modality of an item (text, vision; a multimodal one reads both)."""
+        return modality in getattr(self.encoder, "modality", self.cfg.kind).split("+")
 
     def configure_images(self, root: str | Path | None, confine: bool, max_pixels: int | None) -> None:
         """``confine``: read image paths and ``lmdb:`` stores only under ``root`` (none at all when it is
@@ -215,32 +214,32 @@ class ContentEncoder:
 
     def check(self, items: pd.DataFrame) -> None:
         missing = [f for f in self.fields if f not in items.columns]
-        if missing == ["image"] and IMAGE_BYTES_FIELD in items.columns:
-            missing = []
+        if "image" in missing and IMAGE_BYTES_FIELD in items.columns:
+            missing.remove("image")
         if missing:
             raise CatalogError(f"new items lack the field(s) {', '.join(missing)} that the model reads "
-                               f"(model.encoder.text.fields = {self.fields})" if self.modality == "text" else
+                               f"(model.encoder.text.fields = {self.cfg.text.fields})" if self.reads("text") else
                                f"new items need an 'image' column (image file paths) or {IMAGE_BYTES_FIELD} "
                                "(the image file's bytes, base64) for a vision model")
-        if self.modality == "vision":
+        if self.reads("vision"):
             refs = _column(items, "image")
             uploads = _column(items, IMAGE_BYTES_FIELD)
             empty = items["item"][((refs == "") & (uploads == "")).to_numpy()]
             if len(empty):
                 raise CatalogError(f"new item(s) with no image (an image path, or the image file's bytes as "
                                    f"{IMAGE_BYTES_FIELD}): {_show(empty)}")
-        if self.modality == "text":
-            text = items[self.fields].astype("string").fillna("").apply(lambda c: c.str.strip())
+        if self.reads("text"):
+            text = items[list(self.cfg.text.fields)].astype("string").fillna("").apply(lambda c: c.str.strip())
             empty = items["item"][(text == "").all(axis=1).to_numpy()]
             if len(empty):
-                raise CatalogError(f"new item(s) with no text in {', '.join(self.fields)}: {_show(empty)}")
+                raise CatalogError(f"new item(s) with no text in {', '.join(self.cfg.text.fields)}: {_show(empty)}")
 
     @torch.no_grad()
     def __call__(self, items: pd.DataFrame) -> torch.Tensor:
         from .data.images import ItemImageError
 
         self.check(items)
-        if self.modality == "vision":  # one image source per item: its path, or its uploaded bytes
+        if self.reads("vision"):  # one image source per item: its path, or its uploaded bytes
             items = items.assign(image=[_image_source(item, path, upload) for item, path, upload in
                                         zip(items["item"], _column(items, "image"), _column(items, IMAGE_BYTES_FIELD))])
         try:

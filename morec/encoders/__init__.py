@@ -12,6 +12,7 @@ REGISTRY = {
     "text": "morec.encoders.text",
     "vision": "morec.encoders.vision",
     "llm": "morec.encoders.llm",
+    "multimodal": "morec.encoders.multimodal",
 }
 
 
