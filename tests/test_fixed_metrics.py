@@ -10,7 +10,8 @@ import torch
 
 pytest.importorskip("transformers")
 pytest.importorskip("timm")
-from transformers import BertConfig, BertModel, BertTokenizer, ResNetConfig, ResNetModel  # noqa: E402
+from serving_fixtures import write_tiny_bert  # noqa: E402
+from transformers import ResNetConfig, ResNetModel  # noqa: E402
 
 from morec.config import load_config  # noqa: E402
 from morec.data.dataset import PreparedDataset  # noqa: E402
@@ -38,14 +39,7 @@ def world(tmp_path_factory):
     prepare(read_raw(raw_dir), root / "prepared", log=QUIET)
     ds = PreparedDataset(root / "prepared")
     words = sorted({w for t in ds.items["title"] for w in t.split()})
-    bert = root / "bert"
-    bert.mkdir()
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words
-    (bert / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(vocab), pad_token_id=0, hidden_size=32, num_hidden_layers=3,
-                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=40)).save_pretrained(bert)
-    BertTokenizer(str(bert / "vocab.txt")).save_pretrained(bert)
+    bert = write_tiny_bert(root / "bert", words, layers=3)
     resnet = root / "resnet"
     torch.manual_seed(0)
     ResNetModel(ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
