@@ -13,8 +13,12 @@ A concrete encoder supplies only what is particular to its modality:
 * ``use_whole`` / ``use_top`` / ``use_frozen(model, cfg)``: put the loaded model in place for a mode (which
   parameters train, what is split off and frozen); the modes call them.
 
-Training modes (``model.encoder.mode``) are small strategy objects in :data:`MODES`: a new mode is one class
-here and one entry there, and exists for every modality at once.
+Training modes (``model.encoder.mode``) are small strategy objects in :data:`MODES` (their names also in
+``config.MODES``): a new mode is one :class:`Mode` subclass and exists for every modality at once. It says which
+``use_*`` hook puts the model in place and how items' and new content's pooled outputs are computed; what it
+caches goes through this base's caches (``_cache_path``, :func:`save_npy_atomic`, :class:`NpyRows`). A mode
+needing something new of the model (e.g. per-layer states for a side network, or the top part to wrap with
+peft's LoRA over the cached lower outputs of ``use_top``) adds one hook here that each modality implements once.
 
 * ``e2e``: the whole model is fine-tuned with the recommender (its own lr / weight decay);
 * ``top``: only the top ``train_layers`` layers / stages (and the DT-layer) are trained. The frozen lower
@@ -46,10 +50,11 @@ class Mode:
     """How a modality encoder trains: which part of the model is in the loop and what is cached."""
 
     name = ""
+    hook = ""  # the concrete encoder's method that puts the model in place for this mode
 
     def attach(self, enc: "ModalityEncoder", model: nn.Module, cfg: EncoderConfig) -> None:
         """Put the loaded pretrained ``model`` in place: what trains, what is frozen, what is split off."""
-        raise NotImplementedError
+        getattr(enc, self.hook)(model, cfg)
 
     def pooled_items(self, enc: "ModalityEncoder", items: torch.Tensor) -> torch.Tensor:
         """Pooled output (N, hidden) of dataset items (their cached work is used where the mode has some)."""
@@ -61,10 +66,7 @@ class Mode:
 
 
 class EndToEnd(Mode):
-    name = "e2e"
-
-    def attach(self, enc, model, cfg):
-        enc.use_whole(model, cfg)
+    name, hook = "e2e", "use_whole"
 
     def pooled_inputs(self, enc, x):
         return enc.forward_trained(x, None)
@@ -73,10 +75,7 @@ class EndToEnd(Mode):
 class TopLayers(EndToEnd):
     """New content runs the lower part on the fly (``forward_trained(x, None)``), as e2e does."""
 
-    name = "top"
-
-    def attach(self, enc, model, cfg):
-        enc.use_top(model, cfg)
+    name, hook = "top", "use_top"
 
     def pooled_items(self, enc, items):
         x = enc.item_inputs(items)
@@ -85,10 +84,7 @@ class TopLayers(EndToEnd):
 
 
 class TwoStage(Mode):
-    name = "frozen"
-
-    def attach(self, enc, model, cfg):
-        enc.use_frozen(model, cfg)
+    name, hook = "frozen", "use_frozen"
 
     def pooled_items(self, enc, items):
         return enc.frozen_features()[items]
