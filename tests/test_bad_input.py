@@ -201,7 +201,7 @@ def prepared(tmp_path_factory):
     ("--train.precision=fp8", ["train.precision must be fp32, bf16 or fp16, not 'fp8'"]),
     ("--train.checkpoint_every_steps=-1", ["train.checkpoint_every_steps must be >= 0"]),
     ("--eval.select_metric=ndcg@20", ["eval.select_metric 'ndcg@20' must be hr@K or ndcg@K with K in eval.ks"]),
-    ("--model.encoder.kind=nope", ["unknown item encoder 'nope'", "known: id, text"]),
+    ("--model.encoder.kind=nope", ["unknown item encoder 'nope'", "known: id, llm, multimodal, text, vision"]),
 ])
 def test_bad_config_values(prepared, tmp_path, capsys, override, fragments):
     err = error_of(capsys, ["train", f"--data={prepared}", f"--out={tmp_path / 'run'}", "--train.epochs=1",
