@@ -47,7 +47,7 @@ def test_old_run_directory_loads_and_ranks_as_when_trained(old_run):
     from morec.data.dataset import PreparedDataset
     from morec.evaluate import rank_users
     from morec.ranks import load_ranks
-    from morec.train import load_run
+    from morec.runs import load_run
 
     cfg, model, ds = load_run(old_run / "run")  # the weights fit the model the migrated config describes
     saved = load_ranks(old_run / "run")
