@@ -106,3 +106,16 @@ def test_migrate_leaves_todays_layout_alone():
     today = to_dict(Config(data="x"))
     assert migrate(today) == today
     assert to_dict(from_dict(Config, today)) == today
+
+
+def test_report_labels_read_both_layouts_and_both_parts_of_a_multimodal_encoder():
+    from morec.report.discovery import encoder_label, training_label
+
+    flat = {"kind": "vision", "pretrained": "w.pth", "arch": "resnet50", "mode": "frozen", "mlp_layers": 2}
+    sectioned = {"kind": "vision", "pretrained": "w.pth", "mode": "frozen", "mlp_layers": 2, "vision": {"arch": "resnet50"}}
+    assert encoder_label(flat) == encoder_label(sectioned) == "resnet50"
+    both = {"kind": "multimodal", "pretrained": "", "mode": "e2e", "train_layers": 0, "mlp_layers": 0,
+            "text": {"pretrained": "models/minilm", "mode": "top", "train_layers": 2},
+            "vision": {"pretrained": "timm:resnet18", "mode": "frozen", "arch": ""}}
+    assert encoder_label(both) == "minilm + resnet18"
+    assert training_label(both) == "E2E top-2 + TS"

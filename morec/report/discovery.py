@@ -117,12 +117,26 @@ def setting_label(r: RunInfo) -> str:
     return ", ".join(parts) or "Regular"
 
 
+def _parts(enc: dict) -> list[dict]:
+    """A text+image encoder's two parts as encoder dicts (each section's pretrained / mode / train_layers where
+    set); saved configs are read as saved (raw dicts, either config layout)."""
+    parts = []
+    for section in ("text", "vision"):
+        own = enc.get(section) or {}
+        parts.append({**enc, "kind": section, **{k: own[k] for k in ("pretrained", "mode", "train_layers") if own.get(k)},
+                      "arch": own.get("arch", "") if section == "vision" else ""})
+    return parts
+
+
 def encoder_label(enc: dict) -> str:
     """IDRec for ID embeddings; otherwise the item encoder's name (pretrained model or arch)."""
     if enc.get("kind", "id") == "id":
         return "IDRec"
-    if enc.get("arch"):
-        return enc["arch"]
+    if enc.get("kind") == "multimodal":
+        return " + ".join(encoder_label(p) for p in _parts(enc))
+    arch = enc.get("arch") or (enc.get("vision") or {}).get("arch")  # flat in configs saved before the sections
+    if arch:
+        return arch
     name = str(enc.get("pretrained") or enc.get("kind"))
     if name.startswith("timm:"):
         name = name[len("timm:"):]
@@ -133,6 +147,8 @@ def training_label(enc: dict) -> str:
     """TS (frozen features), TS-DNN n (frozen + n MLP layers), E2E (whole encoder trained) or E2E top-n."""
     if enc.get("kind", "id") == "id":
         return "ID"
+    if enc.get("kind") == "multimodal":
+        return " + ".join(training_label(p) for p in _parts(enc))
     mlp = int(enc.get("mlp_layers", 0) or 0)
     mode = enc.get("mode", "e2e")
     if mode == "frozen":
