@@ -41,8 +41,8 @@ if not (ROOT / "prepared").exists():  # the same data as tests/conftest.py's syn
     prepare(raw, ROOT / "prepared", log=lambda s: None)
 ds = PreparedDataset(ROOT / "prepared")
 pop = metrics_from_ranks(most_popular_ranks(ds, "test"), [10])["ndcg@10"]
-orig_binary, orig_build, orig_encode, orig_table, orig_sample = (
-    L.binary_loss, T.build_model, L._encode, M.Recommender.item_table, B.NegativeSampler.sample)
+orig_binary, orig_build, orig_forward, orig_table, orig_sample = (
+    L.binary_loss, T.build_model, M.Recommender.forward, M.Recommender.item_table, B.NegativeSampler.sample)
 BIAS = {}
 
 
@@ -73,11 +73,11 @@ def untied_build(cfg, dataset):
     return m
 
 
-def untied_encode(model, batch, *ids):
-    if not hasattr(model, "out_emb"):
-        return orig_encode(model, batch, *ids)
-    (hist,) = model.encode_items(batch.history)
-    return [model.out_emb(i) for i in ids], L.batch_states(model, batch, hist)
+def untied_forward(self, batch, *ids):
+    if not hasattr(self, "out_emb"):
+        return orig_forward(self, batch, *ids)
+    (hist,) = self.encode_items(batch.history)
+    return [self.out_emb(i) for i in ids], self.backbone.batch_states(batch, hist)
 
 
 def untied_table(self, batch_size=4096):
@@ -91,7 +91,7 @@ def nocollide_sample(self, users, shape, rng):
 def apply(names):
     L.binary_loss = mean_neg if "mean_neg" in names else bias_binary if "bias" in names else orig_binary
     T.build_model = untied_build if "untied" in names else bias_build if "bias" in names else orig_build
-    L._encode, M.Recommender.item_table = untied_encode, untied_table  # both fall through without out_emb
+    M.Recommender.forward, M.Recommender.item_table = untied_forward, untied_table  # both fall through without out_emb
     B.NegativeSampler.sample = nocollide_sample if "nocollide" in names else orig_sample
 
 
