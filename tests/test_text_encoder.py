@@ -24,7 +24,8 @@ from morec.encoders.heads import FusedEncoder  # noqa: E402
 from morec.encoders.text import TextEncoder, load_text_model, pool, resolve_pretrained  # noqa: E402
 from morec.evaluate import metrics_from_ranks, most_popular_ranks, rank_users  # noqa: E402
 from morec.runs import load_run  # noqa: E402
-from morec.train import Trainer, compute_loss, make_optimizer  # noqa: E402
+from morec.train import Trainer  # noqa: E402
+from training_helpers import encoder_param_group, fit_arms, loss_and_grads_with_and_without_dedup  # noqa: E402
 
 QUIET = lambda s: None  # noqa: E731
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -241,14 +242,7 @@ def test_dedup_encoding_gives_the_same_loss_and_gradients(world, tmp_path, extra
     model = trainer.model.eval()  # no dropout: both paths are then deterministic
     batch = next(iter(trainer.batches.epoch(np.random.default_rng(0))))
     assert (batch.history == 0).any()  # padding is present, and only the every-position path encodes it
-    results = []
-    for dedup in (True, False):
-        model.dedup = dedup
-        model.zero_grad()
-        loss = compute_loss(model, batch, "bce")
-        loss.backward()
-        results.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
-    (l1, g1), (l2, g2) = results
+    (l1, g1), (l2, g2) = loss_and_grads_with_and_without_dedup(model, batch)
     assert l1 == pytest.approx(l2, rel=1e-5)
     assert g1.keys() == g2.keys() and any("transformer" in n or "head" in n for n in g1)
     for name in g1:
@@ -260,10 +254,8 @@ def test_dedup_encoding_gives_the_same_loss_and_gradients(world, tmp_path, extra
 def test_encoder_gets_its_own_learning_rate(world, tmp_path):
     cfg = run_config(world, tmp_path, "--model.encoder.lr=3e-5", "--model.encoder.weight_decay=0.02")
     trainer = Trainer(cfg, world["ds"], log=QUIET)
-    groups = make_optimizer(trainer.model, cfg).param_groups
-    enc_ids = {id(p) for p in trainer.model.item_encoder.encoder_parameters()}
-    (enc_group,) = [g for g in groups if {id(p) for p in g["params"]} == enc_ids]
-    assert enc_group["lr"] == 3e-5 and enc_group["weight_decay"] == 0.02
+    group = encoder_param_group(trainer, cfg)
+    assert group["lr"] == 3e-5 and group["weight_decay"] == 0.02
 
 
 # --- it learns -----------------------------------------------------------------------------
@@ -276,13 +268,9 @@ def trained(world):
     adds little to the residual), so it would take many epochs to break the symmetry; a real
     pretrained encoder has no such problem (the integration tests use [CLS] with MiniLM).
     """
-    runs = {}
-    for name, extra in [("text", ["--model.encoder.pooling=mean", "--model.encoder.lr=1e-3", "--train.epochs=6"]),
-                        ("id", ["--model.encoder.kind=id", "--train.epochs=6"])]:
-        trainer = Trainer(run_config(world, world["root"] / f"run-{name}", "--train.patience=100", *extra),
-                          world["ds"], log=QUIET)
-        runs[name] = (trainer.fit(), trainer.model)
-    return runs
+    return fit_arms(world, run_config, {
+        "text": ["--model.encoder.pooling=mean", "--model.encoder.lr=1e-3", "--train.epochs=6"],
+        "id": ["--model.encoder.kind=id", "--train.epochs=6"]})
 
 
 def test_morec_learns_far_above_most_popular(world, trained):

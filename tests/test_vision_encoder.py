@@ -22,7 +22,8 @@ from morec.encoders.heads import FusedEncoder  # noqa: E402
 from morec.encoders.vision import efficientnet_lite0, load_vision_model, map_lite0_keys  # noqa: E402
 from morec.evaluate import metrics_from_ranks, most_popular_ranks, rank_users  # noqa: E402
 from morec.runs import load_run  # noqa: E402
-from morec.train import Trainer, compute_loss, make_optimizer  # noqa: E402
+from morec.train import Trainer  # noqa: E402
+from training_helpers import encoder_param_group, fit_arms, loss_and_grads_with_and_without_dedup  # noqa: E402
 
 QUIET = lambda s: None  # noqa: E731
 SYNTH = SynthConfig(n_users=500, n_items=160, n_topics=6, n_new_items=18, seq_len_min=8, seq_len_max=20,
@@ -178,14 +179,7 @@ def test_dedup_and_speed_options_give_the_same_loss_and_gradients(world, tmp_pat
     trainer = Trainer(cfg, world["ds"], log=QUIET)
     model = trainer.model.eval()  # BatchNorm in eval mode: both paths are deterministic
     batch = next(iter(trainer.batches.epoch(np.random.default_rng(0))))
-    results = []
-    for dedup in (True, False):
-        model.dedup = dedup
-        model.zero_grad()
-        loss = compute_loss(model, batch, "bce")
-        loss.backward()
-        results.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
-    (l1, g1), (l2, g2) = results
+    (l1, g1), (l2, g2) = loss_and_grads_with_and_without_dedup(model, batch)
     assert l1 == pytest.approx(l2, rel=1e-4) and g1.keys() == g2.keys()
     assert any("net." in n for n in g1)  # the image model itself is trained
     for name in g1:
@@ -206,9 +200,7 @@ def test_bf16_autocast_runs_and_stays_close(world, tmp_path):
 def test_encoder_gets_its_own_learning_rate(world, tmp_path):
     cfg = run_config(world, tmp_path, "--model.encoder.lr=3e-5", "--model.encoder.weight_decay=0.02")
     trainer = Trainer(cfg, world["ds"], log=QUIET)
-    groups = make_optimizer(trainer.model, cfg).param_groups
-    enc_ids = {id(p) for p in trainer.model.item_encoder.encoder_parameters()}
-    (group,) = [g for g in groups if {id(p) for p in g["params"]} == enc_ids]
+    group = encoder_param_group(trainer, cfg)
     assert group["lr"] == 3e-5 and group["weight_decay"] == 0.02
 
 
@@ -242,13 +234,8 @@ def test_pretrained_features_separate_topics_better_than_random_init(world):
 @pytest.fixture(scope="module")
 def trained(world):
     """Vision MoRec (tiny ResNet, end to end) and IDRec SASRec on the same data, a few epochs each."""
-    runs = {}
-    for name, extra in [("vision", ["--model.encoder.lr=1e-3", "--train.epochs=20"]),
-                        ("id", ["--model.encoder.kind=id", "--train.epochs=5"])]:
-        trainer = Trainer(run_config(world, world["root"] / f"run-{name}", "--train.patience=100", *extra),
-                          world["ds"], log=QUIET)
-        runs[name] = (trainer.fit(), trainer.model)
-    return runs
+    return fit_arms(world, run_config, {"vision": ["--model.encoder.lr=1e-3", "--train.epochs=20"],
+                                        "id": ["--model.encoder.kind=id", "--train.epochs=5"]})
 
 
 def test_vision_morec_learns_far_above_most_popular(world, trained):
