@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from train_step import train_step
 
 from morec.config import load_config
 from morec.data.dataset import PreparedDataset
@@ -82,12 +83,7 @@ def measure(data: Path, model: str, image_size: int, batch_size: int, max_len: i
         batch = next(batches)
         sync()
         t0 = time.perf_counter()
-        with trainer._autocast():
-            loss = trainer.step_module(batch.to(dev))
-        trainer.scaler.scale(loss).backward()
-        trainer.scaler.step(trainer.optimizer)
-        trainer.scaler.update()
-        trainer.optimizer.zero_grad(set_to_none=True)
+        loss = train_step(trainer, batch.to(dev))
         sync()
         if i >= warmup:
             times.append(time.perf_counter() - t0)

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from train_step import train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -89,12 +90,7 @@ def step_time(data: Path, out: Path, overrides: list[str], steps: int, warmup: i
         batch = next(batches).to(dev)
         sync()
         t = time.perf_counter()
-        with trainer._autocast():
-            loss = trainer.step_module(batch)
-        trainer.scaler.scale(loss).backward()
-        trainer.scaler.step(trainer.optimizer)
-        trainer.scaler.update()
-        trainer.optimizer.zero_grad(set_to_none=True)
+        loss = train_step(trainer, batch)
         sync()
         if i >= warmup:
             times.append(time.perf_counter() - t)
