@@ -69,7 +69,7 @@ class PrepareConfig:
                f"prepare.new_items must be a fraction in [0, 1) or a whole number of items, not {self.new_items!r}")
 
 
-MODES = ("e2e", "frozen", "top")  # model.encoder.mode; implemented in morec.encoders.modality.MODES
+MODES = ("e2e", "frozen", "top", "side", "lora")  # model.encoder.mode; implemented in morec.encoders.modality.MODES
 
 
 @dataclass
@@ -133,8 +133,15 @@ class EncoderConfig:
     kind: str = "id"  # id | text | vision | multimodal (text + vision) | llm (registry in morec.encoders)
     pretrained: str = ""  # local model directory or hub name, for text / vision
     from_scratch: bool = False  # same architecture, random init (paper Table 4)
-    mode: str = "e2e"  # e2e | frozen (two-stage features) | top (only the top `train_layers` trained)
-    train_layers: int = 0  # with mode=top: how many top layers are trained
+    # e2e | frozen (two-stage features) | top (only the top `train_layers` trained) | side (a small network over
+    # every layer's cached pooled state of the frozen encoder) | lora (peft low-rank updates on the top `train_layers`)
+    mode: str = "e2e"
+    train_layers: int = 0  # with mode=top / lora: how many top layers are trained (lora: adapted)
+    side_width: int = 128  # mode=side: width of the side network
+    lora_rank: int = 8  # mode=lora: rank r of the low-rank updates
+    lora_alpha: float = 16.0  # mode=lora: scale alpha (the update is scaled by alpha / r)
+    lora_dropout: float = 0.0
+    lora_targets: list[str] = field(default_factory=list)  # mode=lora: module names adapted; [] = peft's default for the model
     mlp_layers: int = 0  # extra MLP layers on the item vector (TS-DNN, paper Table 5)
     fusion: str = "none"  # none | add | concat: ID embedding combined with the modality vector (Table 7)
     fusion_mlp: bool = False
@@ -155,7 +162,11 @@ class EncoderConfig:
         _check(math.isfinite(self.lr), f"model.encoder.lr must be a finite number, got {self.lr}")
         _check(self.weight_decay >= 0, "model.encoder.weight_decay must be >= 0")
         _check(self.mlp_layers >= 0 and self.train_layers >= 0, "model.encoder.mlp_layers and train_layers must be >= 0")
-        _check(self.mode != "top" or self.train_layers > 0, "model.encoder.mode=top needs model.encoder.train_layers > 0")
+        _check(self.mode not in ("top", "lora") or self.train_layers > 0,
+               f"model.encoder.mode={self.mode} needs model.encoder.train_layers > 0")
+        _check(self.side_width > 0, f"model.encoder.side_width must be > 0, got {self.side_width}")
+        _check(self.lora_rank > 0 and self.lora_alpha > 0, "model.encoder.lora_rank and lora_alpha must be > 0")
+        _check(0 <= self.lora_dropout < 1, f"model.encoder.lora_dropout must be in [0, 1), got {self.lora_dropout}")
         _check(not self.fusion_mlp or self.fusion != "none", "model.encoder.fusion_mlp needs model.encoder.fusion=add or concat")
         _check(self.batch_size > 0, "model.encoder.batch_size must be > 0")
         self.text.validate()
@@ -163,8 +174,8 @@ class EncoderConfig:
         for section in ("text", "vision"):
             part = getattr(self, section)
             part.check_part(section, self.kind)
-            _check((part.mode or self.mode) != "top" or (part.train_layers or self.train_layers) > 0,
-                   f"model.encoder.{section}: mode=top needs train_layers > 0")
+            _check((part.mode or self.mode) not in ("top", "lora") or (part.train_layers or self.train_layers) > 0,
+                   f"model.encoder.{section}: mode={part.mode or self.mode} needs train_layers > 0")
 
     def part(self, section: str) -> "EncoderConfig":
         """The settings one part of a text+image encoder runs with: this config with the section's pretrained /

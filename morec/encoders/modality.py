@@ -17,14 +17,19 @@ Training modes (``model.encoder.mode``) are small strategy objects in :data:`MOD
 ``config.MODES``): a new mode is one :class:`Mode` subclass and exists for every modality at once. It says which
 ``use_*`` hook puts the model in place and how items' and new content's pooled outputs are computed; what it
 caches goes through this base's caches (``_cache_path``, :func:`save_npy_atomic`, :class:`NpyRows`). A mode
-needing something new of the model (e.g. per-layer states for a side network, or the top part to wrap with
-peft's LoRA over the cached lower outputs of ``use_top``) adds one hook here that each modality implements once.
+needing something new of the model adds one hook here that each modality implements once (``side`` added
+``forward_layers``).
 
 * ``e2e``: the whole model is fine-tuned with the recommender (its own lr / weight decay);
 * ``top``: only the top ``train_layers`` layers / stages (and the DT-layer) are trained. The frozen lower
   part's output for every item is computed once and cached, so a step runs only the top;
 * ``frozen``: two-stage. The frozen model's pooled vector of every item is computed once (and stored in the
-  dataset cache); only the DT-layer and the optional TS-DNN layers (``mlp_layers``) train.
+  dataset cache); only the DT-layer and the optional TS-DNN layers (``mlp_layers``) train;
+* ``side``: the frozen model's pooled state after every layer / stage of every item is computed once (and
+  stored); a small side network (morec.encoders.side) maps them to the head's input. No backpropagation
+  through the model: a step costs about what a two-stage step costs;
+* ``lora``: ``top``'s split and cached lower outputs, but the top layers' own weights stay frozen too and only
+  peft's low-rank updates (morec.encoders.lora) on them train.
 
 ``from_scratch`` builds the same architecture with random weights (the paper's TFS). Anything that is not
 trained lives outside the module tree (``self._frozen``), so it never enters checkpoints or the optimizer, and
@@ -93,7 +98,39 @@ class TwoStage(Mode):
         return enc.forward_full(x)
 
 
-MODES: dict[str, Mode] = {m.name: m for m in (EndToEnd(), TopLayers(), TwoStage())}
+class Side(Mode):
+    """The side network over the cached per-layer states; new content's states are computed on the fly."""
+
+    name, hook = "side", "use_frozen"
+
+    def attach(self, enc, model, cfg):
+        from .side import SideNetwork
+
+        super().attach(enc, model, cfg)
+        enc.side = SideNetwork(enc.layer_widths(), cfg.side_width)
+        enc.head = ModalityHead(cfg.side_width, enc.dim, cfg.mlp_layers)  # the head reads the side network
+
+    def pooled_items(self, enc, items):
+        return enc.side(enc.layer_states()[items])
+
+    def pooled_inputs(self, enc, x):
+        return enc.side(enc.forward_layers(x).float())
+
+
+class LoRA(TopLayers):
+    """``top``'s part in the loop, with its own weights frozen and peft's low-rank updates injected."""
+
+    name = "lora"
+
+    def attach(self, enc, model, cfg):
+        from .lora import add_lora
+
+        super().attach(enc, model, cfg)
+        add_lora(enc.model_part, cfg, getattr(getattr(model, "config", None), "model_type", "") or "")
+
+
+MODES: dict[str, Mode] = {m.name: m for m in (EndToEnd(), TopLayers(), TwoStage(), Side(), LoRA())}
+CACHED_ROWS = ("frozen", "side")  # modes whose items are rows of a cache: no length groups needed
 
 
 # --- disk caches -----------------------------------------------------------------------------
@@ -169,6 +206,7 @@ class ModalityEncoder(ItemEncoder):
         self._frozen: dict[str, nn.Module] = {}
         self._features: torch.Tensor | None = None  # two-stage features, (n_rows, hidden), once built
         self._lower = None  # lower-part outputs, (n_rows, ...) tensor or memory-mapped array, once built
+        self._layer_states: torch.Tensor | None = None  # mode=side: (n_rows, sum(widths)), once built
 
     # -- what a concrete encoder supplies ------------------------------------------------------
     def item_inputs(self, items: torch.Tensor):
@@ -203,6 +241,14 @@ class ModalityEncoder(ItemEncoder):
         """Item-index chunks in which the caches are computed."""
         return torch.arange(1, self.n_rows()).split(self.chunk)
 
+    def forward_layers(self, x) -> torch.Tensor:
+        """The frozen model's pooled state after every layer / stage (lowest first), concatenated: (N, sum(widths))."""
+        raise NotImplementedError(f"{type(self).__name__} has no per-layer states (model.encoder.mode=side)")
+
+    def layer_widths(self) -> list[int]:
+        """The widths of :meth:`forward_layers`' parts."""
+        raise NotImplementedError(f"{type(self).__name__} has no per-layer states (model.encoder.mode=side)")
+
     def item_sizes(self, items: torch.Tensor) -> torch.Tensor | None:
         """A size per item (text length) by which a large batch is grouped so each group pads little; None = no grouping."""
         return None
@@ -222,7 +268,7 @@ class ModalityEncoder(ItemEncoder):
 
     def pooled(self, items: torch.Tensor) -> torch.Tensor:
         """The model's pooled output of dataset items, (N, hidden), before the DT-layer."""
-        sizes = self.item_sizes(items) if self._mode.name != "frozen" and len(items) > self.chunk else None
+        sizes = self.item_sizes(items) if self._mode.name not in CACHED_ROWS and len(items) > self.chunk else None
         if sizes is None:
             return self._mode.pooled_items(self, items)
         # Many items (a training batch) of unequal sizes: each group is padded only to its own largest item.
@@ -267,6 +313,22 @@ class ModalityEncoder(ItemEncoder):
                 if path is not None:
                     save_npy_atomic(path, self._features.cpu().numpy())
         return self._features
+
+    def layer_states(self) -> torch.Tensor:
+        """mode=side: every item's frozen per-layer states, (n_rows, sum(widths)); row 0 = padding."""
+        if self._layer_states is None:
+            path = self._cache_path(f"side-{self.pooling}")
+            if path is not None and path.exists():
+                self._layer_states = torch.from_numpy(np.load(path)).to(self._device())
+            else:
+                with torch.no_grad():
+                    out = torch.zeros(self.n_rows(), sum(self.side.widths), device=self._device())
+                    for chunk in self.cache_groups():
+                        out[chunk] = self.forward_layers(self.item_inputs(chunk)).float()
+                self._layer_states = out
+                if path is not None:
+                    save_npy_atomic(path, out.cpu().numpy())
+        return self._layer_states
 
     @torch.no_grad()
     def _compute_features(self) -> torch.Tensor:

@@ -271,6 +271,18 @@ class TextEncoder(ModalityEncoder):
         return pool(model(input_ids=ids, attention_mask=mask).last_hidden_state, mask, self.pooling)
 
     @torch.no_grad()
+    def forward_layers(self, x) -> torch.Tensor:
+        """The embeddings' and every layer's output, each pooled, concatenated (mode=side)."""
+        ids, mask = x
+        model = self._frozen["full"].to(ids.device)
+        hidden = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        return torch.cat([pool(h, mask, self.pooling) for h in hidden], dim=-1)
+
+    def layer_widths(self) -> list[int]:
+        model = self._frozen["full"]
+        return [hidden_size(model)] * (int(model.config.num_hidden_layers) + 1)
+
+    @torch.no_grad()
     def forward_lower(self, x) -> torch.Tensor:
         ids, mask = x
         lower = self._frozen["lower"].to(ids.device)
@@ -332,7 +344,7 @@ def build_text_encoder(cfg: EncoderConfig, dataset, dim: int, log=None, encoder_
         weights = sorted(p for p in Path(source).glob("*") if p.suffix in (".safetensors", ".bin") or p.name == "config.json")
         # the token arrays stand for the item texts: features of changed texts get another key
         spec = [weights_identity(*weights), tokenizer_fingerprint(tokenizer), cfg.text.fields,
-                cfg.text.max_tokens, cfg.train_layers if cfg.mode == "top" else 0, arrays_digest(tokens.ids, tokens.lengths)]
+                cfg.text.max_tokens, cfg.train_layers if cfg.mode in ("top", "lora") else 0, arrays_digest(tokens.ids, tokens.lengths)]
         if encoder_class is not None:  # another split of the same model caches other lower outputs
             spec.append(encoder_class.__name__)
         cache_key = hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]

