@@ -144,7 +144,8 @@ def encoder_label(enc: dict) -> str:
 
 
 def training_label(enc: dict) -> str:
-    """TS (frozen features), TS-DNN n (frozen + n MLP layers), E2E (whole encoder trained) or E2E top-n."""
+    """TS (frozen features), TS-DNN n (frozen + n MLP layers), Side (side network over cached per-layer states),
+    LoRA top-n, E2E (whole encoder trained) or E2E top-n."""
     if enc.get("kind", "id") == "id":
         return "ID"
     if enc.get("kind") == "multimodal":
@@ -153,19 +154,20 @@ def training_label(enc: dict) -> str:
     mode = enc.get("mode", "e2e")
     if mode == "frozen":
         return "TS" if mlp == 0 else f"TS-DNN {mlp}"
-    base = "E2E" if mode == "e2e" else f"E2E top-{enc.get('train_layers', 0)}"
+    base = {"e2e": "E2E", "side": "Side", "lora": f"LoRA top-{enc.get('train_layers', 0)} r{enc.get('lora_rank', 8)}"}.get(
+        mode, f"E2E top-{enc.get('train_layers', 0)}")
     return base if mlp == 0 else f"{base} + DNN {mlp}"
 
 
 def training_order(r: RunInfo) -> tuple:
-    """ID, TS, TS-DNN (by layers), E2E top-n (by n), E2E: the order of the paper's tables."""
+    """ID, TS, TS-DNN (by layers), Side, LoRA top-n, E2E top-n (by n), E2E: the order of the paper's tables."""
     enc = r.enc
     mode, mlp = enc.get("mode", "e2e"), int(enc.get("mlp_layers", 0) or 0)
     if r.is_id:
         return (0, 0, 0)
     if mode == "frozen":
         return (1 if mlp == 0 else 2, mlp, 0)
-    return (3 if mode == "top" else 4, int(enc.get("train_layers", 0) or 0), mlp)
+    return ({"side": 3, "lora": 4, "top": 5}.get(mode, 6), int(enc.get("train_layers", 0) or 0), mlp)
 
 
 def resolve_data(data: str, run_dir: Path) -> Path | None:
