@@ -1,0 +1,180 @@
+"""What MoRec costs next to IDRec on MovieLens-100K SASRec, each training mode measured side by side in one
+process: seconds per epoch, seconds to the best validation epoch, trainable parameters, the run's own peak
+memory, valid / test HR@10 and NDCG@10, and every figure's ratio to IDRec (same seed).
+
+    python benchmarks/bench_morec_cost.py [--data data/prepared/ml-100k] [--arms idrec,ts,side,...]
+        [--seeds 1,2,3] [--runs runs/bench-morec-cost] [--e2e-run RUN_DIR] [--new-items data/prepared/ml-100k-new]
+
+Budget: the published ML-100K sweep's (docs/results/ml100k_sweep.yaml): dim 64, max_len 50, batch 128,
+weight decay 0.1, patience 10 on valid NDCG@10, epoch cap 300, MiniLM (`pretrained: minilm`) on titles.
+Arms run seed by seed (all arms of seed 1, then seed 2, ...), so an interrupted benchmark holds complete
+seeds; a run directory that already has results.json is read back instead of retrained (resumable).
+``--e2e-run`` adds a saved whole-encoder E2E run (trained elsewhere, e.g. on a GPU) as a row read from its
+results.json. ``--new-items`` also trains the arms on a dataset prepared with ``prepare.new_items`` and
+reports HR@10 over the test users whose target is a held-out new item (negatives from training items only).
+The last line is one summary with each arm's mean over seeds and its ratios to IDRec.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from morec.config import load_config
+from morec.data.dataset import PreparedDataset
+from morec.evaluate import metrics_from_ranks, most_popular_ranks, rank_users
+from morec.runs import load_run
+from morec.train import Trainer
+
+BUDGET = ["--model.dim=64", "--model.max_len=50", "--model.backbone=sasrec", "--train.batch_size=128",
+          "--train.weight_decay=0.1", "--train.patience=10", "--train.epochs=300", "--eval.select_metric=ndcg@10",
+          "--model.encoder.pretrained=minilm", "--model.encoder.text.fields=[title]", "--train.progress=false",
+          "--train.threads=1"]
+TEXT = ["--model.encoder.kind=text"]
+ARMS = {
+    "idrec": ["--model.encoder.kind=id"],
+    "ts": TEXT + ["--model.encoder.mode=frozen"],
+    "top1": TEXT + ["--model.encoder.mode=top", "--model.encoder.train_layers=1"],
+    "top2": TEXT + ["--model.encoder.mode=top", "--model.encoder.train_layers=2"],
+    "side": TEXT + ["--model.encoder.mode=side"],
+    "side+id": TEXT + ["--model.encoder.mode=side", "--model.encoder.fusion=add"],
+    "lora": TEXT + ["--model.encoder.mode=lora", "--model.encoder.train_layers=2", "--model.encoder.lr=1e-3"],
+}
+FIELDS = ("seconds_per_epoch", "seconds_to_best", "trainable_parameters", "peak_memory_bytes")
+
+
+def run_arm(name: str, seed: int, data: Path, runs: Path, extra: list[str]) -> dict:
+    out = runs / f"{name}-seed{seed}"
+    if (out / "results.json").exists():
+        print(f"[bench] {name} seed {seed}: read back from {out}", flush=True)
+        return json.loads((out / "results.json").read_text())
+    cfg = load_config(None, [f"--data={data}", f"--out={out}", f"--train.seed={seed}", *BUDGET, *ARMS[name], *extra])
+    print(f"\n=== {name} seed {seed}: {' '.join(ARMS[name] + extra)} ===", flush=True)
+    return Trainer(cfg, PreparedDataset(data), log=lambda m: print(m, flush=True)).fit()
+
+
+def token_budget(ds: PreparedDataset, chunk: int = 256, max_tokens: int = 30) -> str:
+    """The item-title token lengths (MiniLM tokenizer, special tokens included) and the token positions one pass
+    over every item computes: padded to max_tokens, to the longest title, or in chunks of similar length (what
+    the encoders do), so a step pays for little padding."""
+    from morec.data.content import item_tokens
+    from morec.encoders.text import load_text_model
+
+    _, tokenizer, _ = load_text_model("minilm")
+    lengths = item_tokens(ds, tokenizer, ["title"], max_tokens).lengths[1:].astype(int)
+    def grouped(cap: int) -> int:
+        parts = np.array_split(np.sort(np.minimum(lengths, cap)), max(1, -(-len(lengths) // chunk)))
+        return sum(int(c.max()) * len(c) for c in parts)
+
+    p99 = int(np.percentile(lengths, 99))
+    return (f"title tokens: mean {lengths.mean():.1f}, median {int(np.median(lengths))}, 99th pct "
+            f"{p99}, max {lengths.max()} (max_tokens {max_tokens}); positions per pass over "
+            f"{len(lengths)} items: padded to max_tokens {len(lengths) * max_tokens}, to the longest "
+            f"{len(lengths) * lengths.max()}, length-grouped chunks of {chunk} {grouped(max_tokens)}, the same with "
+            f"max_tokens at the 99th percentile {grouped(p99)} (real tokens {lengths.sum()})")
+
+
+def new_item_hr(run_dir: Path, k: int = 10) -> tuple[float, int]:
+    """HR@k over the test users whose target item never occurs in training (the held-out new items)."""
+    cfg, model, ds = load_run(run_dir)
+    users = np.flatnonzero(ds.train_item_counts[ds.targets("test")] == 0)
+    ranks = rank_users(model, ds, "test", cfg.model.max_len, users=users)
+    return metrics_from_ranks(ranks, [k])[f"hr@{k}"], len(users)
+
+
+def row_of(name: str, res: dict) -> dict:
+    row = {"arm": name, **{f: res.get(f) for f in FIELDS}, "best_epoch": res.get("best_epoch")}
+    for split in ("valid", "test"):
+        for m in ("hr@10", "ndcg@10"):
+            row[f"{split}_{m}"] = res[split][m]
+    return row
+
+
+def mean(rows: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.fmean(vals) if vals else None
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="data/prepared/ml-100k")
+    p.add_argument("--arms", default="idrec,ts,side,side+id,lora", help=f"comma list of {', '.join(ARMS)}")
+    p.add_argument("--seeds", default="1,2,3")
+    p.add_argument("--idrec-seeds", default="", help="seeds IDRec (the reference) runs with (default: --seeds); "
+                   "other seeds' ratios are to the first IDRec seed")
+    p.add_argument("--runs", default="runs/bench-morec-cost")
+    p.add_argument("--e2e-run", default="", help="a saved mode=e2e run directory to add as a row")
+    p.add_argument("--new-items", default="", help="dataset prepared with prepare.new_items (new-item HR@10)")
+    p.add_argument("--new-items-arms", default="idrec,ts,side,lora")
+    p.add_argument("--override", action="append", default=[], help="extra config override for every arm")
+    args = p.parse_args(argv)
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown or "idrec" not in arms:
+        p.error(f"--arms must include idrec (the reference) and name only {', '.join(ARMS)}; got {arms}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    data, runs = Path(args.data), Path(args.runs)
+    torch.set_num_threads(1)
+    print(f"[bench] torch {torch.__version__}, {torch.get_num_threads()} thread, {os.cpu_count()} CPUs, load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; arms {arms}, seeds {seeds}", flush=True)
+    ds = PreparedDataset(data)
+    pop = metrics_from_ranks(most_popular_ranks(ds, "test"), [10])
+    print(f"[bench] {ds.stats()}\n[bench] most-popular test HR@10 {pop['hr@10']:.4f} NDCG@10 {pop['ndcg@10']:.4f}")
+
+    print(f"[bench] {token_budget(ds)}", flush=True)
+    rows: dict[str, list[dict]] = {a: [] for a in arms}
+    idrec_seeds = [int(s) for s in args.idrec_seeds.split(",")] if args.idrec_seeds else seeds
+    for seed in sorted(set(seeds) | set(idrec_seeds)):
+        for arm in arms:
+            if seed not in (idrec_seeds if arm == "idrec" else seeds):
+                continue
+            rows[arm].append({**row_of(arm, run_arm(arm, seed, data, runs, args.override)), "seed": seed})
+    if args.e2e_run:
+        res = json.loads((Path(args.e2e_run) / "results.json").read_text())
+        rows["e2e (saved run)"] = [{**row_of("e2e", res), "seed": res["config"]["train"]["seed"]}]
+
+    new_hr: dict[str, tuple[float, int]] = {}
+    if args.new_items:
+        new_data = Path(args.new_items)
+        for arm in [a.strip() for a in args.new_items_arms.split(",") if a.strip()]:
+            res = run_arm(arm, seeds[0], new_data, runs / "new-items", ["--train.negatives_from=train", *args.override])
+            new_hr[arm] = new_item_hr(Path(res["config"]["out"]) if "config" in res else runs / "new-items" / f"{arm}-seed{seeds[0]}")
+            print(f"[bench] new items, {arm}: HR@10 {new_hr[arm][0]:.4f} over {new_hr[arm][1]} users", flush=True)
+
+    ref = {seed: r for r in rows["idrec"] for seed in [r["seed"]]}
+    print("\narm             seed  s/epoch  s_to_best  x_id_time  params   x_id  peak_MB  x_id_mem  "
+          "valid_HR  valid_NDCG  test_HR  test_NDCG")
+    for arm, rs in rows.items():
+        for r in rs:
+            base = ref.get(r["seed"], rows["idrec"][0])
+            r["x_time"] = r["seconds_to_best"] / base["seconds_to_best"]
+            r["x_mem"] = (r["peak_memory_bytes"] or 0) / base["peak_memory_bytes"] if base["peak_memory_bytes"] else None
+            r["x_params"] = r["trainable_parameters"] / base["trainable_parameters"]
+            print(f"{arm:<15} {r['seed']:>4} {r['seconds_per_epoch']:>8.2f} {r['seconds_to_best']:>10.1f} "
+                  f"{r['x_time']:>10.2f} {r['trainable_parameters']:>7} {r['x_params']:>6.2f} "
+                  f"{(r['peak_memory_bytes'] or 0) / 2**20:>8.0f} {r['x_mem'] or float('nan'):>9.2f} "
+                  f"{r['valid_hr@10']:>9.4f} {r['valid_ndcg@10']:>11.4f} {r['test_hr@10']:>8.4f} {r['test_ndcg@10']:>10.4f}")
+    Path(runs).mkdir(parents=True, exist_ok=True)
+    (runs / "bench_rows.json").write_text(json.dumps({"rows": rows, "new_items_hr@10": new_hr}, indent=1))
+    parts = []
+    for arm, rs in rows.items():
+        sd = statistics.stdev([r["test_ndcg@10"] for r in rs]) if len(rs) > 1 else None
+        parts.append(f"{arm} ({len(rs)} seed{'s' if len(rs) > 1 else ''}): {mean(rs, 'seconds_per_epoch'):.2f} s/epoch, "
+                     f"{mean(rs, 'seconds_to_best'):.0f} s to best ({mean(rs, 'x_time'):.2f}x IDRec), "
+                     f"peak {mean(rs, 'x_mem') or float('nan'):.2f}x, params {mean(rs, 'x_params'):.2f}x, "
+                     f"test HR@10 {mean(rs, 'test_hr@10'):.4f} NDCG@10 {mean(rs, 'test_ndcg@10'):.4f}"
+                     + (f" (sd {sd:.4f})" if sd is not None else "")
+                     + (f", new-item HR@10 {new_hr[arm][0]:.4f}" if arm in new_hr else ""))
+    print("SUMMARY bench_morec_cost | " + " | ".join(parts) + f" | most-popular test NDCG@10 {pop['ndcg@10']:.4f}",
+          flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
