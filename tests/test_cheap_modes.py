@@ -61,7 +61,7 @@ def test_side_states_are_the_frozen_encoders_pooled_layers_and_only_the_side_net
         hidden = model.eval()(input_ids=ids[:, :t], attention_mask=mask, output_hidden_states=True).hidden_states
     want = torch.cat([pool(h, mask, "mean") for h in hidden], dim=-1)
     assert len(hidden) == 4 and states.shape == (ds.n_items + 1, 4 * 32)
-    assert torch.allclose(states[1:], want, atol=1e-5) and not states[0].any()
+    assert torch.allclose(states[1:], want, atol=1e-5)
     # the states come back from the dataset cache without the encoder
     cached = build_item_encoder(enc_cfg(world["bert"], mode="side", pooling="mean"), ds, 16)
     first = cached.layer_states()
