@@ -14,27 +14,15 @@ from morec.catalog import ContentEncoder  # noqa: E402
 from morec.config import ConfigError, load_config  # noqa: E402
 from morec.data.dataset import PreparedDataset  # noqa: E402
 from morec.data.prepare import prepare  # noqa: E402
-from morec.data.synthetic import SynthConfig, synthesize  # noqa: E402
 from morec.encoders import build_item_encoder  # noqa: E402
 from morec.encoders.text import load_text_model, pool  # noqa: E402
 from morec.evaluate import metrics_from_ranks, most_popular_ranks  # noqa: E402
 from morec.runs import load_run  # noqa: E402
 from morec.train import Trainer  # noqa: E402
-from test_text_encoder import QUIET, enc_cfg, write_tiny_model  # noqa: E402
+from test_text_encoder import QUIET, enc_cfg, world  # noqa: E402,F401 (world: the text tests' data and tiny BERT)
 
 LORA = ["--model.encoder.mode=lora", "--model.encoder.train_layers=2"]
 SIDE = ["--model.encoder.mode=side"]
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cheap")
-    raw, truth = synthesize(SynthConfig(n_users=500, n_items=160, n_topics=6, n_new_items=18, seq_len_min=8,
-                                        seq_len_max=20, image_size=0, seed=3))
-    prepare(raw, root / "prepared", log=QUIET)
-    ds = PreparedDataset(root / "prepared")
-    words = {w for t in ds.items["title"] for w in t.split()}
-    return {"root": root, "data": root / "prepared", "ds": ds, "bert": write_tiny_model(root / "bert", words)}
 
 
 def run_config(world, out, *extra, model=None):
