@@ -305,36 +305,27 @@ class ModalityEncoder(ItemEncoder):
     def frozen_features(self) -> torch.Tensor:
         """Two-stage features: the frozen model's pooled vector of every item, (n_rows, hidden); row 0 = padding."""
         if self._features is None:
-            path = self._cache_path(f"features-{self.pooling}")
-            if path is not None and path.exists():
-                self._features = torch.from_numpy(np.load(path)).to(self._device())
-            else:
-                self._features = self._compute_features()
-                if path is not None:
-                    save_npy_atomic(path, self._features.cpu().numpy())
+            self._features = self._item_rows(f"features-{self.pooling}", self.hidden, self.forward_full)
         return self._features
 
     def layer_states(self) -> torch.Tensor:
         """mode=side: every item's frozen per-layer states, (n_rows, sum(widths)); row 0 = padding."""
         if self._layer_states is None:
-            path = self._cache_path(f"side-{self.pooling}")
-            if path is not None and path.exists():
-                self._layer_states = torch.from_numpy(np.load(path)).to(self._device())
-            else:
-                with torch.no_grad():
-                    out = torch.zeros(self.n_rows(), sum(self.side.widths), device=self._device())
-                    for chunk in self.cache_groups():
-                        out[chunk] = self.forward_layers(self.item_inputs(chunk)).float()
-                self._layer_states = out
-                if path is not None:
-                    save_npy_atomic(path, out.cpu().numpy())
+            self._layer_states = self._item_rows(f"side-{self.pooling}", sum(self.side.widths), self.forward_layers)
         return self._layer_states
 
     @torch.no_grad()
-    def _compute_features(self) -> torch.Tensor:
-        out = torch.zeros(self.n_rows(), self.hidden, device=self._device())
+    def _item_rows(self, what: str, width: int, forward) -> torch.Tensor:
+        """``forward`` of every item's inputs, (n_rows, width): read from its cache file, or computed in length
+        groups and written there."""
+        path = self._cache_path(what)
+        if path is not None and path.exists():
+            return torch.from_numpy(np.load(path)).to(self._device())
+        out = torch.zeros(self.n_rows(), width, device=self._device())
         for chunk in self.cache_groups():
-            out[chunk] = self.forward_full(self.item_inputs(chunk)).float()
+            out[chunk] = forward(self.item_inputs(chunk)).float()
+        if path is not None:
+            save_npy_atomic(path, out.cpu().numpy())
         return out
 
     def lower_cache_name(self) -> str:
