@@ -8,7 +8,8 @@ memory, valid / test HR@10 and NDCG@10, and every figure's ratio to IDRec (same 
 Budget: the published ML-100K sweep's (docs/results/ml100k_sweep.yaml): dim 64, max_len 50, batch 128,
 weight decay 0.1, patience 10 on valid NDCG@10, epoch cap 300, MiniLM (`pretrained: minilm`) on titles.
 Arms run seed by seed (all arms of seed 1, then seed 2, ...), so an interrupted benchmark holds complete
-seeds; a run directory that already has results.json is read back instead of retrained (resumable).
+seeds; a run directory that already has results.json is read back instead of retrained, and one with a checkpoint
+but no results (an interrupted run) resumes from it exactly.
 ``--e2e-run`` adds a saved whole-encoder E2E run (trained elsewhere, e.g. on a GPU) as a row read from its
 results.json. ``--new-items`` also trains the arms on a dataset prepared with ``prepare.new_items`` and
 reports HR@10 over the test users whose target is a held-out new item (negatives from training items only).
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from morec.checkpoint import POINTER
 from morec.config import load_config
 from morec.data.dataset import PreparedDataset
 from morec.evaluate import metrics_from_ranks, most_popular_ranks, rank_users
@@ -45,6 +47,8 @@ ARMS = {
     "side": TEXT + ["--model.encoder.mode=side"],
     "side+id": TEXT + ["--model.encoder.mode=side", "--model.encoder.fusion=add"],
     "lora": TEXT + ["--model.encoder.mode=lora", "--model.encoder.train_layers=2", "--model.encoder.lr=1e-3"],
+    # the paper's mode: every encoder weight trained; hours on CPU, so it checkpoints mid-epoch too
+    "e2e": TEXT + ["--model.encoder.mode=e2e", "--train.checkpoint_every_steps=4"],
 }
 FIELDS = ("seconds_per_epoch", "seconds_to_best", "trainable_parameters", "peak_memory_bytes")
 
@@ -54,6 +58,9 @@ def run_arm(name: str, seed: int, data: Path, runs: Path, extra: list[str]) -> d
     if (out / "results.json").exists():
         print(f"[bench] {name} seed {seed}: read back from {out}", flush=True)
         return json.loads((out / "results.json").read_text())
+    if (out / POINTER).exists():  # an interrupted run continues from its last checkpoint (time over every resume)
+        print(f"[bench] {name} seed {seed}: resuming {out}", flush=True)
+        return Trainer.resume(out, PreparedDataset(data), log=lambda m: print(m, flush=True))
     cfg = load_config(None, [f"--data={data}", f"--out={out}", f"--train.seed={seed}", *BUDGET, *ARMS[name], *extra])
     print(f"\n=== {name} seed {seed}: {' '.join(ARMS[name] + extra)} ===", flush=True)
     return Trainer(cfg, PreparedDataset(data), log=lambda m: print(m, flush=True)).fit()

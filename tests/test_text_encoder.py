@@ -21,6 +21,7 @@ from morec.data.prepare import prepare  # noqa: E402
 from morec.data.synthetic import SynthConfig, synthesize  # noqa: E402
 from morec.encoders import build_item_encoder  # noqa: E402
 from morec.encoders.heads import FusedEncoder  # noqa: E402
+from morec.encoders.modality import length_groups  # noqa: E402
 from morec.encoders.text import TextEncoder, load_text_model, pool, resolve_pretrained  # noqa: E402
 from morec.evaluate import metrics_from_ranks, most_popular_ranks, rank_users  # noqa: E402
 from morec.runs import load_run  # noqa: E402
@@ -191,6 +192,20 @@ def test_length_groups_give_the_same_vectors(world):
         enc = build_item_encoder(enc_cfg(world["bert"], batch_size=size), world["ds"], 16).eval()
         out.append(enc(items))  # with grad: the training path, not catalogue chunking
     assert torch.allclose(out[0], out[1], atol=1e-5)
+
+
+def test_length_groups_bound_padding_and_group_size():
+    """Every item lands in exactly one group, no group exceeds the chunk, and each group's padded positions stay
+    within the slack of its real ones unless it holds one size only (then it is a full chunk or the last)."""
+    sizes = torch.cat([torch.full((300,), 4), torch.randint(5, 27, (500,)), torch.tensor([200])])
+    groups = length_groups(sizes, 128)
+    assert sorted(torch.cat(groups).tolist()) == list(range(len(sizes)))
+    for g in groups:
+        assert len(g) <= 128
+        padded, real = int(sizes[g].max()) * len(g), int(sizes[g].sum())
+        assert padded <= 1.1 * real or len(g) == 1
+    fixed = torch.argsort(sizes, stable=True).split(128)  # what fixed-count chunks would pad to
+    assert sum(int(sizes[g].max()) * len(g) for g in groups) < 0.9 * sum(int(sizes[g].max()) * len(g) for g in fixed)
 
 
 def test_lower_cache_is_stored_and_reused(world, tmp_path):

