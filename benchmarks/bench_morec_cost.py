@@ -14,6 +14,14 @@ but no results (an interrupted run) resumes from it exactly.
 results.json. ``--new-items`` also trains the arms on a dataset prepared with ``prepare.new_items`` and
 reports HR@10 over the test users whose target is a held-out new item (negatives from training items only).
 The last line is one summary with each arm's mean over seeds and its ratios to IDRec.
+
+``--time-epochs`` is the speed measurement when the full runs could not run alone (the whole-encoder E2E run
+takes hours on one core, so other arms trained beside it): every arm trains one epoch, alone and one after the
+other in this process, and its epoch (training + validation) and the time to best it implies, (best epoch + 1)
+epochs of the full run, are given as ratios to IDRec's. The epochs to best come from the full runs: a seeded
+run's epochs do not depend on how fast the machine was.
+
+    python benchmarks/bench_morec_cost.py --time-epochs --arms idrec,ts,side,e2e --seeds 1
 """
 from __future__ import annotations
 
@@ -64,6 +72,34 @@ def run_arm(name: str, seed: int, data: Path, runs: Path, extra: list[str]) -> d
     cfg = load_config(None, [f"--data={data}", f"--out={out}", f"--train.seed={seed}", *BUDGET, *ARMS[name], *extra])
     print(f"\n=== {name} seed {seed}: {' '.join(ARMS[name] + extra)} ===", flush=True)
     return Trainer(cfg, PreparedDataset(data), log=lambda m: print(m, flush=True)).fit()
+
+
+def time_one_epoch(name: str, seed: int, data: Path, runs: Path, extra: list[str]) -> dict:
+    """One epoch (training and validation) of an arm, timed alone; caches already built by the full run."""
+    out = runs / "timing" / f"{name}-seed{seed}"
+    cfg = load_config(None, [f"--data={data}", f"--out={out}", f"--train.seed={seed}", *BUDGET, *ARMS[name], *extra,
+                             "--train.epochs=1", "--train.checkpoints=false", "--train.checkpoint_every_steps=0",
+                             "--train.tensorboard=false"])
+    Trainer(cfg, PreparedDataset(data), log=lambda m: None).fit()
+    epoch = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    full = json.loads((runs / f"{name}-seed{seed}" / "results.json").read_text())
+    return {"arm": name, "seed": seed, "epoch_seconds": epoch["seconds"], "best_epoch": full["best_epoch"],
+            "to_best": (full["best_epoch"] + 1) * epoch["seconds"]}
+
+
+def timing_pass(arms: list[str], seed: int, data: Path, runs: Path, extra: list[str]) -> int:
+    rows = [time_one_epoch(a, seed, data, runs, extra) for a in ["idrec"] + [a for a in arms if a != "idrec"]]
+    ref = rows[0]
+    print("\narm        seed  epoch_s  x_id_epoch  best_epoch  est_s_to_best  x_id_to_best")
+    for r in rows:
+        r["x_epoch"], r["x_to_best"] = r["epoch_seconds"] / ref["epoch_seconds"], r["to_best"] / ref["to_best"]
+        print(f"{r['arm']:<10} {seed:>4} {r['epoch_seconds']:>8.2f} {r['x_epoch']:>11.2f} {r['best_epoch']:>11} "
+              f"{r['to_best']:>14.0f} {r['x_to_best']:>13.2f}")
+    (runs / "timing" / "timing_rows.json").write_text(json.dumps(rows, indent=1))
+    print("SUMMARY bench_morec_cost --time-epochs (one epoch each, alone, one process) | " + " | ".join(
+        f"{r['arm']}: {r['epoch_seconds']:.1f} s/epoch ({r['x_epoch']:.2f}x IDRec), best epoch {r['best_epoch']}, "
+        f"~{r['to_best']:.0f} s to best ({r['x_to_best']:.2f}x)" for r in rows), flush=True)
+    return 0
 
 
 def token_budget(ds: PreparedDataset, chunk: int = 256, max_tokens: int = 30) -> str:
@@ -120,6 +156,7 @@ def main(argv=None) -> int:
     p.add_argument("--new-items", default="", help="dataset prepared with prepare.new_items (new-item HR@10)")
     p.add_argument("--new-items-arms", default="idrec,ts,side,lora")
     p.add_argument("--override", action="append", default=[], help="extra config override for every arm")
+    p.add_argument("--time-epochs", action="store_true", help="time one epoch of each arm alone (see above)")
     args = p.parse_args(argv)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     unknown = [a for a in arms if a not in ARMS]
@@ -132,6 +169,8 @@ def main(argv=None) -> int:
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; arms {arms}, seeds {seeds}", flush=True)
     ds = PreparedDataset(data)
     pop = metrics_from_ranks(most_popular_ranks(ds, "test"), [10])
+    if args.time_epochs:
+        return timing_pass(arms, seeds[0], data, runs, args.override)
     print(f"[bench] {ds.stats()}\n[bench] most-popular test HR@10 {pop['hr@10']:.4f} NDCG@10 {pop['ndcg@10']:.4f}")
 
     print(f"[bench] {token_budget(ds)}", flush=True)
