@@ -109,11 +109,14 @@ def trained(world):
 
 
 @pytest.mark.integration
-def test_side_and_lora_learn_far_above_most_popular_and_at_least_two_stage(world, trained):
+def test_side_and_lora_learn_far_above_most_popular_and_beat_two_stage(world, trained):
+    """The synthetic titles reward adapting the encoder: both adapted modes beat the frozen features (measured
+    test NDCG@10: side 0.232, lora 0.230, two-stage 0.214, most-popular 0.103), so a side network that only
+    passed the top layer through, or LoRA updates that never trained, would not clear the bar."""
     popular = metrics_from_ranks(most_popular_ranks(world["ds"], "test"), [10])["ndcg@10"]
     got = {name: r["test"]["ndcg@10"] for name, r in trained.items()}
     assert got["side"] > 1.5 * popular and got["lora"] > 1.5 * popular, (got, popular)
-    assert got["side"] >= 0.95 * got["ts"] and got["lora"] >= 0.95 * got["ts"], got
+    assert got["side"] > 1.03 * got["ts"] and got["lora"] > 1.03 * got["ts"], got
 
 
 # --- new items through the same path ------------------------------------------------------
