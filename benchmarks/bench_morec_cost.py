@@ -76,7 +76,7 @@ def run_arm(name: str, seed: int, data: Path, runs: Path, extra: list[str]) -> d
 
 def time_one_epoch(name: str, seed: int, data: Path, runs: Path, extra: list[str]) -> dict:
     """One epoch (training and validation) of an arm, timed alone; caches already built by the full run."""
-    out = runs / "timing" / f"{name}-seed{seed}"
+    out = runs.parent / f"{runs.name}-timing" / f"{name}-seed{seed}"  # beside, not inside: report must not see it
     cfg = load_config(None, [f"--data={data}", f"--out={out}", f"--train.seed={seed}", *BUDGET, *ARMS[name], *extra,
                              "--train.epochs=1", "--train.checkpoints=false", "--train.checkpoint_every_steps=0",
                              "--train.tensorboard=false"])
@@ -95,7 +95,7 @@ def timing_pass(arms: list[str], seed: int, data: Path, runs: Path, extra: list[
         r["x_epoch"], r["x_to_best"] = r["epoch_seconds"] / ref["epoch_seconds"], r["to_best"] / ref["to_best"]
         print(f"{r['arm']:<10} {seed:>4} {r['epoch_seconds']:>8.2f} {r['x_epoch']:>11.2f} {r['best_epoch']:>11} "
               f"{r['to_best']:>14.0f} {r['x_to_best']:>13.2f}")
-    (runs / "timing" / "timing_rows.json").write_text(json.dumps(rows, indent=1))
+    (runs.parent / f"{runs.name}-timing" / "timing_rows.json").write_text(json.dumps(rows, indent=1))
     print("SUMMARY bench_morec_cost --time-epochs (one epoch each, alone, one process) | " + " | ".join(
         f"{r['arm']}: {r['epoch_seconds']:.1f} s/epoch ({r['x_epoch']:.2f}x IDRec), best epoch {r['best_epoch']}, "
         f"~{r['to_best']:.0f} s to best ({r['x_to_best']:.2f}x)" for r in rows), flush=True)

@@ -205,3 +205,19 @@ def test_table9_calls_every_user_all_since_cold_and_new_are_subsets(tmp_path):
     t9 = next(t for t in build_tables(find_runs([run])) if t.name == "table9_cold_new")
     assert "all users" in t9.columns and not any("regular" in c for c in t9.columns)
     assert "subsets" in t9.note
+
+
+def test_side_and_lora_runs_take_their_places_in_the_tables(tmp_path):
+    """Every encoder mode is a MoRec row where pure MoRec is shown (Table 9 here); LoRA fine-tunes the encoder so
+    it is an E2E-family row of Table 2, while side (no gradient into the encoder) stays out of Table 2 like TS."""
+    shutil.copytree(RUNS / "_data", tmp_path / "_data")
+    shutil.copytree(RUNS / "sasrec-id-lr1e-3", tmp_path / "sasrec-id")
+    for mode, extra in [("side", {}), ("lora", {"train_layers": 2, "lora_rank": 4})]:
+        run = tmp_path / f"sasrec-text-{mode}"
+        shutil.copytree(RUNS / "sasrec-text-e2e", run)
+        results = json.loads((run / "results.json").read_text())
+        results["config"]["model"]["encoder"].update(mode=mode, **extra)
+        (run / "results.json").write_text(json.dumps(results))
+    tables = {t.name: t for t in build_tables(find_runs([tmp_path]))}
+    assert [r["training"] for r in tables["table9_cold_new"].rows] == ["ID", "Side", "LoRA top-2 r4"]
+    assert [r["training"] for r in tables["table2_idrec_vs_morec"].rows if r.get("training")] == ["ID", "LoRA top-2 r4"]

@@ -6,6 +6,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 
+from ..config import MODES
 from ..cost import human, human_bytes
 from ..stats import format_improv, format_p
 from ..verdict import budget_notes, comparability_problems, compare_arms
@@ -167,14 +168,15 @@ def _improv_row(new: RunInfo, old: RunInfo, k: int, verdicts: list[str], names: 
     return row
 
 
-def _pure_morec(r: RunInfo, modes: tuple[str, ...] = ("e2e", "top", "frozen")) -> bool:
+def _pure_morec(r: RunInfo, modes: tuple[str, ...] = MODES) -> bool:
     """A pretrained modality encoder alone (no ID fusion), trained in one of ``modes``."""
     return not r.is_id and r.enc.get("mode", "e2e") in modes and r.fusion == "none" and not r.enc.get("from_scratch")
 
 
 def _e2e_morec(r: RunInfo) -> bool:
-    """MoRec trained end to end with the recommender: the whole encoder, or its top layers (mode=top)."""
-    return _pure_morec(r, ("e2e", "top"))
+    """MoRec trained end to end with the recommender: the whole encoder, its top layers (mode=top), or low-rank
+    updates of them (mode=lora); not side, whose side network never sends a gradient into the encoder."""
+    return _pure_morec(r, ("e2e", "top", "lora"))
 
 
 def _pure_id(r: RunInfo) -> bool:
