@@ -138,6 +138,7 @@ class EncoderConfig:
     mode: str = "e2e"
     train_layers: int = 0  # with mode=top / lora: how many top layers are trained (lora: adapted)
     side_width: int = 128  # mode=side: width of the side network
+    side_dropout: float = 0.0  # mode=side: dropout on each layer's projection and on the side state
     lora_rank: int = 8  # mode=lora: rank r of the low-rank updates
     lora_alpha: float = 16.0  # mode=lora: scale alpha (the update is scaled by alpha / r)
     lora_dropout: float = 0.0
@@ -165,6 +166,7 @@ class EncoderConfig:
         _check(self.mode not in ("top", "lora") or self.train_layers > 0,
                f"model.encoder.mode={self.mode} needs model.encoder.train_layers > 0")
         _check(self.side_width > 0, f"model.encoder.side_width must be > 0, got {self.side_width}")
+        _check(0 <= self.side_dropout < 1, f"model.encoder.side_dropout must be in [0, 1), got {self.side_dropout}")
         _check(self.lora_rank > 0 and self.lora_alpha > 0, "model.encoder.lora_rank and lora_alpha must be > 0")
         _check(0 <= self.lora_dropout < 1, f"model.encoder.lora_dropout must be in [0, 1), got {self.lora_dropout}")
         _check(not self.fusion_mlp or self.fusion != "none", "model.encoder.fusion_mlp needs model.encoder.fusion=add or concat")

@@ -85,6 +85,17 @@ def test_lora_trains_only_the_low_rank_matrices_of_the_top_layers_and_starts_as_
         assert not torch.allclose(lora.eval()(items), top(items), atol=1e-4)  # the updates changed the vectors
 
 
+def test_side_dropout_acts_in_training_only_and_is_checked():
+    from morec.encoders.side import SideNetwork
+
+    torch.manual_seed(0)
+    net, states = SideNetwork([8, 8, 8], 16, dropout=0.5), torch.randn(5, 24)
+    assert not torch.equal(net.train()(states), net(states))  # two training passes drop different units
+    assert torch.equal(net.eval()(states), net(states))
+    with pytest.raises(ConfigError, match="side_dropout"):
+        enc_cfg("x", mode="side", side_dropout=1.0)
+
+
 def test_lora_targets_that_match_nothing_are_a_clear_error(world):
     with pytest.raises(ConfigError, match="lora_targets"):
         build_item_encoder(enc_cfg(world["bert"], mode="lora", train_layers=1, lora_targets=["nope"],

@@ -107,7 +107,7 @@ class Side(Mode):
         from .side import SideNetwork
 
         super().attach(enc, model, cfg)
-        enc.side = SideNetwork(enc.layer_widths(), cfg.side_width)
+        enc.side = SideNetwork(enc.layer_widths(), cfg.side_width, cfg.side_dropout)
         enc.head = ModalityHead(cfg.side_width, enc.dim, cfg.mlp_layers)  # the head reads the side network
 
     def pooled_items(self, enc, items):

@@ -23,8 +23,9 @@ from torch import nn
 class SideNetwork(nn.Module):
     """(N, sum(widths)) concatenated per-layer states, lowest layer first -> (N, width)."""
 
-    def __init__(self, widths: list[int], width: int):
+    def __init__(self, widths: list[int], width: int, dropout: float = 0.0):
         super().__init__()
+        self.drop = nn.Dropout(dropout)
         self.widths = [int(w) for w in widths]
         self.norms = nn.ModuleList(nn.LayerNorm(w) for w in self.widths)
         self.down = nn.ModuleList(nn.Linear(w, width) for w in self.widths)
@@ -35,9 +36,9 @@ class SideNetwork(nn.Module):
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         parts = states.split(self.widths, dim=-1)
         gates = torch.sigmoid(self.gates)
-        side = self.down[-1](self.norms[-1](parts[-1]))
+        side = self.drop(self.down[-1](self.norms[-1](parts[-1])))
         for i in range(len(parts) - 2, -1, -1):
-            z = self.down[i](self.norms[i](parts[i]))
+            z = self.drop(self.down[i](self.norms[i](parts[i])))
             side = side + gates[i] * nn.functional.gelu(self.mix[i](z + side))
         return side
 
