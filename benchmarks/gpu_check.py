@@ -16,7 +16,12 @@ What it measures (each part prints one line; a part that fails prints why and th
    synthetic catalogue of ``--vision-items`` items (32 px PNGs resized once to 224 px: nothing bigger is
    written than the step needs);
 4. ``ddp``: ``torchrun --nproc_per_node 1 -m morec train`` (NCCL on the GPU) with the in-batch softmax for
-   two epochs: the distributed code path (its candidate gather included) runs on a GPU.
+   two epochs: the distributed code path (its candidate gather included) runs on a GPU;
+5. ``minilm-e2e-run``: the whole-encoder E2E MiniLM SASRec run of benchmarks/bench_morec_cost.py (its ``e2e``
+   arm at the same budget: batch 128, patience 10 on valid NDCG@10, epoch cap 300, fp32, seed ``--seed``)
+   trained to its best epoch: seconds per epoch, seconds to best, best epoch, test HR@10 / NDCG@10. With
+   ``--keep-run DIR`` its run summary (config, results, metrics, per-user ranks; no weights) is copied there,
+   so ``bench_morec_cost.py --e2e-run DIR`` can put it beside the CPU arms.
 
 The ML-100K prepared directory must be on the machine (``morec data prepare``; it is not fetched here, and
 its cache is never written: ``disk_cache=false``). ``--smoke`` replaces it by a tiny synthetic dataset,
@@ -143,6 +148,31 @@ def part_ddp(args, data: Path, work: Path) -> dict:
             "seconds_per_epoch": round(r["seconds_per_epoch"], 2), "test_hr@10": round(r["test"]["hr@10"], 4)}
 
 
+def part_e2e_run(args, data: Path, work: Path) -> dict:
+    import shutil
+
+    from bench_morec_cost import ARMS, BUDGET
+
+    from morec.train import Trainer
+
+    out = work / "minilm-e2e-run"
+    smoke = ["--train.epochs=1", "--model.max_len=4", "--train.batch_size=4"] if args.smoke else []
+    cfg = load_config(None, [f"--data={data}", f"--out={out}", f"--train.seed={args.seed}", *BUDGET, *ARMS["e2e"],
+                             f"--train.device={args.device}", "--model.encoder.disk_cache=false",
+                             "--train.checkpoints=false", "--train.checkpoint_every_steps=0", *smoke])
+    r = Trainer(cfg, PreparedDataset(data), log=QUIET).fit()
+    if args.keep_run:
+        keep = Path(args.keep_run)
+        keep.mkdir(parents=True, exist_ok=True)
+        for name in ("config.yaml", "results.json", "metrics.jsonl", "ranks.npz"):
+            if (out / name).exists():
+                shutil.copy2(out / name, keep / name)
+    return {"seconds_to_best": round(r["seconds_to_best"], 1), "best_epoch": r["best_epoch"],
+            "epochs_run": r["epochs_run"], "seconds_per_epoch": round(r["seconds_per_epoch"], 2),
+            "stop_reason": r["stop_reason"], "peak_mib": round(r["peak_memory_bytes"] / 2**20) if r.get("peak_memory_bytes") else None,
+            "test_hr@10": round(r["test"]["hr@10"], 4), "test_ndcg@10": round(r["test"]["ndcg@10"], 4)}
+
+
 def smoke_data(work: Path) -> Path:
     """A tiny synthetic dataset with titles and 32 px images, standing in for ML-100K and the image catalogue."""
     from morec.data.formats.registry import read_raw
@@ -168,7 +198,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true", help="CPU, tiny sizes, one step per part: does the script work?")
     p.add_argument("--ml100k", default="data/prepared/ml-100k", help="prepared MovieLens-100K directory")
-    p.add_argument("--parts", default="sasrec-id,minilm-top2,minilm-e2e,vision,ddp")
+    p.add_argument("--parts", default="sasrec-id,minilm-top2,minilm-e2e,vision,ddp,minilm-e2e-run")
+    p.add_argument("--seed", type=int, default=1, help="minilm-e2e-run's seed")
+    p.add_argument("--keep-run", default="", help="copy minilm-e2e-run's run summary (no weights) here")
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--text-batch", type=int, default=64)
@@ -210,13 +242,15 @@ def main(argv=None) -> int:
                 try:
                     if name == "sasrec-id":
                         r = part_sasrec(args, ml100k, work)
-                    elif name.startswith("minilm-"):
+                    elif name in ("minilm-top2", "minilm-e2e"):
                         r = part_text(args, ml100k, work, name.split("-", 1)[1])
                     elif name.startswith("vision-"):
                         images = images or vision_data(args, work)
                         r = part_vision(args, images, work, name.split("-", 1)[1])
                     elif name == "ddp":
                         r = part_ddp(args, ml100k, work)
+                    elif name == "minilm-e2e-run":
+                        r = part_e2e_run(args, ml100k, work)
                     else:
                         raise SystemExit(f"gpu_check: unknown part {name!r} (known: {p.get_default('parts')})")
                 except SystemExit:
@@ -241,7 +275,7 @@ def main(argv=None) -> int:
 def _short(name: str, r: dict) -> str:
     if "failed" in r:
         return f"{name} FAILED"
-    if name == "sasrec-id":
+    if name in ("sasrec-id", "minilm-e2e-run"):
         return (f"{name} best epoch {r['best_epoch']} at {r['seconds_to_best']} s, test HR@10 {r['test_hr@10']} "
                 f"NDCG@10 {r['test_ndcg@10']}")
     if name == "ddp":

@@ -12,15 +12,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_gpu_check_smoke_runs_every_part(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--smoke", f"--work={tmp_path}"], cwd=REPO,
+    done = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--smoke", f"--work={tmp_path}",
+                           f"--keep-run={tmp_path / 'kept'}"], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert lines[-1].startswith("SUMMARY gpu_check | cpu (smoke) |") and lines[-1].endswith("failed: none")
     results = json.loads(lines[-2])["results"]
-    assert set(results) == {"sasrec-id", "minilm-top2", "minilm-e2e", "vision-efficientnet-lite0", "vision-resnet50", "ddp"}
+    assert set(results) == {"sasrec-id", "minilm-top2", "minilm-e2e", "vision-efficientnet-lite0", "vision-resnet50", "ddp",
+                            "minilm-e2e-run"}
     for name, r in results.items():
         if "step_s" in r:
             assert r["step_s"] > 0 and r["peak_mib"] > 0 and math.isfinite(r["loss"]), (name, r)
     assert results["sasrec-id"]["epochs_run"] == 2 and results["ddp"]["processes"] == 1
     assert 0 <= results["ddp"]["test_hr@10"] <= 1
+    # the whole-encoder E2E run keeps a summary bench_morec_cost --e2e-run reads: the e2e arm's own config
+    kept = json.loads((tmp_path / "kept" / "results.json").read_text())
+    assert kept["config"]["model"]["encoder"]["mode"] == "e2e" and kept["epochs_run"] == results["minilm-e2e-run"]["epochs_run"] == 1
+    assert (tmp_path / "kept" / "ranks.npz").exists()
