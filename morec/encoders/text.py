@@ -87,7 +87,9 @@ def load_text_model(name: str, from_scratch: bool = False):
         raise ConfigError(hub_failure(name, local, e)) from None
     if getattr(model, "pooler", None) is not None:
         model.pooler = None  # BERT's tanh pooler is not used: the item vector is the [CLS] hidden state
-    return model, tokenizer, source
+    # Checkpoints stored in fp16 / bf16 (most LLMs, slimmed copies) load in that dtype; training needs fp32
+    # weights, and reduced precision is train.precision's autocast, not the storage format's.
+    return model.float(), tokenizer, source
 
 
 def hidden_size(model: nn.Module) -> int:

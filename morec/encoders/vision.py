@@ -171,7 +171,7 @@ def _hf_vm(source: str, local: bool, from_scratch: bool) -> VisionModel:
                 config.mask_ratio = 0.0  # an encoder sees every patch; MAE's masking is for pre-training only
             extra = {"add_pooling_layer": False} if config.model_type == "vit" else {}
             model = (AutoModel.from_config(config, **extra) if from_scratch
-                     else AutoModel.from_pretrained(source, config=config, **extra, **kw))
+                     else AutoModel.from_pretrained(source, config=config, **extra, **kw)).float()  # as text.py
     except (OSError, ValueError) as e:
         raise ConfigError(hub_failure(source, local, e)) from None
     hidden = getattr(config, "hidden_size", None) or (config.hidden_sizes[-1] if hasattr(config, "hidden_sizes") else None)
