@@ -165,6 +165,10 @@ def cmd_tune(args, extra) -> int:
     return 0
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
 def cmd_compare(args, extra) -> int:
     names = (args.names[0], args.names[1]) if args.names else ("A", "B")
     result = api.comparison(args.a, args.b, args.metric, names, allow_unequal_budgets=args.allow_unequal_budgets)
@@ -173,8 +177,8 @@ def cmd_compare(args, extra) -> int:
         return 0
     rows = []
     for m, c in result["paired"].items():
-        rows.append({"test metric": m, f"{names[0]} ({c.seeds_a} seeds)": f"{100 * c.mean_a:.2f}",
-                     f"{names[1]} ({c.seeds_b} seeds)": f"{100 * c.mean_b:.2f}", "Improv. [95% CI]": format_improv(c),
+        rows.append({"test metric": m, f"{names[0]} ({_seeds(c.seeds_a)})": f"{100 * c.mean_a:.2f}",
+                     f"{names[1]} ({_seeds(c.seeds_b)})": f"{100 * c.mean_b:.2f}", "Improv. [95% CI]": format_improv(c),
                      "p": format_p(c.p), "verdict": c.verdict})
     print(f"{names[0]}: {result['a']['dir']}\n{names[1]}: {result['b']['dir']}\n")
     print(format_table(rows, list(rows[0])))
