@@ -104,22 +104,24 @@ def timing_pass(arms: list[str], seed: int, data: Path, runs: Path, extra: list[
 
 def token_budget(ds: PreparedDataset, chunk: int = 256, max_tokens: int = 30) -> str:
     """The item-title token lengths (MiniLM tokenizer, special tokens included) and the token positions one pass
-    over every item computes: padded to max_tokens, to the longest title, or in chunks of similar length (what
-    the encoders do), so a step pays for little padding."""
+    over every item computes: padded to max_tokens, to the longest title, or in the encoders' length groups (at
+    most ``chunk`` items, padding bounded), so a step pays for little padding."""
     from morec.data.content import item_tokens
+    from morec.encoders.modality import length_groups
     from morec.encoders.text import load_text_model
 
     _, tokenizer, _ = load_text_model("minilm")
     lengths = item_tokens(ds, tokenizer, ["title"], max_tokens).lengths[1:].astype(int)
+
     def grouped(cap: int) -> int:
-        parts = np.array_split(np.sort(np.minimum(lengths, cap)), max(1, -(-len(lengths) // chunk)))
-        return sum(int(c.max()) * len(c) for c in parts)
+        sizes = torch.from_numpy(np.minimum(lengths, cap))
+        return sum(int(sizes[g].max()) * len(g) for g in length_groups(sizes, chunk))
 
     p99 = int(np.percentile(lengths, 99))
     return (f"title tokens: mean {lengths.mean():.1f}, median {int(np.median(lengths))}, 99th pct "
             f"{p99}, max {lengths.max()} (max_tokens {max_tokens}); positions per pass over "
             f"{len(lengths)} items: padded to max_tokens {len(lengths) * max_tokens}, to the longest "
-            f"{len(lengths) * lengths.max()}, length-grouped chunks of {chunk} {grouped(max_tokens)}, the same with "
+            f"{len(lengths) * lengths.max()}, length groups of <= {chunk} {grouped(max_tokens)}, the same with "
             f"max_tokens at the 99th percentile {grouped(p99)} (real tokens {lengths.sum()})")
 
 
