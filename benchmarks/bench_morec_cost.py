@@ -61,6 +61,11 @@ ARMS = {
 FIELDS = ("seconds_per_epoch", "seconds_to_best", "trainable_parameters", "peak_memory_bytes")
 
 
+def arm_config(name: str, seed: int, data: Path, out: Path, *extra: str):
+    """The config of one arm at the benchmark's budget (gpu_check's E2E run uses it too)."""
+    return load_config(None, [f"--data={data}", f"--out={out}", f"--train.seed={seed}", *BUDGET, *ARMS[name], *extra])
+
+
 def run_arm(name: str, seed: int, data: Path, runs: Path, extra: list[str]) -> dict:
     out = runs / f"{name}-seed{seed}"
     if (out / "results.json").exists():
@@ -69,7 +74,7 @@ def run_arm(name: str, seed: int, data: Path, runs: Path, extra: list[str]) -> d
     if (out / POINTER).exists():  # an interrupted run continues from its last checkpoint (time over every resume)
         print(f"[bench] {name} seed {seed}: resuming {out}", flush=True)
         return Trainer.resume(out, PreparedDataset(data), log=lambda m: print(m, flush=True))
-    cfg = load_config(None, [f"--data={data}", f"--out={out}", f"--train.seed={seed}", *BUDGET, *ARMS[name], *extra])
+    cfg = arm_config(name, seed, data, out, *extra)
     print(f"\n=== {name} seed {seed}: {' '.join(ARMS[name] + extra)} ===", flush=True)
     return Trainer(cfg, PreparedDataset(data), log=lambda m: print(m, flush=True)).fit()
 
@@ -77,9 +82,8 @@ def run_arm(name: str, seed: int, data: Path, runs: Path, extra: list[str]) -> d
 def time_one_epoch(name: str, seed: int, data: Path, runs: Path, extra: list[str]) -> dict:
     """One epoch (training and validation) of an arm, timed alone; caches already built by the full run."""
     out = runs.parent / f"{runs.name}-timing" / f"{name}-seed{seed}"  # beside, not inside: report must not see it
-    cfg = load_config(None, [f"--data={data}", f"--out={out}", f"--train.seed={seed}", *BUDGET, *ARMS[name], *extra,
-                             "--train.epochs=1", "--train.checkpoints=false", "--train.checkpoint_every_steps=0",
-                             "--train.tensorboard=false"])
+    cfg = arm_config(name, seed, data, out, *extra, "--train.epochs=1", "--train.checkpoints=false",
+                     "--train.checkpoint_every_steps=0", "--train.tensorboard=false")
     Trainer(cfg, PreparedDataset(data), log=lambda m: None).fit()
     epoch = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     full = json.loads((runs / f"{name}-seed{seed}" / "results.json").read_text())
@@ -169,10 +173,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     print(f"[bench] torch {torch.__version__}, {torch.get_num_threads()} thread, {os.cpu_count()} CPUs, load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; arms {arms}, seeds {seeds}", flush=True)
-    ds = PreparedDataset(data)
-    pop = metrics_from_ranks(most_popular_ranks(ds, "test"), [10])
     if args.time_epochs:
         return timing_pass(arms, seeds[0], data, runs, args.override)
+    ds = PreparedDataset(data)
+    pop = metrics_from_ranks(most_popular_ranks(ds, "test"), [10])
     print(f"[bench] {ds.stats()}\n[bench] most-popular test HR@10 {pop['hr@10']:.4f} NDCG@10 {pop['ndcg@10']:.4f}")
 
     print(f"[bench] {token_budget(ds)}", flush=True)

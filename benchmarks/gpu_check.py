@@ -150,24 +150,19 @@ def part_ddp(args, data: Path, work: Path) -> dict:
 
 
 def part_e2e_run(args, data: Path, work: Path) -> dict:
-    import shutil
+    from bench_morec_cost import arm_config
 
-    from bench_morec_cost import ARMS, BUDGET
-
+    from morec.report import copy_run_summary
     from morec.train import Trainer
 
     out = work / "minilm-e2e-run"
     smoke = ["--train.epochs=1", "--model.max_len=4", "--train.batch_size=4"] if args.smoke else []
-    cfg = load_config(None, [f"--data={data}", f"--out={out}", f"--train.seed={args.seed}", *BUDGET, *ARMS["e2e"],
-                             f"--train.device={args.device}", f"--model.encoder.pretrained={args.minilm}", "--model.encoder.disk_cache=false",
-                             "--train.checkpoints=false", "--train.checkpoint_every_steps=0", *smoke])
+    cfg = arm_config("e2e", args.seed, data, out, f"--train.device={args.device}",
+                     f"--model.encoder.pretrained={args.minilm}", "--model.encoder.disk_cache=false",
+                     "--train.checkpoints=false", "--train.checkpoint_every_steps=0", *smoke)
     r = Trainer(cfg, PreparedDataset(data), log=QUIET).fit()
     if args.keep_run:
-        keep = Path(args.keep_run)
-        keep.mkdir(parents=True, exist_ok=True)
-        for name in ("config.yaml", "results.json", "metrics.jsonl", "ranks.npz"):
-            if (out / name).exists():
-                shutil.copy2(out / name, keep / name)
+        copy_run_summary(out, args.keep_run)
     return {"seconds_to_best": round(r["seconds_to_best"], 1), "best_epoch": r["best_epoch"],
             "epochs_run": r["epochs_run"], "seconds_per_epoch": round(r["seconds_per_epoch"], 2),
             "stop_reason": r["stop_reason"], "peak_mib": round(r["peak_memory_bytes"] / 2**20) if r.get("peak_memory_bytes") else None,

@@ -12,7 +12,7 @@ from .figures import (plot_accuracy_by_encoder, plot_datasets_popularity, plot_i
                       plot_sequence_lengths)
 from .tables import Table, build_tables, common_k, first_seen, format_table, results_rows
 
-__all__ = ["RunInfo", "Table", "build_tables", "copy_run_summaries", "fill_blocks", "find_runs", "format_table",
+__all__ = ["RunInfo", "Table", "build_tables", "copy_run_summaries", "copy_run_summary", "fill_blocks", "find_runs", "format_table",
            "group_seeds", "load_arm", "load_run_info", "plot_item_popularity", "plot_sequence_lengths",
            "results_rows", "write_report"]
 
@@ -60,12 +60,17 @@ def copy_run_summaries(paths: list[str | Path], dest: str | Path) -> Path:
     checkpoints) into ``dest/<run name>``, so a report can be rebuilt and checked from what a repository holds."""
     dest = Path(dest)
     for r in find_runs(paths):
-        target = dest / r.dir.name
-        target.mkdir(parents=True, exist_ok=True)
-        for name in SUMMARY_FILES:
-            if (r.dir / name).exists():
-                shutil.copy2(r.dir / name, target / name)
+        copy_run_summary(r.dir, dest / r.dir.name)
     return dest
+
+
+def copy_run_summary(run_dir: str | Path, target: str | Path) -> None:
+    """One run directory's small files (:data:`SUMMARY_FILES`) copied into ``target``."""
+    run_dir, target = Path(run_dir), Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in SUMMARY_FILES:
+        if (run_dir / name).exists():
+            shutil.copy2(run_dir / name, target / name)
 
 
 BLOCK = re.compile(r"(<!-- results: (?P<src>\S+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
