@@ -92,6 +92,10 @@ def time_one_epoch(name: str, seed: int, data: Path, runs: Path, extra: list[str
 
 
 def timing_pass(arms: list[str], seed: int, data: Path, runs: Path, extra: list[str]) -> int:
+    unfinished = [a for a in arms if not (runs / f"{a}-seed{seed}" / "results.json").exists()]
+    if unfinished:
+        raise SystemExit(f"bench_morec_cost --time-epochs: no finished run of {', '.join(unfinished)} (seed {seed}) in "
+                         f"{runs}; train them first (the same command without --time-epochs)")
     rows = [time_one_epoch(a, seed, data, runs, extra) for a in ["idrec"] + [a for a in arms if a != "idrec"]]
     ref = rows[0]
     print("\narm        seed  epoch_s  x_id_epoch  best_epoch  est_s_to_best  x_id_to_best")

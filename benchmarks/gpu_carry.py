@@ -31,6 +31,9 @@ def main(argv=None) -> int:
 
     from morec.encoders.text import minilm_dir
 
+    if not (Path(args.data) / "manifest.json").is_file():
+        raise SystemExit(f"gpu_carry: {args.data} is not a prepared dataset (no manifest.json); "
+                         "`morec data prepare data/raw/ml-100k --out data/prepared/ml-100k` first, or pass --data")
     dev = ROOT / ".devdata"
     git_dir = Path(subprocess.run(["git", "rev-parse", "--git-common-dir"], cwd=ROOT, capture_output=True, text=True,
                                   check=True).stdout.strip())
