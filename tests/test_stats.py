@@ -157,3 +157,19 @@ def test_the_api_and_morec_compare_give_one_answer_from_the_stored_ranks(tmp_pat
     with pytest.raises(ComparisonError, match="different budgets"):
         api.compare_runs(ids, [tmp_path / "short"])
     assert "unequal budgets" in api.compare_runs(ids, [tmp_path / "short"], allow_unequal_budgets=True)["verdict_line"]
+
+
+def test_a_copied_or_repeated_seed_counts_once(tmp_path, capsys):
+    """A report over both the runs and their committed copies (or a rerun of one seed) must not pool a seed
+    twice: that would show 4 seeds and narrow the interval without new evidence."""
+    make_sweep(tmp_path / "sw", 0.35)
+    import shutil
+    shutil.copytree(tmp_path / "sw" / "kind-id_seed-1", tmp_path / "copies" / "idrec" / "seed-1")
+    groups = group_seeds(find_runs([tmp_path / "sw", tmp_path / "copies"]))
+    assert sorted(len(g.runs) for g in groups) == [3, 3]
+    assert "repeats seed 1" in capsys.readouterr().err
+    write_report([tmp_path / "sw", tmp_path / "copies"], tmp_path / "out")
+    t5 = (tmp_path / "out" / "table5_ts_vs_e2e.md").read_text()
+    assert "(3 vs 3 seeds" in t5 and "4 seeds" not in t5
+    verdicts = (tmp_path / "out" / "verdicts.md").read_text().splitlines()
+    assert len([v for v in verdicts if v.startswith("- ")]) == len({v for v in verdicts if v.startswith("- ")})

@@ -38,7 +38,7 @@ def write_report(paths: list[str | Path], out: str | Path = "report") -> list[Pa
     if collapsed:
         lines += ["Collapsed runs (never chosen): " + "; ".join(
             f"{r.dir} ({r.results.get('collapse', '')})" for r in collapsed), ""]
-    verdicts = [v for t in tables for v in t.verdicts]
+    verdicts = first_seen(v for t in tables for v in t.verdicts)  # Tables 2 and 5 may compare the same pair
     if verdicts:
         section = ["## Verdicts", "", "From the paired statistics of the Improv. rows (better / worse only when "
                    "p < 0.05 and the 95% interval excludes 0):", ""] + [f"- {v}" for v in verdicts] + [""]

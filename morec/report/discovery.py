@@ -6,6 +6,7 @@ import glob
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -262,6 +263,26 @@ def _mean_split(runs: list[RunInfo], split: str) -> dict | None:
     return {m: float(np.mean([v[m] for v in values])) for m in values[0] if all(m in v for v in values)}
 
 
+def _one_run_per_seed(members: list[RunInfo]) -> list[RunInfo]:
+    """A configuration's runs with each seed once: a copy of a run (a report over both ``runs/`` and the committed
+    summaries) or a rerun of one seed would otherwise count twice and narrow every interval."""
+    kept: dict = {}
+    for r in members:
+        seed = r.config.get("train", {}).get("seed", 0)
+        if seed in kept:
+            note = (f"morec: note: {r.dir} repeats seed {seed} of {kept[seed].dir} (same configuration); "
+                    "the cell counts that seed once, from the latter")
+            if note not in _NOTED:
+                _NOTED.add(note)
+                print(note, file=sys.stderr)
+            continue
+        kept[seed] = r
+    return list(kept.values())
+
+
+_NOTED: set[str] = set()
+
+
 def group_seeds(runs: list[RunInfo]) -> list[RunInfo]:
     """Runs whose configs differ only in train.seed (and where / how fast they ran) become one seed group: a
     RunInfo whose results are the means over its usable runs, with the runs in ``members``. A configuration
@@ -274,7 +295,10 @@ def group_seeds(runs: list[RunInfo]) -> list[RunInfo]:
         if len(members) == 1:
             out.append(members[0])
             continue
-        members = sorted(members, key=lambda r: (r.config.get("train", {}).get("seed", 0), str(r.dir)))
+        members = _one_run_per_seed(sorted(members, key=lambda r: (r.config.get("train", {}).get("seed", 0), str(r.dir))))
+        if len(members) == 1:
+            out.append(members[0])
+            continue
         usable = [r for r in members if r.usable]
         first = (usable or members)[0]
         results = dict(first.results)
