@@ -361,6 +361,13 @@ RETIRED_KEYS = {("eval", "item_chunk"): "evaluation never read it"}
 _NOTED: set[str] = set()
 
 
+def note_once(text: str) -> None:
+    """A one-line "morec: note:" on stderr, once per process: a report reads many runs with the same story."""
+    if text not in _NOTED:
+        _NOTED.add(text)
+        print(f"morec: note: {text}", file=sys.stderr)
+
+
 def migrate(values: dict[str, Any], where: str = "a config") -> dict[str, Any]:
     """Config values in an earlier version's layout (run directories' config.yaml, sweep files, checkpoints)
     -> today's layout, as a new dict; today's layout passes unchanged. A flat ``model.encoder.max_tokens`` becomes
@@ -387,10 +394,7 @@ def migrate(values: dict[str, Any], where: str = "a config") -> dict[str, Any]:
             out[section] = {k: v for k, v in part.items() if k != key}
             changes.append(f"{section}.{key} dropped ({why})")
     if changes:
-        note = f"morec: note: {where} uses an earlier config layout, read as today's: {'; '.join(changes)}"
-        if note not in _NOTED:
-            _NOTED.add(note)
-            print(note, file=sys.stderr)
+        note_once(f"{where} uses an earlier config layout, read as today's: {'; '.join(changes)}")
     return out
 
 

@@ -1,6 +1,7 @@
 """Paired statistics over users, on runs with known per-user ranks: the report's mean ± std over seeds,
 Improv. with its interval and p, the significance mark and the verdicts; `morec compare` and its refusals."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -163,7 +164,6 @@ def test_a_copied_or_repeated_seed_counts_once(tmp_path, capsys):
     """A report over both the runs and their committed copies (or a rerun of one seed) must not pool a seed
     twice: that would show 4 seeds and narrow the interval without new evidence."""
     make_sweep(tmp_path / "sw", 0.35)
-    import shutil
     shutil.copytree(tmp_path / "sw" / "kind-id_seed-1", tmp_path / "copies" / "idrec" / "seed-1")
     groups = group_seeds(find_runs([tmp_path / "sw", tmp_path / "copies"]))
     assert sorted(len(g.runs) for g in groups) == [3, 3]

@@ -6,14 +6,13 @@ import glob
 import json
 import math
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from ..config import Config, ConfigError, from_dict, to_dict
+from ..config import Config, ConfigError, from_dict, note_once, to_dict
 from ..ranks import load_ranks
 
 
@@ -270,17 +269,11 @@ def _one_run_per_seed(members: list[RunInfo]) -> list[RunInfo]:
     for r in members:
         seed = r.config.get("train", {}).get("seed", 0)
         if seed in kept:
-            note = (f"morec: note: {r.dir} repeats seed {seed} of {kept[seed].dir} (same configuration); "
-                    "the cell counts that seed once, from the latter")
-            if note not in _NOTED:
-                _NOTED.add(note)
-                print(note, file=sys.stderr)
+            note_once(f"{r.dir} repeats seed {seed} of {kept[seed].dir} (same configuration); the cell counts "
+                      f"that seed once, from {kept[seed].dir}")
             continue
         kept[seed] = r
     return list(kept.values())
-
-
-_NOTED: set[str] = set()
 
 
 def group_seeds(runs: list[RunInfo]) -> list[RunInfo]:
@@ -292,9 +285,6 @@ def group_seeds(runs: list[RunInfo]) -> list[RunInfo]:
         groups.setdefault(_config_key(r), []).append(r)
     out = []
     for members in groups.values():
-        if len(members) == 1:
-            out.append(members[0])
-            continue
         members = _one_run_per_seed(sorted(members, key=lambda r: (r.config.get("train", {}).get("seed", 0), str(r.dir))))
         if len(members) == 1:
             out.append(members[0])
