@@ -12,7 +12,8 @@ seeds; a run directory that already has results.json is read back instead of ret
 but no results (an interrupted run) resumes from it exactly.
 ``--e2e-run`` adds a saved whole-encoder E2E run (trained elsewhere, e.g. on a GPU) as a row read from its
 results.json. ``--new-items`` also trains the arms on a dataset prepared with ``prepare.new_items`` and
-reports HR@10 over the test users whose target is a held-out new item (negatives from training items only).
+reports HR@10 over the test users whose target is a held-out new item (negatives from training items only), with
+each arm's paired verdict against TS over those users.
 The last line is one summary with each arm's mean over seeds and its ratios to IDRec.
 
 ``--time-epochs`` is the speed measurement when the full runs could not run alone (the whole-encoder E2E run
@@ -39,7 +40,9 @@ from morec.checkpoint import POINTER
 from morec.config import load_config
 from morec.data.dataset import PreparedDataset
 from morec.evaluate import metrics_from_ranks, most_popular_ranks, rank_users
+from morec.ranks import per_user_metric
 from morec.runs import load_run
+from morec.stats import format_p, paired
 from morec.train import Trainer
 
 BUDGET = ["--model.dim=64", "--model.max_len=50", "--model.backbone=sasrec", "--train.batch_size=128",
@@ -133,12 +136,37 @@ def token_budget(ds: PreparedDataset, chunk: int = 256, max_tokens: int = 30) ->
             f"max_tokens at the 99th percentile {grouped(p99)} (real tokens {lengths.sum()})")
 
 
-def new_item_hr(run_dir: Path, k: int = 10) -> tuple[float, int]:
-    """HR@k over the test users whose target item never occurs in training (the held-out new items)."""
+def new_item_ranks(run_dir: Path) -> np.ndarray:
+    """Test ranks of the users whose target item never occurs in training (the held-out new items)."""
     cfg, model, ds = load_run(run_dir)
     users = np.flatnonzero(ds.train_item_counts[ds.targets("test")] == 0)
-    ranks = rank_users(model, ds, "test", cfg.model.max_len, users=users)
-    return metrics_from_ranks(ranks, [k])[f"hr@{k}"], len(users)
+    return rank_users(model, ds, "test", cfg.model.max_len, users=users)
+
+
+def new_items_pass(arms: list[str], seed: int, data: Path, runs: Path, extra: list[str], k: int = 10) -> dict:
+    """Train (or read back) each arm on a prepare.new_items dataset, negatives from training items only; HR@k over
+    the new-item users, and each arm against the frozen two-stage arm (the reference an adapted encoder must
+    keep up with), paired over those users with morec's statistics: a handful of hits is rarely beyond noise."""
+    ranks = {}
+    for arm in arms:
+        res = run_arm(arm, seed, data, runs, ["--train.negatives_from=train", *extra])
+        ranks[arm] = new_item_ranks(Path(res["config"]["out"]) if "config" in res else runs / f"{arm}-seed{seed}")
+    metric = f"hr@{k}"
+    out = {"seed": seed, "metric": metric, "users": 0, "hr": {}, "hits": {}, "vs": {}}
+    for arm, r in ranks.items():
+        out["users"] = len(r)
+        out["hr"][arm] = metrics_from_ranks(r, [k])[metric]
+        out["hits"][arm] = int(per_user_metric(r, metric).sum())
+        print(f"[bench] new items, {arm}: HR@{k} {out['hr'][arm]:.4f} ({out['hits'][arm]} of {len(r)} users)",
+              flush=True)
+    base = "ts" if "ts" in ranks else arms[0]
+    for arm in arms:
+        if arm != base:
+            c = paired([ranks[base]], [ranks[arm]], metric)
+            out["vs"][f"{arm} vs {base}"] = c.to_dict()
+            print(f"[bench] new items, {arm} vs {base}: HR@{k} {100 * c.diff:+.2f} points "
+                  f"[{100 * c.diff_ci[0]:+.2f}, {100 * c.diff_ci[1]:+.2f}], p {format_p(c.p)}: {c.verdict}", flush=True)
+    return out
 
 
 def row_of(name: str, res: dict) -> dict:
@@ -164,7 +192,7 @@ def main(argv=None) -> int:
     p.add_argument("--runs", default="runs/bench-morec-cost")
     p.add_argument("--e2e-run", default="", help="a saved mode=e2e run directory to add as a row")
     p.add_argument("--new-items", default="", help="dataset prepared with prepare.new_items (new-item HR@10)")
-    p.add_argument("--new-items-arms", default="idrec,ts,side,lora")
+    p.add_argument("--new-items-arms", default="idrec,ts,side,side+id,lora")
     p.add_argument("--override", action="append", default=[], help="extra config override for every arm")
     p.add_argument("--time-epochs", action="store_true", help="time one epoch of each arm alone (see above)")
     args = p.parse_args(argv)
@@ -195,13 +223,10 @@ def main(argv=None) -> int:
         res = json.loads((Path(args.e2e_run) / "results.json").read_text())
         rows["e2e (saved run)"] = [{**row_of("e2e", res), "seed": res["config"]["train"]["seed"]}]
 
-    new_hr: dict[str, tuple[float, int]] = {}
+    new = {}
     if args.new_items:
-        new_data = Path(args.new_items)
-        for arm in [a.strip() for a in args.new_items_arms.split(",") if a.strip()]:
-            res = run_arm(arm, seeds[0], new_data, runs / "new-items", ["--train.negatives_from=train", *args.override])
-            new_hr[arm] = new_item_hr(Path(res["config"]["out"]) if "config" in res else runs / "new-items" / f"{arm}-seed{seeds[0]}")
-            print(f"[bench] new items, {arm}: HR@10 {new_hr[arm][0]:.4f} over {new_hr[arm][1]} users", flush=True)
+        new = new_items_pass([a.strip() for a in args.new_items_arms.split(",") if a.strip()], seeds[0],
+                             Path(args.new_items), runs / "new-items", args.override)
 
     ref = {seed: r for r in rows["idrec"] for seed in [r["seed"]]}
     print("\narm             seed  s/epoch  s_to_best  x_id_time  params   x_id  peak_MB  x_id_mem  "
@@ -217,7 +242,7 @@ def main(argv=None) -> int:
                   f"{(r['peak_memory_bytes'] or 0) / 2**20:>8.0f} {r['x_mem'] or float('nan'):>9.2f} "
                   f"{r['valid_hr@10']:>9.4f} {r['valid_ndcg@10']:>11.4f} {r['test_hr@10']:>8.4f} {r['test_ndcg@10']:>10.4f}")
     Path(runs).mkdir(parents=True, exist_ok=True)
-    (runs / "bench_rows.json").write_text(json.dumps({"rows": rows, "new_items_hr@10": new_hr}, indent=1))
+    (runs / "bench_rows.json").write_text(json.dumps({"rows": rows, "new_items": new}, indent=1))
     parts = []
     for arm, rs in rows.items():
         sd = statistics.stdev([r["test_ndcg@10"] for r in rs]) if len(rs) > 1 else None
@@ -226,7 +251,7 @@ def main(argv=None) -> int:
                      f"peak {mean(rs, 'x_mem') or float('nan'):.2f}x, params {mean(rs, 'x_params'):.2f}x, "
                      f"test HR@10 {mean(rs, 'test_hr@10'):.4f} NDCG@10 {mean(rs, 'test_ndcg@10'):.4f}"
                      + (f" (sd {sd:.4f})" if sd is not None else "")
-                     + (f", new-item HR@10 {new_hr[arm][0]:.4f}" if arm in new_hr else ""))
+                     + (f", new-item HR@10 {new['hr'][arm]:.4f}" if arm in new.get("hr", {}) else ""))
     print("SUMMARY bench_morec_cost | " + " | ".join(parts) + f" | most-popular test NDCG@10 {pop['ndcg@10']:.4f}",
           flush=True)
     return 0

@@ -116,9 +116,14 @@ def paired(ranks_a: list[np.ndarray], ranks_b: list[np.ndarray], metric: str, al
                          confidence_level=1 - alpha, method="BCa", random_state=rng).confidence_interval
     out.diff_ci = (float(ci.low), float(ci.high))
     if out.improv is not None:
-        ci = stats.bootstrap((a, b), rel_diff, paired=True, vectorized=True, n_resamples=n_resamples,
-                             confidence_level=1 - alpha, method="BCa", random_state=rng).confidence_interval
-        out.improv_ci = (float(ci.low), float(ci.high))
+        # With a few hits (a cold or new-item subset) some resamples have no hit in A: the ratio is infinite there
+        # and the interval unbounded or undefined; then Improv. has no interval and the verdict rests on diff_ci.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ci = stats.bootstrap((a, b), rel_diff, paired=True, vectorized=True, n_resamples=n_resamples,
+                                 confidence_level=1 - alpha, method="BCa", random_state=rng).confidence_interval
+        bounds = (float(ci.low), float(ci.high))
+        out.improv_ci = bounds if np.all(np.isfinite(bounds)) else None
     test = stats.permutation_test((a, b), mean_diff, permutation_type="samples", vectorized=True,
                                   n_resamples=n_resamples, alternative="two-sided", random_state=rng)
     out.p = float(test.pvalue)

@@ -23,3 +23,32 @@ def test_time_epochs_refuses_unfinished_runs_then_times_and_reruns(synth_prepare
         assert rows[0]["x_epoch"] == 1.0 and rows[0]["best_epoch"] == json.loads(
             (runs / "idrec-seed1" / "results.json").read_text())["best_epoch"]
     assert "SUMMARY bench_morec_cost --time-epochs" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def synth_new_items(tmp_path_factory):
+    from morec.config import PrepareConfig
+    from morec.data.prepare import prepare
+    from morec.data.synthetic import SynthConfig, generate
+
+    raw = generate(SynthConfig(n_users=600, n_items=200, n_topics=4, seq_len_min=8, seq_len_max=16, image_size=0, seed=2))
+    return prepare(raw, tmp_path_factory.mktemp("new") / "prepared", PrepareConfig(new_items=20, seed=0),
+                   log=lambda s: None)
+
+
+def test_new_items_pass_scores_only_new_item_users_and_pairs_each_arm_with_ts(synth_new_items, tmp_path):
+    """Runs draw negatives from training items only; HR@10 counts just the users whose target is a new item, and
+    each arm's verdict against TS is paired over exactly those users."""
+    from morec.config import load_config
+    from morec.data.dataset import PreparedDataset
+
+    ds = PreparedDataset(synth_new_items)
+    new_users = int((ds.train_item_counts[ds.targets("test")] == 0).sum())
+    out = bench.new_items_pass(["idrec", "ts"], 1, synth_new_items, tmp_path / "runs", FAST)
+    assert out["users"] == new_users > 0
+    for arm in ("idrec", "ts"):
+        assert load_config(tmp_path / "runs" / f"{arm}-seed1" / "config.yaml").train.negatives_from == "train"
+    assert out["hr"]["ts"] == pytest.approx(out["hits"]["ts"] / new_users)
+    verdict = out["vs"]["idrec vs ts"]
+    assert verdict["users"] == new_users and 0 <= verdict["p"] <= 1
+    assert verdict["diff"] == pytest.approx(out["hr"]["idrec"] - out["hr"]["ts"])

@@ -73,6 +73,22 @@ def make_sweep(root, better_rate: float, stop_b="patience", epochs_b=300):
                   stop=stop_b if seed == 2 else "patience", epochs=epochs_b)
 
 
+def test_few_hits_give_no_unbounded_improv_interval_and_no_warnings():
+    """A new-item subset has a handful of hits: some bootstrap resamples of A hold none, so (B - A) / A is
+    infinite there. The absolute interval still decides; Improv. is shown without an interval, never as inf/nan."""
+    import warnings
+
+    a, b = np.full(300, 50), np.full(300, 50)  # rank 50 misses HR@10
+    a[:2], b[100:109] = 1, 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c = paired([a], [b], "hr@10")
+        gone = paired([b], [np.full(300, 50)], "hr@10")  # B never hits: Improv. -100% in every defined resample
+    assert c.improv == pytest.approx(3.5) and c.improv_ci is None
+    assert np.all(np.isfinite(c.diff_ci)) and c.diff_ci[0] < c.diff < c.diff_ci[1]
+    assert gone.improv == -1 and gone.improv_ci is None and gone.verdict == "worse"
+
+
 def test_report_on_seeded_runs_shows_spread_seeds_interval_and_verdict(tmp_path):
     make_sweep(tmp_path / "sig", 0.35, stop_b="epochs")
     groups = group_seeds(find_runs([tmp_path / "sig"]))
