@@ -147,4 +147,6 @@ def format_improv(c: Paired) -> str:
     text = f"{100 * c.improv:+.2f}%"
     if c.improv_ci is not None:
         text += f" [{100 * c.improv_ci[0]:+.2f}%, {100 * c.improv_ci[1]:+.2f}%]"
+    else:  # see paired(): too few hits in A for a bounded ratio
+        text += " [unbounded: few hits]"
     return text

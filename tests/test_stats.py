@@ -11,7 +11,7 @@ from morec import cli
 from morec.evaluate import metrics_from_ranks
 from morec.ranks import save_ranks
 from morec.report import find_runs, group_seeds, load_arm, write_report
-from morec.stats import paired, user_scores
+from morec.stats import format_improv, paired, user_scores
 from morec.verdict import ComparisonError, compare_arms
 
 N_USERS, N_ITEMS = 600, 500
@@ -85,6 +85,7 @@ def test_few_hits_give_no_unbounded_improv_interval_and_no_warnings():
         c = paired([a], [b], "hr@10")
         gone = paired([b], [np.full(300, 50)], "hr@10")  # B never hits: Improv. -100% in every defined resample
     assert c.improv == pytest.approx(3.5) and c.improv_ci is None
+    assert format_improv(c) == "+350.00% [unbounded: few hits]"
     assert np.all(np.isfinite(c.diff_ci)) and c.diff_ci[0] < c.diff < c.diff_ci[1]
     assert gone.improv == -1 and gone.improv_ci is None and gone.verdict == "worse"
 
