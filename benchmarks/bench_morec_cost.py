@@ -13,7 +13,7 @@ but no results (an interrupted run) resumes from it exactly.
 ``--e2e-run`` adds a saved whole-encoder E2E run (trained elsewhere, e.g. on a GPU) as a row read from its
 results.json. ``--new-items`` also trains the arms on a dataset prepared with ``prepare.new_items`` and
 reports HR@10 over the test users whose target is a held-out new item (negatives from training items only), with
-each arm's paired verdict against TS over those users.
+each arm's paired verdict against TS over those users (``--new-items-seeds 1,2,3`` pools seeds).
 The last line is one summary with each arm's mean over seeds and its ratios to IDRec.
 
 ``--time-epochs`` is the speed measurement when the full runs could not run alone (the whole-encoder E2E run
@@ -143,29 +143,33 @@ def new_item_ranks(run_dir: Path) -> np.ndarray:
     return rank_users(model, ds, "test", cfg.model.max_len, users=users)
 
 
-def new_items_pass(arms: list[str], seed: int, data: Path, runs: Path, extra: list[str], k: int = 10) -> dict:
-    """Train (or read back) each arm on a prepare.new_items dataset, negatives from training items only; HR@k over
-    the new-item users, and each arm against the frozen two-stage arm (the reference an adapted encoder must
-    keep up with), paired over those users with morec's statistics: a handful of hits is rarely beyond noise."""
-    ranks = {}
+def new_items_pass(arms: list[str], seeds: list[int], data: Path, runs: Path, extra: list[str], k: int = 10) -> dict:
+    """Train (or read back) each arm on a prepare.new_items dataset for every seed, negatives from training items
+    only; HR@k over the new-item users, and each arm against the frozen two-stage arm (the reference an adapted
+    encoder must keep up with), paired over those users and pooled over seeds with morec's statistics: a handful
+    of hits is rarely beyond noise on one seed."""
+    ranks: dict[str, list[np.ndarray]] = {}
     for arm in arms:
-        res = run_arm(arm, seed, data, runs, ["--train.negatives_from=train", *extra])
-        ranks[arm] = new_item_ranks(Path(res["config"]["out"]) if "config" in res else runs / f"{arm}-seed{seed}")
+        for seed in seeds:
+            res = run_arm(arm, seed, data, runs, ["--train.negatives_from=train", *extra])
+            out_dir = Path(res["config"]["out"]) if "config" in res else runs / f"{arm}-seed{seed}"
+            ranks.setdefault(arm, []).append(new_item_ranks(out_dir))
     metric = f"hr@{k}"
-    out = {"seed": seed, "metric": metric, "users": 0, "hr": {}, "hits": {}, "vs": {}}
-    for arm, r in ranks.items():
-        out["users"] = len(r)
-        out["hr"][arm] = metrics_from_ranks(r, [k])[metric]
-        out["hits"][arm] = int(per_user_metric(r, metric).sum())
-        print(f"[bench] new items, {arm}: HR@{k} {out['hr'][arm]:.4f} ({out['hits'][arm]} of {len(r)} users)",
-              flush=True)
+    out = {"seeds": seeds, "metric": metric, "users": 0, "hr": {}, "hits": {}, "vs": {}}
+    for arm, per_seed in ranks.items():
+        out["users"] = len(per_seed[0])
+        out["hits"][arm] = [int(per_user_metric(r, metric).sum()) for r in per_seed]
+        out["hr"][arm] = float(np.mean([metrics_from_ranks(r, [k])[metric] for r in per_seed]))
+        print(f"[bench] new items, {arm}: HR@{k} {out['hr'][arm]:.4f} (hits of {out['users']} users, seed by seed: "
+              f"{' / '.join(map(str, out['hits'][arm]))})", flush=True)
     base = "ts" if "ts" in ranks else arms[0]
     for arm in arms:
         if arm != base:
-            c = paired([ranks[base]], [ranks[arm]], metric)
+            c = paired(ranks[base], ranks[arm], metric)
             out["vs"][f"{arm} vs {base}"] = c.to_dict()
-            print(f"[bench] new items, {arm} vs {base}: HR@{k} {100 * c.diff:+.2f} points "
-                  f"[{100 * c.diff_ci[0]:+.2f}, {100 * c.diff_ci[1]:+.2f}], p {format_p(c.p)}: {c.verdict}", flush=True)
+            print(f"[bench] new items, {arm} vs {base} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}): HR@{k} "
+                  f"{100 * c.diff:+.2f} points [{100 * c.diff_ci[0]:+.2f}, {100 * c.diff_ci[1]:+.2f}], "
+                  f"p {format_p(c.p)}: {c.verdict}", flush=True)
     return out
 
 
@@ -193,6 +197,7 @@ def main(argv=None) -> int:
     p.add_argument("--e2e-run", default="", help="a saved mode=e2e run directory to add as a row")
     p.add_argument("--new-items", default="", help="dataset prepared with prepare.new_items (new-item HR@10)")
     p.add_argument("--new-items-arms", default="idrec,ts,side,side+id,lora")
+    p.add_argument("--new-items-seeds", default="", help="seeds of the new-item runs (default: the first of --seeds)")
     p.add_argument("--override", action="append", default=[], help="extra config override for every arm")
     p.add_argument("--time-epochs", action="store_true", help="time one epoch of each arm alone (see above)")
     args = p.parse_args(argv)
@@ -225,7 +230,8 @@ def main(argv=None) -> int:
 
     new = {}
     if args.new_items:
-        new = new_items_pass([a.strip() for a in args.new_items_arms.split(",") if a.strip()], seeds[0],
+        new_seeds = [int(x) for x in args.new_items_seeds.split(",")] if args.new_items_seeds else seeds[:1]
+        new = new_items_pass([a.strip() for a in args.new_items_arms.split(",") if a.strip()], new_seeds,
                              Path(args.new_items), runs / "new-items", args.override)
 
     ref = {seed: r for r in rows["idrec"] for seed in [r["seed"]]}

@@ -44,11 +44,12 @@ def test_new_items_pass_scores_only_new_item_users_and_pairs_each_arm_with_ts(sy
 
     ds = PreparedDataset(synth_new_items)
     new_users = int((ds.train_item_counts[ds.targets("test")] == 0).sum())
-    out = bench.new_items_pass(["idrec", "ts"], 1, synth_new_items, tmp_path / "runs", FAST)
+    out = bench.new_items_pass(["idrec", "ts"], [1, 2], synth_new_items, tmp_path / "runs", FAST)
     assert out["users"] == new_users > 0
     for arm in ("idrec", "ts"):
-        assert load_config(tmp_path / "runs" / f"{arm}-seed1" / "config.yaml").train.negatives_from == "train"
-    assert out["hr"]["ts"] == pytest.approx(out["hits"]["ts"] / new_users)
+        for seed in (1, 2):
+            assert load_config(tmp_path / "runs" / f"{arm}-seed{seed}" / "config.yaml").train.negatives_from == "train"
+        assert out["hr"][arm] == pytest.approx(sum(out["hits"][arm]) / (2 * new_users))
     verdict = out["vs"]["idrec vs ts"]
-    assert verdict["users"] == new_users and 0 <= verdict["p"] <= 1
+    assert verdict["users"] == new_users and verdict["seeds_a"] == verdict["seeds_b"] == 2 and 0 <= verdict["p"] <= 1
     assert verdict["diff"] == pytest.approx(out["hr"]["idrec"] - out["hr"]["ts"])
