@@ -106,6 +106,10 @@ class RunInfo:
         return self.enc.get("fusion", "none")
 
     @property
+    def seed(self) -> int:
+        return int(self.config.get("train", {}).get("seed", 0))
+
+    @property
     def lrs(self) -> tuple[float, float]:
         return float(self.config.get("train", {}).get("lr", 0)), float(self.enc.get("lr", 0))
 
@@ -267,7 +271,7 @@ def _one_run_per_seed(members: list[RunInfo]) -> list[RunInfo]:
     summaries) or a rerun of one seed would otherwise count twice and narrow every interval."""
     kept: dict = {}
     for r in members:
-        seed = r.config.get("train", {}).get("seed", 0)
+        seed = r.seed
         if seed in kept:
             note_once(f"{r.dir} repeats seed {seed} of {kept[seed].dir} (same configuration); the cell counts "
                       f"that seed once, from {kept[seed].dir}")
@@ -285,7 +289,7 @@ def group_seeds(runs: list[RunInfo]) -> list[RunInfo]:
         groups.setdefault(_config_key(r), []).append(r)
     out = []
     for members in groups.values():
-        members = _one_run_per_seed(sorted(members, key=lambda r: (r.config.get("train", {}).get("seed", 0), str(r.dir))))
+        members = _one_run_per_seed(sorted(members, key=lambda r: (r.seed, str(r.dir))))
         if len(members) == 1:
             out.append(members[0])
             continue
