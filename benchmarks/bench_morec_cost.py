@@ -155,9 +155,9 @@ def new_items_pass(arms: list[str], seeds: list[int], data: Path, runs: Path, ex
             out_dir = Path(res["config"]["out"]) if "config" in res else runs / f"{arm}-seed{seed}"
             ranks.setdefault(arm, []).append(new_item_ranks(out_dir))
     metric = f"hr@{k}"
-    out = {"seeds": seeds, "metric": metric, "users": 0, "hr": {}, "hits": {}, "vs": {}}
+    # every run ranks the same new-item users (the dataset's); paired() below refuses arms that do not
+    out = {"seeds": seeds, "metric": metric, "users": len(ranks[arms[0]][0]), "hr": {}, "hits": {}, "vs": {}}
     for arm, per_seed in ranks.items():
-        out["users"] = len(per_seed[0])
         out["hits"][arm] = [int(per_user_metric(r, metric).sum()) for r in per_seed]
         out["hr"][arm] = float(np.mean([metrics_from_ranks(r, [k])[metric] for r in per_seed]))
         print(f"[bench] new items, {arm}: HR@{k} {out['hr'][arm]:.4f} (hits of {out['users']} users, seed by seed: "
@@ -186,18 +186,26 @@ def mean(rows: list[dict], key: str) -> float | None:
     return statistics.fmean(vals) if vals else None
 
 
+def seed_list(text: str) -> list[int]:
+    """'1,2,3' -> [1, 2, 3] (an argparse type: a bad list is a one-line usage error, not a traceback)."""
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integer seeds such as 1,2,3, got {text!r}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="data/prepared/ml-100k")
     p.add_argument("--arms", default="idrec,ts,side,side+id,lora", help=f"comma list of {', '.join(ARMS)}")
-    p.add_argument("--seeds", default="1,2,3")
-    p.add_argument("--idrec-seeds", default="", help="seeds IDRec (the reference) runs with (default: --seeds); "
+    p.add_argument("--seeds", type=seed_list, default="1,2,3")
+    p.add_argument("--idrec-seeds", type=seed_list, default="", help="seeds IDRec (the reference) runs with (default: --seeds); "
                    "other seeds' ratios are to the first IDRec seed")
     p.add_argument("--runs", default="runs/bench-morec-cost")
     p.add_argument("--e2e-run", default="", help="a saved mode=e2e run directory to add as a row")
     p.add_argument("--new-items", default="", help="dataset prepared with prepare.new_items (new-item HR@10)")
     p.add_argument("--new-items-arms", default="idrec,ts,side,side+id,lora")
-    p.add_argument("--new-items-seeds", default="", help="seeds of the new-item runs (default: the first of --seeds)")
+    p.add_argument("--new-items-seeds", type=seed_list, default="", help="seeds of the new-item runs (default: the first of --seeds)")
     p.add_argument("--override", action="append", default=[], help="extra config override for every arm")
     p.add_argument("--time-epochs", action="store_true", help="time one epoch of each arm alone (see above)")
     args = p.parse_args(argv)
@@ -205,7 +213,9 @@ def main(argv=None) -> int:
     unknown = [a for a in arms if a not in ARMS]
     if unknown or "idrec" not in arms:
         p.error(f"--arms must include idrec (the reference) and name only {', '.join(ARMS)}; got {arms}")
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = args.seeds
+    if not seeds:
+        p.error("--seeds needs at least one seed, e.g. --seeds 1")
     data, runs = Path(args.data), Path(args.runs)
     torch.set_num_threads(1)
     print(f"[bench] torch {torch.__version__}, {torch.get_num_threads()} thread, {os.cpu_count()} CPUs, load average "
@@ -218,7 +228,7 @@ def main(argv=None) -> int:
 
     print(f"[bench] {token_budget(ds)}", flush=True)
     rows: dict[str, list[dict]] = {a: [] for a in arms}
-    idrec_seeds = [int(s) for s in args.idrec_seeds.split(",")] if args.idrec_seeds else seeds
+    idrec_seeds = args.idrec_seeds or seeds
     for seed in sorted(set(seeds) | set(idrec_seeds)):
         for arm in arms:
             if seed not in (idrec_seeds if arm == "idrec" else seeds):
@@ -230,8 +240,8 @@ def main(argv=None) -> int:
 
     new = {}
     if args.new_items:
-        new_seeds = [int(x) for x in args.new_items_seeds.split(",")] if args.new_items_seeds else seeds[:1]
-        new = new_items_pass([a.strip() for a in args.new_items_arms.split(",") if a.strip()], new_seeds,
+        new = new_items_pass([a.strip() for a in args.new_items_arms.split(",") if a.strip()],
+                             args.new_items_seeds or seeds[:1],
                              Path(args.new_items), runs / "new-items", args.override)
 
     ref = {seed: r for r in rows["idrec"] for seed in [r["seed"]]}

@@ -53,3 +53,12 @@ def test_new_items_pass_scores_only_new_item_users_and_pairs_each_arm_with_ts(sy
     verdict = out["vs"]["idrec vs ts"]
     assert verdict["users"] == new_users and verdict["seeds_a"] == verdict["seeds_b"] == 2 and 0 <= verdict["p"] <= 1
     assert verdict["diff"] == pytest.approx(out["hr"]["idrec"] - out["hr"]["ts"])
+
+
+@pytest.mark.parametrize("args, says", [(["--seeds", "1,x"], "integer seeds such as 1,2,3, got '1,x'"),
+                                        (["--new-items-seeds", "2;3"], "got '2;3'"),
+                                        (["--seeds", ""], "--seeds needs at least one seed")])
+def test_a_bad_seed_list_is_a_one_line_usage_error(args, says, capsys):
+    with pytest.raises(SystemExit) as stop:
+        bench.main(args)
+    assert stop.value.code == 2 and says in capsys.readouterr().err
