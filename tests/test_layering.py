@@ -1,5 +1,20 @@
-"""Dependencies point one way (config <- data <- encoders/backbones <- model <- losses/evaluate <- runs/train <-
-sweep/report/serve <- api <- cli): read from the source with ast, so a new import that breaks the rule fails here."""
+"""The order of the house, read from the source with ast, so that a new import that breaks it fails here.
+
+Layers, lowest first; a module imports only from its own layer or a lower one:
+
+    foundation   config, digest, tempfiles, checkpoint, runlog, cost, layers, ranks
+    data         morec.data (formats, preparation, batches, content stores)
+    parts        encoders/, backbones/, losses      (peers: none imports another part)
+    model        model
+    evaluation   evaluate, runs, stats, verdict
+    uses         train, distributed, catalog, recommend, serve, pretraining, pretrain_text, pretrain_vision
+                 (serving, the catalogue and pre-training never import the training loop)
+    experiments  sweep, tune, report
+    front        api, cli, __main__
+
+and no import cycle, even through function-local imports. Each rule has a test on the real graph and a test that
+adds one wrong edge to it and must see that rule fail.
+"""
 import ast
 from pathlib import Path
 
@@ -48,8 +63,61 @@ def imports(name: str) -> tuple[set[str], set[str]]:
 GRAPH = {name: imports(name) for name in MODULES}
 
 
+LAYERS = [
+    ("foundation", ("morec.config", "morec.digest", "morec.tempfiles", "morec.checkpoint", "morec.runlog", "morec.cost",
+                    "morec.layers", "morec.ranks")),
+    ("data", ("morec.data",)),
+    ("parts", ("morec.encoders", "morec.backbones", "morec.losses")),
+    ("model", ("morec.model",)),
+    ("evaluation", ("morec.evaluate", "morec.runs", "morec.stats", "morec.verdict")),
+    ("uses", ("morec.train", "morec.distributed", "morec.catalog", "morec.recommend", "morec.serve",
+              "morec.pretraining", "morec.pretrain_text", "morec.pretrain_vision")),
+    ("experiments", ("morec.sweep", "morec.tune", "morec.report")),
+    ("front", ("morec.api", "morec.cli", "morec.__main__")),
+]
+PARTS = ("morec.encoders", "morec.backbones", "morec.losses")
+TRAINING = ("morec.train", "morec.sweep", "morec.tune")
+NEVER_TRAINING = ("morec.catalog", "morec.recommend", "morec.serve", "morec.pretraining", "morec.pretrain_text",
+                  "morec.pretrain_vision", "morec.runs", "morec.model", "morec.evaluate")
+
+
 def in_package(module: str, *packages: str) -> bool:
     return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def package_of(module: str, packages: tuple[str, ...]) -> str | None:
+    return next((p for p in packages if in_package(module, p)), None)
+
+
+def layer_of(module: str) -> int:
+    for rank, (_, members) in enumerate(LAYERS):
+        if package_of(module, members):
+            return rank
+    raise AssertionError(f"{module} has no layer: add it to LAYERS in {__file__}")
+
+
+def edges_of(graph) -> set[tuple[str, str]]:
+    return {(m, t) for m, (top, inner) in graph.items() for t in top | inner if m != "morec"}
+
+
+def upward_imports(graph) -> list[str]:
+    return sorted(f"{m} ({LAYERS[layer_of(m)][0]}) imports {t} ({LAYERS[layer_of(t)][0]})"
+                  for m, t in edges_of(graph) if layer_of(t) > layer_of(m))
+
+
+def imports_between_parts(graph) -> list[str]:
+    return sorted(f"{m} imports {t}" for m, t in edges_of(graph)
+                  if package_of(m, PARTS) and package_of(t, PARTS) and package_of(m, PARTS) != package_of(t, PARTS))
+
+
+def training_imported_by_serving(graph) -> list[str]:
+    return sorted(f"{m} imports {t}" for m, t in edges_of(graph)
+                  if package_of(m, NEVER_TRAINING) and package_of(t, TRAINING))
+
+
+def with_edge(graph, source: str, target: str):
+    """The graph with one more (module-level) import: a deliberate wrong edge for the negative fixtures."""
+    return {**graph, source: (graph[source][0] | {target}, graph[source][1])}
 
 
 def test_the_reader_sees_known_imports():
@@ -59,19 +127,39 @@ def test_the_reader_sees_known_imports():
     assert "morec.model" in GRAPH["morec.runs"][0]
 
 
-def test_data_imports_nothing_from_the_model_side():
-    upper = ("morec.model", "morec.encoders", "morec.backbones", "morec.losses", "morec.evaluate", "morec.train",
-             "morec.runs", "morec.distributed", "morec.catalog", "morec.recommend", "morec.serve", "morec.api",
-             "morec.cli", "morec.report", "morec.sweep", "morec.tune")
-    bad = {(m, t) for m in GRAPH if in_package(m, "morec.data") for t in set().union(*GRAPH[m]) if in_package(t, *upper)}
-    assert not bad, f"data/ must not import from the model side: {sorted(bad)}"
+def test_every_module_has_a_layer():
+    for module in MODULES.keys() - {"morec"}:  # the package itself holds only its version
+        layer_of(module)
+
+
+def test_imports_point_down_the_layers():
+    assert not upward_imports(GRAPH), "an import points up the house:\n" + "\n".join(upward_imports(GRAPH))
+
+
+def test_layer_rule_fails_on_a_wrong_import():
+    for source, target in [("morec.evaluate", "morec.report"), ("morec.data.prepare", "morec.model"),
+                           ("morec.config", "morec.data"), ("morec.train", "morec.cli")]:
+        assert any(f"{source} " in v and f"imports {target} " in v for v in upward_imports(with_edge(GRAPH, source, target)))
+
+
+def test_encoders_backbones_and_losses_import_none_of_each_other():
+    assert not imports_between_parts(GRAPH), imports_between_parts(GRAPH)
+
+
+def test_parts_rule_fails_on_an_encoder_importing_a_backbone():
+    bad = imports_between_parts(with_edge(GRAPH, "morec.encoders.text", "morec.backbones.sasrec"))
+    assert bad == ["morec.encoders.text imports morec.backbones.sasrec"]
 
 
 def test_serving_and_pretraining_import_nothing_from_training():
-    users = ("morec.recommend", "morec.serve", "morec.catalog", "morec.pretraining", "morec.pretrain_text",
-             "morec.pretrain_vision", "morec.runs", "morec.model", "morec.evaluate")
-    bad = {(m, t) for m in users for t in set().union(*GRAPH[m]) if t in ("morec.train", "morec.sweep", "morec.tune")}
-    assert not bad, f"serving and pre-training load runs through morec.runs, never the training loop: {sorted(bad)}"
+    bad = training_imported_by_serving(GRAPH)
+    assert not bad, f"serving and pre-training load runs through morec.runs, never the training loop: {bad}"
+
+
+def test_serving_rule_fails_on_the_server_importing_the_trainer():
+    # serve and train share a layer, so only this rule stands between them
+    assert training_imported_by_serving(with_edge(GRAPH, "morec.serve", "morec.train")) == ["morec.serve imports morec.train"]
+    assert not [v for v in upward_imports(with_edge(GRAPH, "morec.serve", "morec.train")) if v.startswith("morec.serve ")]
 
 
 def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
@@ -105,3 +193,8 @@ def test_no_import_cycles_even_through_function_local_imports():
 def test_the_cycle_finder_finds_one():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_cycle_rule_fails_on_a_graph_with_one_added_back_edge():
+    edges = {m: set(top | inner) for m, (top, inner) in with_edge(GRAPH, "morec.config", "morec.runs").items()}
+    assert find_cycle(edges) is not None
