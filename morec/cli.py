@@ -169,6 +169,44 @@ def _seeds(n: int) -> str:
     return f"{n} seed" if n == 1 else f"{n} seeds"
 
 
+def cmd_study(args, extra) -> int:
+    from .study import StudyOptions, run_study
+    from .study.plan import parse_duration
+
+    try:
+        budget = parse_duration(args.budget)
+        margin = float(args.margin.rstrip("%")) / (100 if args.margin.endswith("%") else 1)
+    except ValueError as err:
+        raise ConfigError(str(err) if "--budget" in str(err) else f"--margin {args.margin!r}: expected e.g. 5% or 0.05") from None
+    if not 0 < margin < 1 or args.jobs < 1 or args.threads < 1 or not 1 <= args.seeds_min <= args.seeds_max:
+        raise ConfigError("study: need 0 < --margin < 100%, --jobs >= 1, --threads >= 1 and 1 <= --seeds-min <= --seeds-max")
+    opts = StudyOptions(args.dataset, args.out, budget, args.backbone, [a for a in (args.arms or "").split(",") if a],
+                        args.seeds_min, args.seeds_max, margin, jobs=args.jobs, threads=args.threads,
+                        text_model=args.text_model, vision_model=args.vision_model, extra=extra)
+    run_study(opts, dry_run=args.dry_run, command="morec study " + " ".join(sys.argv[2:]))
+    return 0
+
+
+def add_study_parser(sub) -> None:
+    st = sub.add_parser("study", help="IDs or content on your data, decided: plans arms from the dataset's content, "
+                        "trains them within a time budget, adds seeds until each verdict is decided, writes a report")
+    st.add_argument("dataset", help="a prepared dataset directory (morec data prepare)")
+    st.add_argument("--out", required=True, help="the study's directory (runs, logs, report/; resumable)")
+    st.add_argument("--budget", default="2h", help="wall-clock time for timing and training, e.g. 40m, 2h (default 2h)")
+    st.add_argument("--backbone", default="sasrec")
+    st.add_argument("--arms", help="comma list of arm keys to keep beside IDRec (default: every arm the content allows; "
+                    "--dry-run lists them)")
+    st.add_argument("--seeds-min", type=int, default=3)
+    st.add_argument("--seeds-max", type=int, default=8)
+    st.add_argument("--margin", default="5%", help="equivalence margin on the relative difference (default 5%%)")
+    st.add_argument("--jobs", type=int, default=2, help="runs trained at once (default 2: one per core)")
+    st.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    st.add_argument("--text-model", default="minilm", help="text encoder: local folder or hub name (default minilm)")
+    st.add_argument("--vision-model", default="efficientnet-lite0", help="image encoder (default efficientnet-lite0)")
+    st.add_argument("--dry-run", action="store_true", help="print the plan and the time it expects, train nothing")
+    st.set_defaults(func=cmd_study)
+
+
 def cmd_compare(args, extra) -> int:
     names = (args.names[0], args.names[1]) if args.names else ("A", "B")
     result = api.comparison(args.a, args.b, args.metric, names, allow_unequal_budgets=args.allow_unequal_budgets)
@@ -299,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "top1 / top2 = its top 1 / 2 layers trained with the recommender (tens of minutes)")
     q.set_defaults(func=cmd_quickstart)
 
+    add_study_parser(sub)
+
     sw = sub.add_parser("sweep", help="a grid of runs from SWEEP.yaml (resumable), best of each group chosen on validation; --section.key=value over its base")
     sw.add_argument("sweep", help="YAML with base (or config), grid, group_by, out")
     sw.set_defaults(func=cmd_sweep)
@@ -400,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.func not in (cmd_train, cmd_data_prepare, cmd_data_synth, cmd_quickstart, cmd_sweep, cmd_tune):
+    if extra and args.func not in (cmd_train, cmd_data_prepare, cmd_data_synth, cmd_quickstart, cmd_sweep, cmd_tune,
+                                   cmd_study):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     debug = args.debug or os.environ.get("MOREC_DEBUG", "") not in ("", "0")
     try:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data.dataset import PreparedDataset
-from .discovery import RunInfo, encoder_label, resolve_data, training_label, training_order
-from .tables import backbone_order, first_seen, idrec_vs_e2e_cells, percent
+from .discovery import RunInfo, best_on_valid, encoder_label, resolve_data, training_label, training_order
+from .tables import backbone_order, first_seen, percent
 
 
 def _plt():
@@ -67,23 +67,46 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-") or "x"
 
 
+def accuracy_cells(runs: list[RunInfo]) -> tuple[dict, list[str]]:
+    """(dataset, backbone, item encoder, training, fusion) -> the run chosen on validation, for every item encoder
+    and training mode in the regular setting; and a note for each run left out, saying why."""
+    groups: dict = {}
+    notes = []
+    for r in runs:
+        if not r.regular:
+            notes.append(f"{r.dir.name}: not the regular setting (warm / new-item / subsampled: Table 9)")
+        elif not r.usable or not (r.results.get("test") or {}):
+            notes.append(f"{r.dir.name}: {'collapsed' if r.collapsed else 'no test metrics'}")
+        else:
+            groups.setdefault((r.dataset, r.backbone, encoder_label(r.enc), training_label(r.enc), r.fusion), []).append(r)
+    return {key: best_on_valid(members) for key, members in groups.items()}, notes
+
+
 def plot_accuracy_by_encoder(runs: list[RunInfo], out: Path, k: int = 10) -> list[Path]:
-    """Figure 4: test NDCG@K of each item encoder (best on validation), one PNG per dataset, bars grouped by backbone."""
+    """Figure 4: test NDCG@K of every item encoder and training mode (ID, TS, TS-DNN, Side, LoRA, E2E, fusion with
+    ID), each the configuration best on validation, with its spread over seeds; one PNG per dataset, bars grouped
+    by backbone. Runs left out are named under the plot."""
     plt = _plt()
-    cells = idrec_vs_e2e_cells(runs)
+    cells, notes = accuracy_cells(runs)
     written = []
     for ds in first_seen(c[0] for c in cells):
         mine = sorted(((c, r) for c, r in cells.items() if c[0] == ds),
-                      key=lambda cr: (backbone_order(cr[0][1]), not cr[1].is_id, cr[0][2], training_order(cr[1])))
-        labels = [f"{c[2]}\n{c[1]}" if r.is_id else f"{c[2]} {c[3]}\n{c[1]}" for c, r in mine]
+                      key=lambda cr: (backbone_order(cr[0][1]), not cr[1].is_id, cr[0][2], training_order(cr[1]), cr[0][4] != "none", cr[0][4]))
+        labels = [f"{c[2]}\n{c[3]}" + (f" +ID {c[4]}" if c[4] != "none" else "") + f"\n{c[1]}" for c, r in mine]
         values = [percent(r.results["test"], f"ndcg@{k}") or 0.0 for _, r in mine]
-        fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(mine) + 1.5), 3.4), dpi=120)
-        colors = ["#888888" if r.is_id else "#3b75af" for _, r in mine]
-        ax.bar(range(len(mine)), values, color=colors)
+        # one seed has no spread: no error bar rather than a zero-width one
+        errors = [100 * s if (s := r.spread("test", f"ndcg@{k}")) is not None else np.nan for _, r in mine]
+        left_out = [n for n in notes if n]
+        fig, ax = plt.subplots(figsize=(max(4.5, 1.0 * len(mine) + 1.5), 3.8 + 0.16 * min(len(left_out), 6)), dpi=120)
+        colors = ["#888888" if r.is_id else ("#6a9f3b" if r.fusion != "none" else "#3b75af") for _, r in mine]
+        ax.bar(range(len(mine)), values, yerr=errors, capsize=3, color=colors)
         ax.set_xticks(range(len(mine)), labels, fontsize=7)
         ax.set_ylabel(f"test NDCG@{k} (%)")
-        ax.set_title(f"{ds}: accuracy by item encoder")
+        ax.set_title(f"{ds}: NDCG@{k} by item encoder", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
+        if left_out:
+            shown = left_out[:5] + ([f"... and {len(left_out) - 5} more"] if len(left_out) > 5 else [])
+            fig.text(0.01, 0.01, "left out: " + "; ".join(shown), fontsize=6, wrap=True)
         written.append(_save_figure(fig, out / f"figure4_accuracy_by_encoder_{_slug(ds)}.png"))
     return written
 
@@ -104,7 +127,9 @@ def plot_lr_curves(runs: list[RunInfo], out: Path, k: int = 10) -> list[Path]:
         for r in sorted(members, key=lambda r: (r.lrs, str(r.dir))):
             pts = [(rec["epoch"], 100 * rec[metric]) for rec in r.log if metric in rec]
             lr, enc_lr = r.lrs
-            name = f"R={lr:g}" + ("" if r.is_id else f", M={enc_lr:g}")
+            # the encoder's own learning rate only where encoder weights train (not ID, TS or Side)
+            trains_encoder = not r.is_id and r.enc.get("mode", "e2e") in ("e2e", "top", "lora")
+            name = f"R={lr:g}" + (f", M={enc_lr:g}" if trains_encoder else "")
             if pairs.count(r.lrs) > 1:
                 name += f" ({r.dir.name})"
             if r.collapsed:
