@@ -350,7 +350,7 @@ class ModalityEncoder(ItemEncoder):
         return out
 
     def lower_cache_name(self) -> str:
-        return "lower"
+        return "lower"  # train_layers is in the cache key; vision names its cut, which its stages set
 
     def lower_outputs(self):
         """The frozen lower part's output for every item, (n_rows, ...); built on first use."""

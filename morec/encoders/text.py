@@ -263,9 +263,6 @@ class TextEncoder(ModalityEncoder):
     def lower_row_shape(self, h: torch.Tensor) -> tuple:
         return (self.token_ids.shape[1], h.shape[-1])
 
-    def lower_cache_name(self) -> str:
-        return "lower"  # train_layers is in the cache key
-
     # -- forwards ---------------------------------------------------------------------------
     def forward_full(self, x) -> torch.Tensor:
         ids, mask = x
