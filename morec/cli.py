@@ -183,6 +183,11 @@ def cmd_study(args, extra) -> int:
     opts = StudyOptions(args.dataset, args.out, budget, args.backbone, [a for a in (args.arms or "").split(",") if a],
                         args.seeds_min, args.seeds_max, margin, jobs=args.jobs, threads=args.threads,
                         text_model=args.text_model, vision_model=args.vision_model, extra=extra)
+    import signal
+
+    # a terminated study ends like an interrupted one: its training processes are stopped (their checkpoints
+    # resume them), never left running beside the next `morec study` of the same folder
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     run_study(opts, dry_run=args.dry_run, command="morec study " + " ".join(sys.argv[2:]))
     return 0
 

@@ -129,26 +129,50 @@ def _run_study(args, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, **kw)
 
 
+def _wait_for_results(runs: Path, count: int, proc) -> None:
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(runs.glob("*/results.json"))) < count and proc.poll() is None:
+        time.sleep(0.3)
+    assert len(list(runs.glob("*/results.json"))) >= count, "no run finished in time"
+
+
+def _trainers_of(out: Path) -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return [line for line in ps.splitlines() if "morec train" in line and str(out) in line]
+
+
+def _started(log: str) -> set[str]:
+    return {line.split()[1] for line in log.splitlines() if line.startswith("[study] ")
+            and line.split()[2:3] in (["starts"], ["resumes"])}
+
+
 @pytest.mark.integration
-def test_study_runs_resumes_after_a_kill_and_reports(tmp_path, text_data):
+def test_study_runs_resumes_after_kills_and_reports(tmp_path, text_data):
     out = tmp_path / "study"
+    runs = out / "runs"
     args = [text_data, "--out", out, "--budget", "20m", "--arms", "text-ts", "--seeds-min", "2", "--seeds-max", "2",
             *TINY]
+    # 1: SIGTERM to the study alone stops its training processes too (none left writing beside a resumed study)
     first = _run_study(args)
-    runs = out / "runs"
-    deadline = time.time() + 300
-    while time.time() < deadline and not any(runs.glob("*/results.json")):
-        time.sleep(0.5)
-    assert any(runs.glob("*/results.json")), "no run finished in time"
-    os.killpg(first.pid, signal.SIGKILL)  # the study and its training processes, as a lost terminal would
-    first.wait()
+    _wait_for_results(runs, 1, first)
+    first.send_signal(signal.SIGTERM)
+    first.wait(timeout=60)
+    time.sleep(1)
+    assert not _trainers_of(out), _trainers_of(out)
     finished = {p.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/results.json")}
+    # 2: SIGKILL to the whole process group, as a lost terminal would, after one more run finished
     second = _run_study(args)
-    log, _ = second.communicate(timeout=600)
-    assert second.returncode == 0, log
-    restarted = {line.split()[1] for line in log.splitlines() if line.startswith("[study] ") and
-                 line.split()[2:3] in (["starts"], ["resumes"])}
-    assert not restarted & set(finished), f"trained twice: {restarted & set(finished)}"
+    _wait_for_results(runs, len(finished) + 1, second)
+    os.killpg(second.pid, signal.SIGKILL)
+    second.wait()
+    log2 = second.stdout.read()
+    assert not _started(log2) & set(finished), f"trained twice: {_started(log2) & set(finished)}"
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/results.json")}
+    # 3: the study finishes what is left and trains nothing twice
+    third = _run_study(args)
+    log3, _ = third.communicate(timeout=600)
+    assert third.returncode == 0, log3
+    assert not _started(log3) & set(finished), f"trained twice: {_started(log3) & set(finished)}"
     for name, mtime in finished.items():
         assert (runs / name / "results.json").stat().st_mtime_ns == mtime
     assert sorted(p.parent.name for p in runs.glob("*/results.json")) == ["idrec-s1", "idrec-s2", "text-ts-s1",

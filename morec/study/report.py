@@ -181,12 +181,13 @@ def write_report(out: Path, summaries: dict[str, ArmSummary], verdicts: dict[str
     md = [f"# Is content worth it on {context['dataset']}?", "", text, "", "## Every arm", "", _markdown_table(rows), "",
           f"Test metrics are means ± standard deviations over seeds. Verdicts: {context['method']}", ""]
     md += [f"![{k}]({p.name})" for k, p in figures.items()]
-    md += ["", "## Reproduce", "", "```bash", context["command"], "```", "", "Runs:", ""]
-    md += [f"- {s.arm.label}: " + ", ".join(f"`{d}`" for d in s.dirs) for s in summaries.values() if s.dirs]
+    md += ["", "## Reproduce", "", "```bash", context["command"], "```", "",
+           "Each number comes from these run summaries (config, results, per-epoch curves, per-user ranks):", ""]
+    md += [f"- {s.arm.label}: " + ", ".join(f"`{_rel(d, out)}`" for d in s.dirs) for s in summaries.values() if s.dirs]
     md += ["", *[f"Note: {n}" for n in context.get("notes", [])]]
     atomic_write_text(out / "study.md", "\n".join(md) + "\n")
     page = out / "study.html"
-    atomic_write_text(page, _html(text, rows, figures, summaries, context))
+    atomic_write_text(page, _html(text, rows, figures, summaries, context, out))
     return page
 
 
@@ -196,7 +197,14 @@ def _inline_md(text: str) -> str:
     return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(text))
 
 
-def _html(text: str, rows: list[dict], figures: dict[str, Path], summaries, context: dict) -> str:
+def _rel(path: Path, start: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path(start).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _html(text: str, rows: list[dict], figures: dict[str, Path], summaries, context: dict, page_dir: Path) -> str:
     paras = [line for line in text.splitlines()]
     body = [f"<p class='decision'>{_inline_md(paras[0])}</p>", "<ul>"]
     body += [f"<li>{_inline_md(p[2:])}</li>" for p in paras[1:]] + ["</ul>"]
@@ -206,7 +214,7 @@ def _html(text: str, rows: list[dict], figures: dict[str, Path], summaries, cont
     table.append("</tbody></table>")
     imgs = [f"<figure><img alt='{k}' src='data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}'></figure>"
             for k, p in figures.items()]
-    runs = "".join(f"<li>{html.escape(s.arm.label)}: {html.escape(', '.join(str(d) for d in s.dirs))}</li>"
+    runs = "".join(f"<li>{html.escape(s.arm.label)}: {html.escape(', '.join(_rel(d, page_dir) for d in s.dirs))}</li>"
                    for s in summaries.values() if s.dirs)
     notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in context.get("notes", []))
     style = ("body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}"

@@ -230,6 +230,7 @@ def method_text(opts: StudyOptions, looks: int) -> str:
 def run_study(opts: StudyOptions, dry_run: bool = False, log: Callable[[str], None] = print,
               command: str = "") -> dict:
     """Plan (and with ``dry_run`` stop there), train, decide and write the report; returns what it did."""
+    from ..report import copy_run_summary
     from .report import floor_summary, summarize_arm, write_report
 
     study = Study(opts, log)
@@ -238,16 +239,23 @@ def run_study(opts: StudyOptions, dry_run: bool = False, log: Callable[[str], No
         log(study.describe(plan))
         return {"plan": plan}
     done = study.run()
+    report_dir = study.out / "report"
     summaries = {}
     for arm in done["plan"]["arms"]:
         if arm.trains:
-            summaries[arm.key] = summarize_arm(arm, study.run_dirs(arm.key), PRIMARY)
+            # each run's small files (config, results, curves, per-user ranks; no weights) beside the report, so
+            # the report folder alone reproduces every number in it
+            copies = []
+            for run in study.run_dirs(arm.key):
+                copy_run_summary(run, report_dir / "runs" / run.name)
+                copies.append(report_dir / "runs" / run.name)
+            summaries[arm.key] = summarize_arm(arm, copies, PRIMARY)
         else:
             summaries[arm.key] = floor_summary(arm, study.ds)
     looks = opts.seeds_max - opts.seeds_min + 1
     context = {"dataset": study.ds.name, "margin": opts.margin, "method": method_text(opts, looks),
                "command": command or f"morec study {opts.data} --out {opts.out}", "notes": done["plan"]["notes"]}
-    page = write_report(study.out / "report", summaries, done["verdicts"], context)
+    page = write_report(report_dir, summaries, done["verdicts"], context)
     log(f"[study] report: {page} and {page.with_suffix('.md')} ({format_duration(study.elapsed())} used of "
         f"{format_duration(opts.budget)})")
     return {**done, "report": page, "summaries": summaries}
