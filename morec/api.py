@@ -31,7 +31,7 @@ from .evaluate import metrics_from_ranks, rank_users
 from .recommend import RecommenderService
 from .report import load_arm, plot_item_popularity, plot_sequence_lengths
 from .runs import load_run as load_model
-from .stats import ALPHA
+from .stats import ALPHA, MARGIN
 from .train import train
 from .verdict import compare_arms
 
@@ -92,7 +92,7 @@ def _ranks(run_dir: str | Path, split: str, device: str = "cpu", mask_history: b
 
 
 def comparison(a, b, metrics: list[str] | None = None, names=("A", "B"), alpha: float = ALPHA,
-               allow_unequal_budgets: bool = False) -> dict:
+               allow_unequal_budgets: bool = False, margin: float = MARGIN) -> dict:
     """`morec compare A B`: the paired comparison of arm B against arm A on each of ``metrics`` (default: hr@K of
     the first eval.ks and the selection metric), from the per-user test ranks the runs stored (ranks.npz).
 
@@ -105,13 +105,13 @@ def comparison(a, b, metrics: list[str] | None = None, names=("A", "B"), alpha: 
     if not metrics:
         metrics = [f"hr@{arm_a.config.get('eval', {}).get('ks', [10])[0]}", arm_a.select_metric]
     return compare_arms(arm_a, arm_b, list(dict.fromkeys(metrics)), alpha, tuple(names),
-                        equal_budgets=not allow_unequal_budgets)
+                        equal_budgets=not allow_unequal_budgets, margin=margin)
 
 
 def compare_runs(runs_a: list[str | Path], runs_b: list[str | Path], metric: str = "ndcg@10", names=("A", "B"),
                  alpha: float = ALPHA, allow_unequal_budgets: bool = False) -> dict:
     """:func:`comparison` of two lists of runs (one configuration's seeds each) on one metric, flattened: each arm's
-    mean and per-seed means, the difference B - A with its 95% paired bootstrap CI, the permutation p, Improv.
+    mean and per-seed means, the difference B - A with its 95% CI (seeds and users with >= 2 seeds per arm, else users), p, Improv.
     with its CI, the budget notes and the verdict "B better" / "A better" / "no detectable difference"."""
     if not runs_a or not runs_b:
         raise ValueError("compare_runs needs at least one run per arm")
@@ -122,7 +122,9 @@ def compare_runs(runs_a: list[str | Path], runs_b: list[str | Path], metric: str
             names[0]: {"mean": c.mean_a, "per_seed": c.seed_means_a, "runs": result["a"]["runs"]},
             names[1]: {"mean": c.mean_b, "per_seed": c.seed_means_b, "runs": result["b"]["runs"]},
             "difference": c.diff, "ci95": list(c.diff_ci), "p": c.p, "improv": c.improv,
-            "improv_ci95": list(c.improv_ci) if c.improv_ci else None, "notes": result["notes"],
+            "improv_ci95": list(c.improv_ci) if c.improv_ci else None, "level": c.level,
+            "provisional": c.provisional, "ci95_given_models": list(c.user_diff_ci), "p_given_models": c.user_p,
+            "notes": result["notes"],
             "verdict": verdict, "verdict_line": result["verdict"]}
 
 
@@ -130,7 +132,7 @@ def compare(data: str | Path, out: str | Path, a: list[str], b: list[str], seeds
             common: list[str] | None = None, metric: str = "ndcg@10", log=print) -> dict:
     """Train two arms (override lists ``a`` and ``b`` on top of the same ``common`` budget) once per seed on
     the prepared dataset ``data``, into ``out/NAME-seedS`` (a finished run is reused), then compare them
-    paired by seed and user (:func:`compare_runs`). Returns the comparison, with a verdict."""
+    paired by user, seeds resampled within each arm (:func:`compare_runs`). Returns the comparison, with a verdict."""
     dataset = PreparedDataset(data)
     runs = {names[0]: [], names[1]: []}
     for seed in seeds:

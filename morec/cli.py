@@ -21,7 +21,7 @@ from .recommend import ServingError
 from .report import copy_run_summaries, fill_blocks, format_table, plot_item_popularity, plot_sequence_lengths, \
     results_rows, write_report
 from .serve import TOKEN_ENV, Limits, serve
-from .stats import format_improv, format_p
+from .stats import detail, format_improv, p_text
 from .sweep import SweepError, load_sweep, run_sweep, summary_markdown
 from .train import Trainer, TrainingCollapsed, claim_run_dir
 from .tune import load_tune, run_tune, tune_markdown
@@ -169,19 +169,30 @@ def _seeds(n: int) -> str:
     return f"{n} seed" if n == 1 else f"{n} seeds"
 
 
+def parse_margin(text: str) -> float:
+    """'5%' or '0.05' -> 0.05 (an equivalence margin on Improv.)."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"--margin {text!r}: give a relative margin such as 5% or 0.05 (0 turns "
+                                         "the equivalence check off)")
+    return value
+
+
 def cmd_study(args, extra) -> int:
     from .study import StudyOptions, run_study
     from .study.plan import parse_duration
 
     try:
         budget = parse_duration(args.budget)
-        margin = float(args.margin.rstrip("%")) / (100 if args.margin.endswith("%") else 1)
     except ValueError as err:
-        raise ConfigError(str(err) if "--budget" in str(err) else f"--margin {args.margin!r}: expected e.g. 5% or 0.05") from None
-    if not 0 < margin < 1 or args.jobs < 1 or args.threads < 1 or not 1 <= args.seeds_min <= args.seeds_max:
-        raise ConfigError("study: need 0 < --margin < 100%, --jobs >= 1, --threads >= 1 and 1 <= --seeds-min <= --seeds-max")
+        raise ConfigError(str(err)) from None
+    if args.jobs < 1 or args.threads < 1 or not 1 <= args.seeds_min <= args.seeds_max:
+        raise ConfigError("study: need --jobs >= 1, --threads >= 1 and 1 <= --seeds-min <= --seeds-max")
     opts = StudyOptions(args.dataset, args.out, budget, args.backbone, [a for a in (args.arms or "").split(",") if a],
-                        args.seeds_min, args.seeds_max, margin, jobs=args.jobs, threads=args.threads,
+                        args.seeds_min, args.seeds_max, args.margin, jobs=args.jobs, threads=args.threads,
                         text_model=args.text_model, vision_model=args.vision_model, extra=extra)
     import signal
 
@@ -203,7 +214,8 @@ def add_study_parser(sub) -> None:
                     "--dry-run lists them)")
     st.add_argument("--seeds-min", type=int, default=3)
     st.add_argument("--seeds-max", type=int, default=8)
-    st.add_argument("--margin", default="5%", help="equivalence margin on the relative difference (default 5%%)")
+    st.add_argument("--margin", type=parse_margin, default="5%", help="equivalence margin on the relative difference "
+                    "(default 5%%)")
     st.add_argument("--jobs", type=int, default=2, help="runs trained at once (default 2: one per core)")
     st.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     st.add_argument("--text-model", default="minilm", help="text encoder: local folder or hub name (default minilm)")
@@ -214,7 +226,14 @@ def add_study_parser(sub) -> None:
 
 def cmd_compare(args, extra) -> int:
     names = (args.names[0], args.names[1]) if args.names else ("A", "B")
-    result = api.comparison(args.a, args.b, args.metric, names, allow_unequal_budgets=args.allow_unequal_budgets)
+    if args.until_decided:
+        from .sequential import until_decided
+
+        result = until_decided(args.a, args.b, args.metric, names, max_seeds=args.max_seeds, margin=args.margin,
+                               allow_unequal_budgets=args.allow_unequal_budgets)
+    else:
+        result = api.comparison(args.a, args.b, args.metric, names, allow_unequal_budgets=args.allow_unequal_budgets,
+                                margin=args.margin)
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "paired"}, indent=2))
         return 0
@@ -222,9 +241,12 @@ def cmd_compare(args, extra) -> int:
     for m, c in result["paired"].items():
         rows.append({"test metric": m, f"{names[0]} ({_seeds(c.seeds_a)})": f"{100 * c.mean_a:.2f}",
                      f"{names[1]} ({_seeds(c.seeds_b)})": f"{100 * c.mean_b:.2f}", "Improv. [95% CI]": format_improv(c),
-                     "p": format_p(c.p), "verdict": c.verdict})
+                     "p": p_text(c)[2:], "verdict": c.verdict + (" (provisional)" if c.provisional else "")})
     print(f"{names[0]}: {result['a']['dir']}\n{names[1]}: {result['b']['dir']}\n")
     print(format_table(rows, list(rows[0])))
+    print()
+    for m, c in result["paired"].items():
+        print(f"{m}: {detail(c)}")
     print("\n" + result["verdict"])
     return 0
 
@@ -363,7 +385,15 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--metric", action="append", help="hr@K or ndcg@K (repeatable; default hr@10 and the selection metric)")
     cp.add_argument("--names", nargs=2, metavar=("A", "B"), help="labels of the two arms")
     cp.add_argument("--allow-unequal-budgets", action="store_true",
-                    help="compare arms trained with different max epochs, patience or selection metric (said in the verdict)")
+                    help="compare arms trained with different max epochs, patience, selection metric, learning rates or "
+                         "validation schedule (said in the verdict)")
+    cp.add_argument("--margin", type=parse_margin, default=0.05,
+                    help="equivalence margin on Improv. (default 5%%): 'equivalent within ±5%%' when the 95%% interval "
+                         "lies inside it; 0 turns the check off")
+    cp.add_argument("--until-decided", action="store_true",
+                    help="train one more seed of each arm while a metric is undecided (not better, worse or "
+                         "equivalent), up to --max-seeds; resumable; Bonferroni over the looks (docs: morec/sequential.py)")
+    cp.add_argument("--max-seeds", type=int, default=5, help="with --until-decided: seeds per arm at most (default 5)")
     cp.add_argument("--json", action="store_true")
     cp.set_defaults(func=cmd_compare)
 

@@ -42,5 +42,7 @@ def per_user_metric(ranks: np.ndarray, metric: str) -> np.ndarray:
         raise ValueError(f"metric must be hr@K or ndcg@K, not {metric!r}")
     ranks = np.asarray(ranks, dtype=np.float64)
     hit = ranks <= int(k)
-    values = hit.astype(np.float64) if name == "hr" else np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0)
+    # NDCG only where there is a hit: a rank-0 user (no target) would divide by log2(1) = 0
+    values = hit.astype(np.float64) if name == "hr" else np.divide(1.0, np.log2(ranks + 1.0), where=hit & (ranks > 0),
+                                                                    out=np.zeros_like(ranks))
     return np.where(ranks > 0, values, np.nan)

@@ -37,6 +37,7 @@ from .checkpoint import atomic_write_text, has_checkpoint
 from .config import Config, ConfigError, deep_merge, from_dict, to_dict
 from .report.tables import format_table
 from .train import Trainer, TrainingCollapsed
+from .verdict import capped
 
 # keys that may differ between a finished run's config and the sweep's without making it another run
 IGNORED_KEYS = {("out",), ("train", "threads"), ("train", "progress"), ("train", "device")}
@@ -345,7 +346,7 @@ def summarize(spec: SweepSpec, runs: list[SweepRun]) -> dict:
             "name": run.name, "dir": str(run.dir), "overrides": run.overrides, "group": run.group,
             "status": run.status, "how": run.how, "select_metric": metric, "valid_score": valid.get(metric),
             "valid": valid or None, "best_epoch": (run.results or {}).get("best_epoch"),
-            "stop_reason": (run.results or {}).get("stop_reason"), "capped": bool((run.results or {}).get("capped")),
+            "stop_reason": (run.results or {}).get("stop_reason"), "capped": capped(run.results or {}),
             "seed": run.config.train.seed,
             **({"collapse": run.results.get("collapse")} if run.results and run.results.get("collapse") else {}),
             **({"error": run.error} if run.error and run.status == "failed" else {}),

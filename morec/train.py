@@ -471,8 +471,10 @@ class Trainer:
             "checkpoint_bytes": st.checkpoint_bytes,
             "checkpoint_seconds": st.checkpoint_seconds / max(st.serial, 1),
             "stop_reason": st.stop_reason,
-            # stopped by the epoch cap, not by patience: validation may still have been improving
-            "capped": st.stop_reason == "epochs",
+            # stopped by the epoch cap while validation was still rising (its best validated epoch its last); a
+            # schedule ending by design at the cap after validation stopped rising is not capped
+            "valid_rising_at_cap": st.stop_reason == "epochs" and bool(validated) and validated[-1] == st.best_epoch,
+            "capped": st.stop_reason == "epochs" and bool(validated) and validated[-1] == st.best_epoch,
             **({"collapse": st.collapse} if st.collapse else {}),
             "flops_per_item": cost.item_flops(self.model) if main else None,
             **cost.peak_memory(self.device, peak_reset),

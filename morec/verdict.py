@@ -6,22 +6,37 @@ or None where a run kept none); a seed group lists its runs in ``members``.
 
 - :func:`comparability_problems`: reasons the arms cannot be compared at all (another prepared dataset or
   split, other evaluation settings, no per-user ranks) — ``morec compare`` refuses with them;
-- :func:`budget_notes`: differences of training budget (max epochs, patience, selection metric) and runs that
-  hit their epoch cap while still improving ("capped") or collapsed — said in every verdict;
-- :func:`compare_arms`: the paired statistics (:mod:`morec.stats`) on each metric, with the notes and a
-  one-line verdict.
+- :func:`budget_notes`: differences of training budget (max epochs, patience, selection metric, learning rates,
+  how often and on which users validation ran) and runs that hit their epoch cap while validation was still
+  rising ("capped") or collapsed — said in every verdict;
+- :func:`compare_arms`: the paired statistics (:mod:`morec.stats`) on each metric, Holm-adjusted over the
+  metrics compared, with the notes and a one-line verdict.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError
-from .stats import ALPHA, Paired, format_improv, format_p, paired
+from .config import Config, ConfigError, from_dict, to_dict
+from .stats import ALPHA, MARGIN, Paired, adjust, metric_sentence, paired
 
 BUDGET_KEYS = (("train", "epochs", "max epochs"), ("train", "patience", "patience"),
-               ("eval", "select_metric", "selection metric"))
+               ("eval", "select_metric", "selection metric"), ("train", "lr", "learning rate"),
+               ("model.encoder", "lr", "encoder learning rate"), ("eval", "valid_every", "eval.valid_every"),
+               ("eval", "valid_from", "eval.valid_from"), ("eval", "valid_users", "eval.valid_users"))
 EVAL_KEYS = ("mask_history",)
+
+
+def capped(results: dict) -> bool:
+    """The run hit its epoch cap while validation was still rising: its best validated epoch was its last one.
+    A schedule that ends at the cap by design (cosine) after validation stopped rising is not capped. Runs
+    saved before ``valid_rising_at_cap`` was recorded: best epoch = last epoch run (0-based) at the cap."""
+    if results.get("stop_reason") != "epochs":
+        return False
+    if "valid_rising_at_cap" in results:
+        return bool(results["valid_rising_at_cap"])
+    last = results.get("epochs_run") or (results.get("config") or {}).get("train", {}).get("epochs")
+    return last is not None and results.get("best_epoch") == int(last) - 1
 
 
 class ComparisonError(ConfigError):
@@ -33,7 +48,17 @@ def members(arm) -> list:
 
 
 def _get(config: dict, section: str, key: str) -> Any:
-    return (config.get(section) or {}).get(key)
+    for part in section.split("."):
+        config = config.get(part) or {}
+    return config.get(key)
+
+
+def _resolved(config: dict) -> dict:
+    """The saved config with settings added later at their defaults, so an absent key reads as its default."""
+    try:
+        return to_dict(from_dict(Config, config))
+    except (ConfigError, TypeError, ValueError):
+        return config
 
 
 def _dataset_key(run) -> tuple:
@@ -74,15 +99,15 @@ def budget_notes(a, b) -> list[str]:
     notes = []
     runs_a, runs_b = members(a), members(b)
     for section, key, label in BUDGET_KEYS:
-        va = sorted({str(_get(r.config, section, key)) for r in runs_a})
-        vb = sorted({str(_get(r.config, section, key)) for r in runs_b})
+        va = sorted({str(_get(_resolved(r.config), section, key)) for r in runs_a})
+        vb = sorted({str(_get(_resolved(r.config), section, key)) for r in runs_b})
         if va != vb or len(va) > 1:
             notes.append(f"unequal budgets: {label} {'/'.join(va)} vs {'/'.join(vb)}")
     for name, runs in (("A", runs_a), ("B", runs_b)):
-        capped = [r for r in runs if r.results.get("capped") or r.results.get("stop_reason") == "epochs"]
-        if capped:
-            notes.append(f"{name}: {len(capped)} of {len(runs)} runs stopped at their epoch cap "
-                         f"({_get(capped[0].config, 'train', 'epochs')}) while validation could still improve (capped)")
+        hit = [r for r in runs if capped(r.results)]
+        if hit:
+            notes.append(f"{name}: {len(hit)} of {len(runs)} runs stopped at their epoch cap "
+                         f"({_get(hit[0].config, 'train', 'epochs')}) while validation was still rising (capped)")
         collapsed = [r for r in runs if r.results.get("stop_reason") == "collapsed"]
         if collapsed:
             notes.append(f"{name}: {len(collapsed)} of {len(runs)} runs collapsed and are left out")
@@ -102,37 +127,71 @@ def arm_ranks(arm, split: str = "test") -> list:
     return out
 
 
-def compare_arms(a, b, metrics: list[str], alpha: float = ALPHA, names: tuple[str, str] = ("A", "B"),
-                 equal_budgets: bool = False) -> dict:
-    """Paired comparison of arm B against arm A on each metric (test split). Raises ComparisonError with the
-    reasons when the arms cannot be compared, or, with ``equal_budgets``, when their budgets differ."""
+class Comparison:
+    """Arm B against arm A on some metrics: the paired statistics before and after a family's adjustment."""
+
+    def __init__(self, a, b, metrics: list[str], alpha: float, names: tuple[str, str], margin: float):
+        self.a, self.b, self.names, self.alpha, self.margin = a, b, tuple(names), alpha, margin
+        self.notes = budget_notes(a, b)
+        self.ranks = arm_ranks(a), arm_ranks(b)
+        self.paired: dict[str, Paired] = {m: self._paired(m) for m in metrics}
+
+    def _paired(self, metric: str, thresholds=None) -> Paired:
+        return paired(*self.ranks, metric, self.alpha, margin=self.margin, thresholds=thresholds)
+
+    def tests(self) -> list[tuple["Comparison", str]]:
+        return [(self, m) for m in self.paired]
+
+    def result(self) -> dict:
+        a, b = self.a, self.b
+        return {"a": {"name": self.names[0], "dir": str(a.dir), "runs": [str(r.dir) for r in members(a)]},
+                "b": {"name": self.names[1], "dir": str(b.dir), "runs": [str(r.dir) for r in members(b)]},
+                "metrics": {m: c.to_dict() for m, c in self.paired.items()}, "notes": self.notes,
+                "verdict": verdict_line(self.paired, self.notes, self.names), "paired": self.paired}
+
+
+def adjust_family(comparisons: list[Comparison]) -> None:
+    """Holm's correction over every test of ``comparisons`` (each metric of each pair is one test), in place."""
+    tests = [t for c in comparisons for t in c.tests()]
+    redo = [lambda th, c=c, m=m: c._paired(m, th) for c, m in tests]
+    adjusted = adjust([c.paired[m] for c, m in tests], redo)
+    for (c, m), p in zip(tests, adjusted):
+        c.paired[m] = p
+
+
+def check_comparable(a, b, metrics: list[str], equal_budgets: bool) -> None:
+    """Raise ComparisonError with the reasons when the arms cannot be compared, or, with ``equal_budgets``,
+    when their budgets differ."""
     problems = [p for m in metrics for p in comparability_problems(a, b, m)]
     if problems:
         raise ComparisonError("cannot compare: " + "; ".join(dict.fromkeys(problems)))
-    notes = budget_notes(a, b)
-    unequal = [n for n in notes if n.startswith("unequal budgets")]
+    unequal = [n for n in budget_notes(a, b) if n.startswith("unequal budgets")]
     if equal_budgets and unequal:
         raise ComparisonError("the arms were trained with different budgets (" + "; ".join(unequal) + "); train them "
-                              "with the same train.epochs, train.patience and eval.select_metric, or pass "
-                              "--allow-unequal-budgets to compare anyway (the verdict then says so)")
-    ra, rb = arm_ranks(a), arm_ranks(b)
-    results = {m: paired(ra, rb, m, alpha) for m in metrics}
-    return {"a": {"name": names[0], "dir": str(a.dir), "runs": [str(r.dir) for r in members(a)]},
-            "b": {"name": names[1], "dir": str(b.dir), "runs": [str(r.dir) for r in members(b)]},
-            "metrics": {m: c.to_dict() for m, c in results.items()}, "notes": notes,
-            "verdict": verdict_line(results, notes, names), "paired": results}
+                              "with the same train.epochs, train.patience, eval.select_metric, learning rates and "
+                              "eval.valid_every / valid_from / valid_users, or pass --allow-unequal-budgets to "
+                              "compare anyway (the verdict then says so)")
+
+
+def compare_arms(a, b, metrics: list[str], alpha: float = ALPHA, names: tuple[str, str] = ("A", "B"),
+                 equal_budgets: bool = False, margin: float = MARGIN) -> dict:
+    """Paired comparison of arm B against arm A on each metric (test split), Holm-adjusted over the metrics.
+    Raises ComparisonError with the reasons when the arms cannot be compared, or, with ``equal_budgets``, when
+    their budgets differ."""
+    check_comparable(a, b, metrics, equal_budgets)
+    cmp = Comparison(a, b, metrics, alpha, names, margin)
+    adjust_family([cmp])
+    return cmp.result()
 
 
 def verdict_line(results: dict[str, Paired], notes: list[str], names: tuple[str, str] = ("A", "B")) -> str:
-    """One sentence: B against A on each metric (better / worse / no detectable difference, Improv. with its
-    95% CI and p), then the budget notes."""
-    parts = []
-    for metric, c in results.items():
-        parts.append(f"{metric.upper()} {c.verdict} "
-                     f"({format_improv(c)}, p {format_p(c.p)})")
-    seeds = next(iter(results.values()))
-    line = (f"{names[1]} vs {names[0]} on test ({seeds.seeds_b} vs {seeds.seeds_a} seeds, {seeds.users} users): "
-            + "; ".join(parts))
+    """One sentence: B against A on each metric (verdict word, Improv. with the interval that decided it, p raw
+    and Holm-adjusted, the level of variation covered), then the budget notes."""
+    parts = [metric_sentence(c) for c in results.values()]
+    first = next(iter(results.values()))
+    family = "one test, no family correction" if first.family == 1 else f"Holm over {first.family} tests"
+    line = (f"{names[1]} vs {names[0]} on test ({first.seeds_b} vs {first.seeds_a} seeds, {first.users} users; "
+            f"{family}): " + "; ".join(parts))
     if notes:
         line += ". Caveats: " + "; ".join(notes)
     return line + "."

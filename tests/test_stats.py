@@ -34,7 +34,8 @@ def write_run(path, kind: str, seed: int, ranks: np.ndarray, epochs=300, patienc
               "eval": {"ks": [10], "select_metric": "ndcg@10", "mask_history": True}}
     metrics = metrics_from_ranks(ranks, [10])
     (path / "results.json").write_text(json.dumps({
-        "best_epoch": 5, "valid": metrics, "test": metrics, "stop_reason": stop, "capped": stop == "epochs",
+        "best_epoch": epochs - 1 if stop == "epochs" else 5, "valid": metrics, "test": metrics, "stop_reason": stop,
+        "capped": stop == "epochs", "valid_rising_at_cap": stop == "epochs",
         "dataset": {"name": "toy", "n_users": N_USERS, "prepare": {}, "fingerprint": fingerprint},
         "config": config}))
     save_ranks(path, ranks, ranks)
@@ -85,7 +86,9 @@ def test_few_hits_give_no_unbounded_improv_interval_and_no_warnings():
         c = paired([a], [b], "hr@10")
         gone = paired([b], [np.full(300, 50)], "hr@10")  # B never hits: Improv. -100% in every defined resample
     assert c.improv == pytest.approx(3.5) and c.improv_ci is None
-    assert format_improv(c) == "+350.00% [unbounded: few hits]"
+    # the absolute interval decides, so it is the one printed
+    low, high = c.diff_ci
+    assert format_improv(c) == f"+350.00% (few hits: diff +0.0233 [{low:+.4f}, {high:+.4f}])"
     assert np.all(np.isfinite(c.diff_ci)) and c.diff_ci[0] < c.diff < c.diff_ci[1]
     assert gone.improv == -1 and gone.improv_ci is None and gone.verdict == "worse"
 
@@ -121,7 +124,7 @@ def test_compare_command_and_its_refusals(tmp_path, capsys):
     assert cli.main(["compare", str(tmp_path / "sw" / "kind-id"), str(tmp_path / "sw" / "kind-text"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["metrics"]["ndcg@10"]["verdict"] == "better" and out["metrics"]["hr@10"]["seeds_a"] == 3
-    assert "B vs A on test (3 vs 3 seeds, 600 users)" in out["verdict"]
+    assert "B vs A on test (3 vs 3 seeds, 600 users; Holm over 2 tests)" in out["verdict"]
     # another dataset (fingerprint) is refused with the reason
     write_run(tmp_path / "other", "text", 1, arm_ranks(0.3, 5), fingerprint="zzz")
     with pytest.raises(ComparisonError, match="different prepared datasets"):

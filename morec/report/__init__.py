@@ -10,7 +10,7 @@ from pathlib import Path
 from .discovery import RunInfo, find_runs, group_seeds, load_arm, load_run_info
 from .figures import (plot_accuracy_by_encoder, plot_datasets_popularity, plot_item_popularity, plot_lr_curves,
                       plot_sequence_lengths)
-from .tables import Table, build_tables, common_k, first_seen, format_table, results_rows
+from .tables import Family, Table, build_tables, common_k, first_seen, format_table, results_rows
 
 __all__ = ["RunInfo", "Table", "build_tables", "copy_run_summaries", "copy_run_summary", "fill_blocks", "find_runs", "format_table",
            "group_seeds", "load_arm", "load_run_info", "plot_item_popularity", "plot_sequence_lengths",
@@ -23,7 +23,8 @@ def write_report(paths: list[str | Path], out: str | Path = "report") -> list[Pa
     runs = find_runs(paths)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tables = build_tables(runs)
+    family = Family()
+    tables = build_tables(runs, family)
     written: list[Path] = []
     for t in tables:
         for ext, text in (("md", t.markdown()), ("csv", t.csv())):
@@ -40,8 +41,7 @@ def write_report(paths: list[str | Path], out: str | Path = "report") -> list[Pa
             f"{r.dir} ({r.results.get('collapse', '')})" for r in collapsed), ""]
     verdicts = first_seen(v for t in tables for v in t.verdicts)  # Tables 2 and 5 may compare the same pair
     if verdicts:
-        section = ["## Verdicts", "", "From the paired statistics of the Improv. rows (better / worse only when "
-                   "p < 0.05 and the 95% interval excludes 0):", ""] + [f"- {v}" for v in verdicts] + [""]
+        section = ["## Verdicts", "", verdicts_intro(family), ""] + [f"- {v}" for v in verdicts] + [""]
         lines += section
         (out / "verdicts.md").write_text("\n".join(section), encoding="utf-8")
         written.append(out / "verdicts.md")
@@ -50,6 +50,15 @@ def write_report(paths: list[str | Path], out: str | Path = "report") -> list[Pa
     index = out / "report.md"
     index.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return [index, *written, *plots]
+
+
+def verdicts_intro(family: Family) -> str:
+    n = sum(len(c.paired) for c in family.comparisons.values())
+    return (f"From the paired statistics of the Improv. rows, one family of {n} tests (each pair on each metric), "
+            "Holm-adjusted: better / worse only when the Holm-adjusted p < 0.05 and the printed 95% interval excludes "
+            f"0; equivalent within ±{100 * family.margin:g}% when that interval lies inside the margin; otherwise no "
+            "detectable difference. The interval covers seeds and users (two-level bootstrap) where both arms have "
+            "2 or more seeds; with one seed in an arm it covers users only and the verdict is provisional.")
 
 
 SUMMARY_FILES = ("config.yaml", "results.json", "metrics.jsonl", "ranks.npz")

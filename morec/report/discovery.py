@@ -51,7 +51,9 @@ class RunInfo:
 
     @property
     def capped(self) -> int:
-        return sum(bool(r.results.get("capped") or r.results.get("stop_reason") == "epochs") for r in self.runs)
+        from ..verdict import capped  # the one definition: hit the cap while validation was still rising
+
+        return sum(capped(r.results) for r in self.runs)
 
     @property
     def n_collapsed(self) -> int:

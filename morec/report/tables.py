@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from ..config import MODES
 from ..cost import human, human_bytes
-from ..stats import format_improv, format_p
-from ..verdict import budget_notes, comparability_problems, compare_arms
+from ..stats import ALPHA, MARGIN, format_improv, p_cell
+from ..verdict import Comparison, adjust_family, budget_notes, comparability_problems
 from .discovery import RunInfo, best_on_valid, encoder_label, group_seeds, setting_label, training_label, training_order
 
 # Every table cell is one configuration: a run directory, or the runs of one configuration that differ only
@@ -18,8 +18,28 @@ from .discovery import RunInfo, best_on_valid, encoder_label, group_seeds, setti
 # one with the best VALIDATION score (its config's eval.select_metric; the mean over seeds); the test numbers
 # shown are its. "Best MoRec" / "best IDRec" in the Improv. rows are chosen the same way, on validation (the
 # paper bolds the best test number, which would be selecting on test); Improv. comes with a 95% paired
-# bootstrap interval over users and a paired permutation p-value (morec.stats), marked * when significant.
-# Collapsed runs are never chosen. Accuracy is in percent, as in the paper.
+# two-level bootstrap interval (seeds, then users) and p (morec.stats), Holm-adjusted over every test of the
+# report (a family), marked * when significant after Holm. Collapsed runs are never chosen. Accuracy is in
+# percent, as in the paper.
+
+
+class Family:
+    """Every comparison of one report, computed once each (Tables 2 and 5 may hold the same pair), then
+    Holm-adjusted together before any row or verdict is written."""
+
+    def __init__(self, alpha: float = ALPHA, margin: float = MARGIN):
+        self.alpha, self.margin = alpha, margin
+        self.comparisons: dict[tuple[str, str], Comparison] = {}
+
+    def get(self, old, new, metrics: list[str], names: tuple[str, str]) -> Comparison:
+        key = (str(old.dir), str(new.dir))
+        if key not in self.comparisons:
+            self.comparisons[key] = Comparison(old, new, metrics, self.alpha, names, self.margin)
+        return self.comparisons[key]
+
+    def adjust(self) -> int:
+        adjust_family(list(self.comparisons.values()))
+        return sum(len(c.paired) for c in self.comparisons.values())
 
 
 def format_table(rows: list[dict], columns: list[str], floats: str = "{:.4f}") -> str:
@@ -142,9 +162,10 @@ def _accuracy_row(r: RunInfo, k: int, **lead) -> dict:
             "seeds": str(r.seeds), "notes": _notes(r), "run": str(r.dir)}
 
 
-def _improv_row(new: RunInfo, old: RunInfo, k: int, verdicts: list[str], names: tuple[str, str], **lead) -> dict:
+def _improv_row(new: RunInfo, old: RunInfo, k: int, verdicts: list[str], names: tuple[str, str], family: Family,
+                **lead) -> dict:
     """Improv. of ``new`` over ``old`` on test HR@k and NDCG@k: with per-user ranks, the paired statistics
-    (95% CI, p, * when significant at 0.05) and a verdict sentence appended to ``verdicts``; without them
+    (95% CI, p raw (Holm), * when significant after Holm) and a verdict sentence appended to ``verdicts``; without them
     (runs from before morec kept ranks) the plain relative difference, said to have no interval."""
     metrics = [f"hr@{k}", f"ndcg@{k}"]
     row = {**lead, "run": f"{new.dir} vs {old.dir}"}
@@ -158,11 +179,11 @@ def _improv_row(new: RunInfo, old: RunInfo, k: int, verdicts: list[str], names: 
                         f"NDCG@{k} {row['NDCG@' + str(k)]} from {new.seeds} vs {old.seeds} seeds"
                         + (f". Caveats: {'; '.join(notes)}" if notes else "") + ".")
         return row
-    cmp = compare_arms(old, new, metrics, names=names)
+    cmp = family.get(old, new, metrics, names).result()
     for m in metrics:
         c = cmp["paired"][m]
-        row[m.upper()] = format_improv(c) + (" *" if c.significant else "")
-    row["p"] = " / ".join(format_p(cmp["paired"][m].p) for m in metrics)
+        row[m.upper()] = format_improv(c) + (" *" if c.significant else "") + (" †" if c.provisional else "")
+    row["p"] = " / ".join(p_cell(cmp["paired"][m]) for m in metrics)
     row["notes"] = "; ".join(cmp["notes"])
     verdicts.append(cmp["verdict"])
     return row
@@ -194,14 +215,17 @@ def ACCURACY_COLUMNS(k: int) -> list[str]:  # noqa: N802 (a constant per K)
     return ["dataset", "backbone", "item encoder", "training", f"HR@{k}", f"NDCG@{k}", "seeds", "p", "notes", "run"]
 
 
+STATS_NOTE = ("95% interval from the two-level bootstrap (each arm's seeds resampled, then users, paired by user) "
+              "where both arms have 2 or more seeds; † = one seed in an arm: users only, seed variation unmeasured, "
+              "provisional. p: raw (Holm-adjusted over every test of this report) (HR / NDCG); * = significant "
+              "after Holm at 0.05.")
 CELL_NOTE = ("Each cell: the configuration with the best validation score; with several seeds, mean ± standard "
              "deviation over them (seeds: how many). Improv.: the best MoRec over the best IDRec of the backbone, "
-             "both chosen on validation, with its 95% paired bootstrap interval over users (pooled over seeds); p: "
-             "paired permutation test (HR / NDCG); * = significant at 0.05. notes: capped = stopped by its epoch "
-             "cap while validation could still improve.")
+             "both chosen on validation, with its " + STATS_NOTE + " notes: capped = stopped by its epoch "
+             "cap while validation was still rising.")
 
 
-def _improv_rows(cells, k: int, verdicts: list[str], ds: str) -> list[dict]:
+def _improv_rows(cells, k: int, verdicts: list[str], ds: str, family: Family) -> list[dict]:
     """Per backbone: Improv. of the best MoRec over the best IDRec, both chosen on validation."""
     rows = []
     for bb in sorted(first_seen(r.backbone for r in cells), key=backbone_order):
@@ -210,11 +234,11 @@ def _improv_rows(cells, k: int, verdicts: list[str], ds: str) -> list[dict]:
         if best_id and best_mo:
             name = f"{encoder_label(best_mo.enc)} {training_label(best_mo.enc)}"
             rows.append(_improv_row(best_mo, best_id, k, verdicts, (f"{ds} {bb} IDRec", f"{ds} {bb} {name}"),
-                                    dataset=ds, backbone=bb, **{"item encoder": f"Improv. ({name} vs IDRec)"}))
+                                    family, dataset=ds, backbone=bb, **{"item encoder": f"Improv. ({name} vs IDRec)"}))
     return rows
 
 
-def table2(runs: list[RunInfo], k: int) -> Table | None:
+def table2(runs: list[RunInfo], k: int, family: Family) -> Table | None:
     """IDRec vs MoRec (E2E, pretrained) per backbone, regular setting; Improv. = best MoRec over best IDRec."""
     cells = idrec_vs_e2e_cells(runs)
     if not any(not r.is_id for r in cells.values()):
@@ -227,7 +251,7 @@ def table2(runs: list[RunInfo], k: int) -> Table | None:
                           key=lambda cr: (not cr[1].is_id, cr[0][2], training_order(cr[1])))
             rows += [_accuracy_row(r, k, dataset=ds, backbone=bb, **{"item encoder": c[2], "training": c[3]})
                      for c, r in here]
-        rows += _improv_rows(mine.values(), k, verdicts, ds)
+        rows += _improv_rows(mine.values(), k, verdicts, ds, family)
     return Table("table2_idrec_vs_morec", "Table 2: IDRec vs MoRec, regular setting (test, %)",
                  ACCURACY_COLUMNS(k), rows, note="MoRec trained end to end with the recommender: the whole encoder "
                  "(E2E) or its top n layers (E2E top-n); two-stage MoRec is in Table 5. " + CELL_NOTE, verdicts=verdicts)
@@ -274,7 +298,7 @@ def table4(runs: list[RunInfo], k: int) -> Table | None:
                  note="users: Base = every user; a number = the dataset's prepare.n_users subsample.")
 
 
-def table5(runs: list[RunInfo], k: int) -> Table | None:
+def table5(runs: list[RunInfo], k: int, family: Family) -> Table | None:
     """TS (frozen features) / TS-DNN (frozen + MLP layers) / E2E, next to IDRec."""
     pool = [r for r in runs if r.regular and r.fusion == "none" and not r.enc.get("from_scratch")]
     if not any(not r.is_id and r.enc.get("mode") == "frozen" for r in pool):
@@ -292,7 +316,7 @@ def table5(runs: list[RunInfo], k: int) -> Table | None:
         mine = sorted(((c, r) for c, r in cells.items() if c[0] == ds), key=order)
         rows += [_accuracy_row(r, k, dataset=c[0], backbone=c[1], **{"item encoder": c[2], "training": c[3]})
                  for c, r in mine]
-        rows += _improv_rows([r for _, r in mine], k, verdicts, ds)
+        rows += _improv_rows([r for _, r in mine], k, verdicts, ds, family)
     return Table("table5_ts_vs_e2e", "Table 5: two-stage (TS, TS-DNN) vs end-to-end (E2E) MoRec (test, %)",
                  ACCURACY_COLUMNS(k), rows, verdicts=verdicts,
                  note="TS: frozen encoder features; TS-DNN n: frozen features + n MLP layers; E2E: encoder trained "
@@ -331,7 +355,7 @@ def table6(runs: list[RunInfo], k: int) -> Table | None:
                       "include earlier runs of the same process). With several seeds: mean Time/E, highest peak.")
 
 
-def table7(runs: list[RunInfo], k: int) -> Table | None:
+def table7(runs: list[RunInfo], k: int, family: Family) -> Table | None:
     """ID + modality fusion (add / concat, with or without an MLP after) next to pure IDRec and pure MoRec."""
     pool = [r for r in runs if r.regular and not r.enc.get("from_scratch")]
     if not any(r.fusion != "none" for r in pool):
@@ -358,15 +382,14 @@ def table7(runs: list[RunInfo], k: int) -> Table | None:
         best_pure = best_on_valid([r for r in (base_id, pure) if r is not None])
         if best_fused and best_pure:
             names = (f"{ds} {bb} {variant(best_pure)}", f"{ds} {bb} {variant(best_fused)}")
-            rows.append(_improv_row(best_fused, best_pure, k, verdicts, names, **lead,
+            rows.append(_improv_row(best_fused, best_pure, k, verdicts, names, family, **lead,
                                     variant=f"Improv. ({variant(best_fused)} vs {variant(best_pure)})"))
     return Table("table7_fusion", "Table 7: ID + modality fusion (test, %)",
                  ["dataset", "backbone", "item encoder", "training", "variant", f"HR@{k}", f"NDCG@{k}", "seeds", "p",
                   "notes", "run"], rows, verdicts=verdicts,
                  note="MoRec: the pure modality encoder of that training. Improv.: the best fusion variant over the "
-                      "better of pure IDRec and pure MoRec (same training), each chosen on validation, with its 95% "
-                      "paired bootstrap interval over users and the paired permutation p (HR / NDCG); * = significant "
-                      "at 0.05.")
+                      "better of pure IDRec and pure MoRec (same training), each chosen on validation, with its "
+                      + STATS_NOTE)
 
 
 def table9(runs: list[RunInfo], k: int) -> Table | None:
@@ -410,8 +433,19 @@ SUBSET_TITLES = (("all", "all"), ("cold", "cold"), ("new", "new"))
 TABLES = (table2, table3, table4, table5, table6, table7, table9)
 
 
-def build_tables(runs: list[RunInfo]) -> list[Table]:
-    """Every table that the runs fill; runs differing only in their seed fill one cell (see group_seeds)."""
+FAMILY_TABLES = (table2, table5, table7)  # the tables with Improv. rows: their tests form the report's family
+
+
+def build_tables(runs: list[RunInfo], family: Family | None = None) -> list[Table]:
+    """Every table that the runs fill; runs differing only in their seed fill one cell (see group_seeds). The
+    Improv. rows' tests are computed first and Holm-adjusted together (``family``), then every table written."""
     k = common_k([r for r in runs if r.usable])
     groups = group_seeds(runs)
-    return [t for t in (f(groups, k) for f in TABLES) if t is not None and t.rows]
+    family = family or Family()
+
+    def tables():
+        return [f(groups, k, family) if f in FAMILY_TABLES else f(groups, k) for f in TABLES]
+
+    tables()  # the first pass only gathers the family's comparisons
+    family.adjust()
+    return [t for t in tables() if t is not None and t.rows]

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..ranks import load_ranks
+from ..stats import adjust, paired
 
 
 DECIDED = ("better", "worse", "equivalent")
@@ -46,8 +47,6 @@ def verdicts(reference: list[Path], arms: dict[str, list[Path]], metric: str, al
              looks: int) -> dict[str, ArmVerdict]:
     """Each arm (key -> its finished run directories) against the reference runs on ``metric``, Holm-corrected
     over the arms and Bonferroni over ``looks``."""
-    from ..stats import adjust, paired  # noqa: PLC0415  TODO-merge: top level once the statistics layer lands
-
     ref = run_ranks(reference)
     keys = [k for k, dirs in arms.items() if run_ranks(dirs) and ref]
     if not keys:

@@ -1,0 +1,13 @@
+"""The statistics layer: paired comparisons of two arms over users and seeds (:mod:`.paired`), p-values safe
+from Monte-Carlo noise (:mod:`.pvalues`), the two-level bootstrap (:mod:`.bootstrap`), Holm's correction over a
+family (:mod:`.family`), detectable effects and seeds needed (:mod:`.design`), and how it is written
+(:mod:`.text`)."""
+from .family import adjust, holm
+from .paired import (ALPHA, MARGIN, N_RESAMPLES, TWO_LEVEL, USER_LEVEL, Paired, mean_std, paired, seed_matrix,
+                     user_scores)
+from .pvalues import PValue, format_p, sign_flip
+from .text import detail, format_improv, metric_sentence, p_cell, p_text
+
+__all__ = ["ALPHA", "MARGIN", "N_RESAMPLES", "TWO_LEVEL", "USER_LEVEL", "PValue", "Paired", "adjust", "detail",
+           "format_improv", "format_p", "holm", "mean_std", "metric_sentence", "p_cell", "p_text", "paired",
+           "seed_matrix", "sign_flip", "user_scores"]
