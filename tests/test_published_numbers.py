@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs" / "results").rglob("README.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs" / "results").rglob("README.md")), *sorted((ROOT / "docs" / "guide").glob("*.md"))]
 NUMBER = re.compile(r"(?<![\w.])\d+\.\d+(?![\w.]*\d)")
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's "Studying your own data" walk-through, run as written; its output is walkthrough.log.
+# The guide's "Your own data, end to end" walk-through (docs/guide/own-data.md), run as written; its output is walkthrough.log.
 #   bash examples/bookshop/walkthrough.sh 2>&1 | tee examples/bookshop/walkthrough.log
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -51,7 +51,7 @@ class FormatInfo:
 _ENCODING = Option("text encoding of the files", "latin-1")
 _TEXT_LIST = "item text columns, comma-separated (or a YAML list [a, b])"
 
-# Every reader option, documented once: `morec data formats`, `morec data prepare --help` and the README print
+# Every reader option, documented once: `morec data formats`, `morec data prepare --help` and docs/guide/data.md print
 # this, and tests/test_format_options.py checks that it matches the readers' signatures and exercises each example.
 FORMATS: dict[str, FormatInfo] = {
     "table": FormatInfo(
