@@ -34,27 +34,29 @@ class ArmVerdict:
         return self.verdict.split(" ")[0] in DECIDED
 
 
-def run_ranks(run_dirs: list[Path], split: str = "test") -> list[np.ndarray]:
+def run_ranks(run_dirs: list[Path], split: str = "test", users: np.ndarray | None = None) -> list[np.ndarray]:
+    """Each run's per-user ranks on ``split`` (only ``users`` where given: a subset such as new-item users)."""
     out = []
     for d in run_dirs:
         ranks = load_ranks(d)
         if ranks is not None and ranks.get(split) is not None:
-            out.append(ranks[split])
+            out.append(ranks[split] if users is None else ranks[split][users])
     return out
 
 
 def verdicts(reference: list[Path], arms: dict[str, list[Path]], metric: str, alpha: float, margin: float,
-             looks: int) -> dict[str, ArmVerdict]:
+             looks: int, users: np.ndarray | None = None) -> dict[str, ArmVerdict]:
     """Each arm (key -> its finished run directories) against the reference runs on ``metric``, Holm-corrected
-    over the arms and Bonferroni over ``looks``."""
-    ref = run_ranks(reference)
-    keys = [k for k, dirs in arms.items() if run_ranks(dirs) and ref]
+    over the arms and Bonferroni over ``looks``; over ``users`` only where given."""
+    ref = run_ranks(reference, users=users)
+    ranks = {k: run_ranks(dirs, users=users) for k, dirs in arms.items()}
+    keys = [k for k in arms if ranks[k] and ref]
     if not keys:
         return {}
     level = alpha / max(looks, 1)
 
     def test(key, thresholds=None):
-        return paired(ref, run_ranks(arms[key]), metric, alpha=level, margin=margin, thresholds=thresholds)
+        return paired(ref, ranks[key], metric, alpha=level, margin=margin, thresholds=thresholds)
 
     tests = adjust([test(k) for k in keys], [lambda th, k=k: test(k, th) for k in keys])
-    return {k: ArmVerdict(k, metric, t.verdict, t, len(run_ranks(arms[k]))) for k, t in zip(keys, tests)}
+    return {k: ArmVerdict(k, metric, t.verdict, t, len(ranks[k])) for k, t in zip(keys, tests)}

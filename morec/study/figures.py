@@ -62,6 +62,12 @@ def cost_plot(summaries, path: Path, metric: str = METRIC) -> Path:
                 label="Pareto front")
         ax.legend(loc="lower right")
     ax.set_xscale("log")
+    from matplotlib.ticker import ScalarFormatter
+
+    for axis in (ax.xaxis,):  # plain seconds, not 3x10^0
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(ScalarFormatter())
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("seconds to the best validation epoch (mean over seeds, log scale)")
     ax.set_ylabel(f"test {metric.upper()}")
     ax.set_title("Accuracy against cost")
@@ -69,7 +75,7 @@ def cost_plot(summaries, path: Path, metric: str = METRIC) -> Path:
 
 
 def curves_plot(summaries, path: Path, metric: str = METRIC) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(9, 4.2))
     for s in summaries.values():
         if not s.curves:
             continue
@@ -83,7 +89,7 @@ def curves_plot(summaries, path: Path, metric: str = METRIC) -> Path:
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"valid {metric.upper()} (mean over seeds)")
     ax.set_title("Validation curves (dot: best epoch)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 

@@ -107,7 +107,19 @@ def cost_phrase(s: ArmSummary, ref: ArmSummary) -> str:
     return ", ".join(parts)
 
 
-def decision(summaries: dict[str, ArmSummary], verdicts: dict[str, ArmVerdict], dataset: str, margin: float) -> str:
+def new_items_sentence(summaries: dict[str, ArmSummary], new: dict[str, ArmVerdict]) -> str:
+    """Items never trained on: the best content arm's new-item HR@10 against IDRec's, with its verdict."""
+    best = max(new, key=lambda k: new[k].test.mean_b)
+    t = new[best].test
+    lo, hi = t.diff_ci
+    return (f"Items never trained on ({t.users} test users whose target no user trained on): "
+            f"{summaries[best].arm.label} hits {t.mean_b * 100:.2f}% at HR@10, IDRec {t.mean_a * 100:.2f}% (an ID model "
+            f"has no learned vector for an unseen item): **{new[best].verdict}**, {(t.mean_b - t.mean_a) * 100:+.2f} "
+            f"points [{lo * 100:+.2f}, {hi * 100:+.2f}] (Holm over {len(new)} arm(s) on these users).")
+
+
+def decision(summaries: dict[str, ArmSummary], verdicts: dict[str, ArmVerdict], dataset: str, margin: float,
+             new_items: dict[str, ArmVerdict] | None = None) -> str:
     """The decision paragraph, generated from the verdicts: which representation, by how much, how sure, at what
     cost; never a winner where the statistics name none."""
     ref = summaries["idrec"]
@@ -128,16 +140,17 @@ def decision(summaries: dict[str, ArmSummary], verdicts: dict[str, ArmVerdict], 
         head = (f"On {dataset}, the study could not decide: no content arm is detectably better or worse than IDRec, "
                 f"nor shown equivalent within ±{margin * 100:g}%. More seeds (a larger --budget) would narrow it.")
     elif verdicts:
-        head = f"On {dataset}, keep **IDs**: no content arm beats IDRec."
+        head = f"On {dataset}, keep **IDs**: no content arm beats IDRec over all test users."
     else:
         head = f"On {dataset}, only IDRec was trained: the dataset holds no item content to compare with."
+    new_better = [k for k, v in (new_items or {}).items() if v.verdict == "better"]
+    if new_better and not better:
+        best_new = max(new_better, key=lambda k: new_items[k].test.mean_b)
+        head += (f" For items never trained on, though, **{label(best_new)}** is better than IDRec, which cannot score "
+                 "them: a catalogue that adds items often should weigh both.")
     lines = [head] + [f"- {verdict_sentence(summaries[k], verdicts[k])}" for k in verdicts]
-    new = {k: s.subsets["new"] for k, s in summaries.items() if "new" in s.subsets and s.arm.trains}
-    if new:
-        best_new = max(new, key=lambda k: new[k]["hr@10"])
-        lines.append(f"- Items never trained on ({new[best_new]['users']} test users whose target is a new item): "
-                     f"{label(best_new)} hits {new[best_new]['hr@10'] * 100:.2f}% at HR@10; IDRec has no vector for an "
-                     f"unseen item ({new.get('idrec', {}).get('hr@10', 0) * 100:.2f}%).")
+    if new_items:
+        lines.append(f"- {new_items_sentence(summaries, new_items)}")
     return "\n".join(lines)
 
 
@@ -167,10 +180,11 @@ def _markdown_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def write_report(out: Path, summaries: dict[str, ArmSummary], verdicts: dict[str, ArmVerdict], context: dict) -> Path:
+def write_report(out: Path, summaries: dict[str, ArmSummary], verdicts: dict[str, ArmVerdict], context: dict,
+                 new_items: dict[str, ArmVerdict] | None = None) -> Path:
     """study.md, study.html and the plots under ``out``; returns the HTML path."""
     out.mkdir(parents=True, exist_ok=True)
-    text = decision(summaries, verdicts, context["dataset"], context["margin"])
+    text = decision(summaries, verdicts, context["dataset"], context["margin"], new_items)
     figures = {"accuracy": accuracy_plot(summaries, out / "accuracy_per_arm.png"),
                "cost": cost_plot(summaries, out / "accuracy_vs_cost.png"),
                "curves": curves_plot(summaries, out / "validation_curves.png")}

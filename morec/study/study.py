@@ -59,6 +59,7 @@ class Study:
         self.out = Path(opts.out)
         self.ds = PreparedDataset(opts.data)
         self.content = dataset_content(self.ds)
+        self.never_trained = int((self.ds.train_item_counts[1:] == 0).sum())
         try:
             self.arms = select_arms(plan_arms(self.content, opts.text_model, opts.vision_model), opts.arms)
         except ValueError as err:
@@ -92,8 +93,11 @@ class Study:
 
     # --- the plan -----------------------------------------------------------------------------------------
     def run_args(self, arm: Arm, seed: int) -> list[str]:
-        return [f"--data={self.opts.data}", *recipe(self.opts.backbone), *arm.overrides, f"--train.seed={seed}",
-                *self.opts.extra]
+        # items no user trained on (new items) are nobody's negative either, in every arm alike: an ID model would
+        # only learn to push them down, and a content model would push down their lookalikes with them
+        pool = ["--train.negatives_from=train"] if self.never_trained else []
+        return [f"--data={self.opts.data}", *recipe(self.opts.backbone), *pool, *arm.overrides,
+                f"--train.seed={seed}", *self.opts.extra]
 
     def calibrate(self) -> dict[str, float]:
         """Seconds one full run of each arm is expected to take, from two epochs of it timed here, alone."""
@@ -128,6 +132,9 @@ class Study:
         except ValueError as err:
             raise StudyError(str(err)) from None
         notes = list(fit.left_out)
+        if self.never_trained:
+            notes.append(f"{self.never_trained:,} items have no training interaction (new items): every arm trains with "
+                         "them left out of its negatives (train.negatives_from=train) and is scored on them at test")
         if not self.content.modalities:
             notes.insert(0, "the dataset holds no item content (no text column, no images), so only IDRec and the "
                             "most-popular floor are planned; prepare it with a title / description or image column "
@@ -184,6 +191,17 @@ class Study:
         arms = {a.key: self.run_dirs(a.key) for a in trained if a.kind != "id"}
         return verdicts(self.run_dirs("idrec"), arms, PRIMARY, self.opts.alpha, self.opts.margin, looks)
 
+    def decide_new_items(self, trained: list[Arm]) -> dict:
+        """Each content arm against IDRec over the test users whose target no user trained on (HR@10): a family
+        of its own, read once at the end (it never decides whether seeds are added)."""
+        from ..evaluate import subset_users
+
+        users = subset_users(self.ds, "test", "new")
+        if not len(users):
+            return {}
+        arms = {a.key: self.run_dirs(a.key) for a in trained if a.kind != "id"}
+        return verdicts(self.run_dirs("idrec"), arms, "hr@10", self.opts.alpha, self.opts.margin, 1, users=users)
+
     def run(self) -> dict:
         plan = self.plan()
         self.log(self.describe(plan))
@@ -207,7 +225,7 @@ class Study:
                 self.state["targets"][k] += 1
             self.save()
         self.save()
-        return {"plan": plan, "verdicts": decided, "trained": trained}
+        return {"plan": plan, "verdicts": decided, "new_items": self.decide_new_items(trained), "trained": trained}
 
 
 def _epochs(args: list[str]) -> int:
@@ -255,7 +273,7 @@ def run_study(opts: StudyOptions, dry_run: bool = False, log: Callable[[str], No
     looks = opts.seeds_max - opts.seeds_min + 1
     context = {"dataset": study.ds.name, "margin": opts.margin, "method": method_text(opts, looks),
                "command": command or f"morec study {opts.data} --out {opts.out}", "notes": done["plan"]["notes"]}
-    page = write_report(report_dir, summaries, done["verdicts"], context)
+    page = write_report(report_dir, summaries, done["verdicts"], context, done["new_items"])
     log(f"[study] report: {page} and {page.with_suffix('.md')} ({format_duration(study.elapsed())} used of "
         f"{format_duration(opts.budget)})")
     return {**done, "report": page, "summaries": summaries}
