@@ -197,7 +197,9 @@ class PreparedDataset:
             digest.update(np.ascontiguousarray(self.targets(split), dtype=np.int64).tobytes())
         return {"name": self.name, "n_users": self.n_users, "n_items": self.n_items,
                 "prepare": self.manifest.get("prepare", {}), "split": self.manifest.get("split", ""),
-                "fingerprint": digest.hexdigest()}
+                "fingerprint": digest.hexdigest(),
+                **({"preset": {k: self.manifest["preset"][k] for k in ("name", "label")}}
+                   if self.manifest.get("preset") else {})}
 
     def stats(self) -> dict:
         """The paper's Table 1 row."""

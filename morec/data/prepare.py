@@ -279,7 +279,7 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
         )
 
     used = df["item"].unique()
-    items = _catalogue(raw, pd.Index(item_ids[used]), log)
+    items = _catalogue(raw, pd.Index(item_ids[used]), log, cfg.min_content_match)
     # item code -> item index 1..M in the catalogue's order (codes and catalogue ids are both distinct strs)
     item_index = np.zeros(len(item_ids), dtype=np.int64)
     item_index[pd.Index(item_ids).get_indexer(items["item"].to_numpy())] = np.arange(1, len(items) + 1)
@@ -367,8 +367,26 @@ def _str_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return str_codes[codes].astype(np.int64), np.asarray(ids, dtype=object)
 
 
-def _catalogue(raw: RawDataset, used: pd.Index, log) -> pd.DataFrame:
-    """Content rows of the interacted items, in the item table's order; missing ones get empty content."""
+def _check_content_match(raw: RawDataset, table: pd.DataFrame, used: pd.Index, missing: pd.Index,
+                         least: float) -> None:
+    """An item table that names other ids than the interactions (floats, lost zeros) is an error, not empty content."""
+    if table.shape[1] < 2 or not len(used) or len(missing) == 0:  # an id list carries no content to lose
+        return
+    share = 1 - len(missing) / len(used)
+    if share >= least:
+        return
+    theirs = table["item"][used.get_indexer(table["item"].to_numpy(dtype=object)) < 0]
+    seen = f"its ids look like {theirs.iloc[0]!r}" if len(theirs) else "it has no rows"
+    raise DataFormatError(
+        f"[{raw.name}] the item table's ids match {len(used) - len(missing):,} of {len(used):,} interacted items "
+        f"({share:.0%}): {seen}, the interactions' like {missing[0]!r}. Make the two id columns agree (export the "
+        "item ids as text: no '.0', no lost leading zeros), or pass --prepare.min_content_match=0 to keep those "
+        "items with empty content")
+
+
+def _catalogue(raw: RawDataset, used: pd.Index, log, least_match: float = 0.0) -> pd.DataFrame:
+    """Content rows of the interacted items, in the item table's order; missing ones get empty content (unless
+    fewer than ``least_match`` of the items have a row: then the ids disagree, an error)."""
     table = raw.items.astype({"item": str})
     dup = table["item"].duplicated()
     if dup.any():
@@ -377,6 +395,7 @@ def _catalogue(raw: RawDataset, used: pd.Index, log) -> pd.DataFrame:
     # (pandas' isin on Arrow strings loops in Python; a hash lookup of the distinct used ids does not)
     rows = table[used.get_indexer(table["item"].to_numpy(dtype=object)) >= 0]
     missing = used.difference(pd.Index(rows["item"]))
+    _check_content_match(raw, table, used, missing, least_match)
     if len(missing):
         log(f"[{raw.name}] {len(missing):,} interacted items have no content row (e.g. {missing[0]!r}); they get empty content")
         rows = pd.concat([rows, pd.DataFrame({"item": missing.to_numpy()})], ignore_index=True)
@@ -387,8 +406,29 @@ def _catalogue(raw: RawDataset, used: pd.Index, log) -> pd.DataFrame:
     for col in rows.columns:
         if col != "item":
             rows[col] = rows[col].astype("string").fillna("")
-            empty = rows[col].str.strip() == ""
-            if empty.any() and col in raw.text_columns:
-                log(f"[{raw.name}] {int(empty.sum()):,} of {len(rows):,} catalogue items have an empty {col} "
-                    f"(e.g. item {rows.loc[empty.idxmax(), 'item']!r}); a text encoder sees only special tokens for them")
+    _report_empty_text(raw, rows, log)
     return rows
+
+
+def _report_empty_text(raw: RawDataset, rows: pd.DataFrame, log) -> None:
+    """Per text column, the items it is empty for and what a text encoder (reading every text column, the default)
+    still reads for them."""
+    text = [c for c in raw.text_columns if c in rows.columns]
+    filled = pd.DataFrame({c: rows[c].str.strip() != "" for c in text})
+    for col in text:
+        empty = ~filled[col]
+        if not empty.any():
+            continue
+        others = [c for c in text if c != col]
+        bare = empty & ~filled[others].any(axis=1) if others else empty
+        said = f"{int(empty.sum()):,} of {len(rows):,} catalogue items have an empty {col} (e.g. item " \
+               f"{rows.loc[empty.idxmax(), 'item']!r})"
+        if not bare.any():
+            still = f"a text encoder still reads their {' / '.join(others)}"
+        elif not others or bare.equals(empty):
+            still = "they have no other text: a text encoder sees only special tokens for them"
+        else:
+            still = (f"a text encoder still reads the {' / '.join(others)} of {int((empty & ~bare).sum()):,}; "
+                     f"{int(bare.sum()):,} have no text at all (e.g. item {rows.loc[bare.idxmax(), 'item']!r}): "
+                     "it sees only special tokens for those")
+        log(f"[{raw.name}] {said}; {still}")
