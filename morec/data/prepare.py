@@ -244,7 +244,6 @@ def _swap_in(work: Path, final: Path) -> None:
 
 def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = None, log=print,
             name: str | None = None, overwrite: bool = False, preset: dict | None = None) -> Path:
-    """``preset``: the dataset preset applied (morec.data.presets), recorded in the manifest."""
     cfg = cfg or PrepareConfig()
     cfg.validate()
     final = Path(out_dir)
@@ -313,6 +312,7 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
 
 def _write(out: Path, final: Path, raw, cfg, log, df, offsets, cuts, items, users, step, text_columns,
            title_column, preset=None) -> None:
+    # preset: the dataset preset applied (morec.data.presets.apply's record), kept in the manifest
     np.save(out / "seq_offsets.npy", offsets.astype(np.int64))
     np.save(out / "seq_items.npy", df["i"].to_numpy().astype(np.int32))
     np.save(out / "seq_times.npy", _stored_times(df))
