@@ -171,3 +171,19 @@ def test_a_file_given_to_a_folder_format_names_both(mind, hm, tmp_path, capsys):
         "news.tsv: give that folder")
     assert main(["data", "prepare", str(tx), "--out", str(tmp_path / "q"), "--format", "hm", "--preset", "none"]) == 0
     assert f"[HM] reader: {tx} is the hm layout's transactions_train.csv: read its folder {hm}" in capsys.readouterr().out
+
+
+def test_a_preset_outside_the_paper_says_so(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    raw = Path(shutil.copytree(Path(__file__).parent / "fixtures" / "movielens", tmp_path / "ml-100k"))
+    with open(raw / "u.data", "a") as handle:  # user 196 rates all three films, at three times
+        handle.write("196\t302\t5\t881251100\n")
+    ds, log = prepared(raw, tmp_path / "p", preset="ml-100k", prepare_cfg={"min_user_interactions": 3})
+    preset = ds.manifest["preset"]
+    assert preset["label"] == "MovieLens-100K (preset after the paper), changed: min_user_interactions"
+    assert preset["chosen"] == "--preset ml-100k" and ds.manifest["prepare"]["max_seq_len"] == 23
+    assert preset["sources"]["max_seq_len"] == ("not in the paper: its rule for text datasets (section 3.1: 'For "
+                                                "MIND, we select the latest 23 items for each user')")
+    assert log[0].startswith("[preset] MovieLens-100K (preset after the paper) (--preset ml-100k): max_seq_len=23")
