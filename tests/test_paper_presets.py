@@ -84,6 +84,16 @@ def test_time_split_keeps_every_dev_only_user_and_never_targets_history(mind, tm
     assert untimed[ds.offsets[u30]:ds.offsets[u30 + 1]].tolist() == [True, True, True, False]
 
 
+def test_share_placed_cuts_count_only_timed_interactions(mind, tmp_path):
+    ds, _ = prepared(mind, tmp_path / "p", prepare_cfg={"split": "time", "min_user_interactions": 3,
+                                                        "valid_share": 0.2, "test_share": 0.2})
+    # 12 timed clicks remain: the test cut leaves ceil(2.4) = 3 after it, the valid cut ceil(4.8) = 5
+    cuts = ds.manifest["time_cuts"]
+    assert (cuts["valid"], cuts["test"]) == (1573729200.0, 1573804800.0)  # 11/14 11:00 AM, 11/15 8:00 AM
+    assert dict(zip(ds.users["user"], ds.split_positions.tolist())) == {
+        "U10": [5, -1, 5], "U50": [23, -1, -1], "U20": [4, 4, 5], "U30": [3, -1, 3], "U40": [4, 4, -1]}
+
+
 def test_stats_span_only_timed_interactions(mind, tmp_path, capsys):
     ds, _ = prepared(mind, tmp_path / "p")
     summary = ds.sequence_summary()
