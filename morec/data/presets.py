@@ -9,7 +9,7 @@ manifest records the preset, its values, their sources and what was changed. The
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..config import PrepareConfig, from_dict
@@ -35,7 +35,7 @@ class Preset:
     options: dict[str, Any]  # reader option -> value
     sources: dict[str, str]  # each key of prepare and options -> where the paper says so
     in_paper: bool = True
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
