@@ -25,7 +25,8 @@ from .catalog import CATALOG_FILE, items_frame
 from .config import Config, ConfigError, PrepareConfig, from_dict, load_config, to_dict
 from .data.dataset import PreparedDataset
 from .data.fetch import fetch_dataset
-from .data.formats.registry import read_raw
+from .data.formats.registry import detect_format, read_raw, resolve_source
+from .data import presets
 from .data.prepare import check_out_dir, prepare
 from .evaluate import metrics_from_ranks, rank_users
 from .recommend import RecommenderService
@@ -43,19 +44,28 @@ __all__ = ["fetch_dataset", "prepare_dataset", "dataset_stats", "load_config", "
 
 def prepare_dataset(source: str | Path, out: str | Path, format: str | None = None,
                     prepare_cfg: PrepareConfig | dict | None = None, log=print, name: str | None = None,
-                    overwrite: bool = False,
+                    overwrite: bool = False, preset: str | None = None,
                     **reader_options) -> PreparedDataset:
     """Read a raw dataset (format detected unless given; reader options as in `morec data formats`, e.g.
     ``user_column="customer_id", text_columns="book_title,blurb"``) and write the prepared directory ``out``.
     ``name`` is the dataset's name in every table, figure and file (default: the source folder's, or
     ``out``'s when that is generic like raw or data); ``prepare_cfg`` holds the paper's filters and
     ``title_column`` (the text shown as an item's title; default the first text column). An existing,
-    non-empty ``out`` is refused unless ``overwrite``, which replaces it whole."""
-    if isinstance(prepare_cfg, dict) or prepare_cfg is None:
-        prepare_cfg = from_dict(PrepareConfig, prepare_cfg or {}, "prepare.")
+    non-empty ``out`` is refused unless ``overwrite``, which replaces it whole. ``preset`` (mind, hm, bili,
+    pixelrec, microlens, ml-100k; None = from the format, for mind and hm; 'none' = no preset) applies the paper's
+    preprocessing of that dataset (morec.data.presets) under the settings given here: a PrepareConfig's fields
+    left at their defaults, and the reader options not given, take the preset's values."""
+    if isinstance(prepare_cfg, PrepareConfig):
+        default = PrepareConfig()
+        prepare_cfg = {k: v for k, v in vars(prepare_cfg).items() if v != getattr(default, k)}
+    folder, _ = resolve_source(source, format)
+    fmt = format or detect_format(folder)
+    chosen, how = presets.choose(preset, fmt)
+    cfg, reader_options, record = presets.apply(chosen, how, dict(prepare_cfg or {}), reader_options, log)
+    cfg.validate()
     check_out_dir(out, overwrite)  # before reading what may be a large raw dataset
-    raw = read_raw(source, format, **reader_options)
-    return PreparedDataset(prepare(raw, out, prepare_cfg, log=log, name=name, overwrite=overwrite))
+    raw = read_raw(source, fmt, **reader_options)
+    return PreparedDataset(prepare(raw, out, cfg, log=log, name=name, overwrite=overwrite, preset=record))
 
 
 def dataset_stats(dataset: str | Path | PreparedDataset, plots: str | Path | None = None) -> dict:

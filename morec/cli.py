@@ -16,6 +16,7 @@ from .config import ConfigError, PrepareConfig, from_dict, load_config, parse_ov
 from .data.dataset import PreparedDataset
 from .data.formats import DataFormatError
 from .data.formats.registry import READERS, formats_help
+from .data.presets import preset_names
 from .data.synthetic import SynthConfig, write_synthetic
 from .recommend import ServingError
 from .report import copy_run_summaries, fill_blocks, format_table, plot_item_popularity, plot_sequence_lengths, \
@@ -44,13 +45,13 @@ def cmd_data_fetch(args, extra) -> int:
 
 
 def cmd_data_prepare(args, extra) -> int:
-    prep = from_dict(PrepareConfig, parse_overrides(extra).get("prepare", {}), "prepare.")
+    prep = parse_overrides(extra).get("prepare", {})
     unknown = set(parse_overrides(extra)) - {"prepare"}
     if unknown:
         raise ConfigError(f"unknown option(s) {sorted(unknown)}; data prepare takes --prepare.KEY=VALUE")
-    prep.validate()  # before reading the source: a bad setting is named first
+    from_dict(PrepareConfig, prep, "prepare.").validate()  # before reading the source: a bad setting is named first
     ds = api.prepare_dataset(args.source, args.out, args.format, prep, name=args.name, overwrite=args.overwrite,
-                         **_reader_options(args.option))
+                             preset=args.preset, **_reader_options(args.option))
     print(json.dumps(ds.stats()))
     return 0
 
@@ -67,8 +68,12 @@ def cmd_data_stats(args, extra) -> int:
     summary = ds.sequence_summary()
     print(f"sequence length (interactions per user): min {summary['min_length']}, median "
           f"{summary['median_length']:g}, mean {summary['mean_length']:g}, max {summary['max_length']}")
+    untimed = f"; {summary['untimed']:,} untimed interactions (a history without times) are not in it" \
+        if summary.get("untimed") else ""
     if "first_date" in summary:
-        print(f"time span: {summary['first_date']} to {summary['last_date']} ({summary['span_days']:g} days)")
+        print(f"time span: {summary['first_date']} to {summary['last_date']} ({summary['span_days']:g} days){untimed}")
+    elif "first_time" not in summary:
+        print(f"time span: none ({summary.get('untimed', 0):,} interactions, none with a time)")
     else:
         print(f"time span: {summary['first_time']:g} to {summary['last_time']:g} (not dates: file order or positions)")
     plot = Path(args.plot or Path(args.dataset) / "item_popularity.png")
@@ -321,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("source", help="folder or file of the raw dataset")
     pr.add_argument("--out", required=True)
     pr.add_argument("--format", help=f"{' | '.join(READERS)} (default: detected from the files)")
+    pr.add_argument("--preset", help=f"{preset_names()}: the paper's preprocessing of that dataset (latest-N, "
+                                     "minimum interactions, text, image size; each value cites the paper); default: "
+                                     "mind / hm when the format is theirs, else none; --prepare.KEY=VALUE wins")
     pr.add_argument("--option", action="append", metavar="KEY=VALUE",
                     help="reader option, repeatable, e.g. --option user_column=customer_id --option text_columns=title,blurb")
     pr.add_argument("--name", help="the dataset's name in every table, figure and file name (default: the source "

@@ -49,6 +49,9 @@ class PrepareConfig:
     test_share: float = 0.1
     seed: int = 42
     title_column: str = ""  # the text column shown as an item's title (recommend, serve, reports); "" = the first
+    # an item table whose ids match less than this share of the interacted items is an error (ids exported as
+    # floats, lost zeros), not a catalogue of empty content; 0 = keep unmatched items with empty content
+    min_content_match: float = 0.5
 
     def validate(self) -> None:
         _check(self.split in ("loo", "time"), f"prepare.split must be loo or time, not {self.split!r}")
@@ -61,6 +64,7 @@ class PrepareConfig:
                "prepare.time_valid / time_test are cut times of prepare.split=time; set that too")
         _check(self.min_user_interactions >= 3, "prepare.min_user_interactions must be >= 3 (train, valid and test need one item each)")
         _check(self.min_item_interactions >= 0, "prepare.min_item_interactions must be >= 0")
+        _check(0 <= self.min_content_match <= 1, "prepare.min_content_match must be in [0, 1]")
         _check(self.dedup in ("first", "last", "none"), f"prepare.dedup must be first, last or none, not {self.dedup!r}")
         _check(self.max_seq_len == 0 or self.max_seq_len >= 3, "prepare.max_seq_len must be 0 (keep all) or >= 3")
         _check(self.n_users >= 0, "prepare.n_users must be >= 0")

@@ -16,7 +16,7 @@ def test_unknown_dataset_lists_known_names(tmp_path):
         fetch_dataset("netflix", tmp_path)
 
 
-@pytest.mark.parametrize("name, reader", [("mind", "'mind' reader"), ("hm", "'table' reader")])
+@pytest.mark.parametrize("name, reader", [("mind", "'mind' reader and preset"), ("hm", "'hm' reader and preset")])
 def test_licensed_datasets_explain_the_manual_download(name, reader, tmp_path, capsys):
     with pytest.raises(FetchError, match=reader):
         fetch_dataset(name, tmp_path)

@@ -15,7 +15,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def check_canonical(data: RawDataset) -> None:
-    assert list(data.interactions.columns) == ["user", "item", "timestamp"]
+    assert list(data.interactions.columns) in (["user", "item", "timestamp"], ["user", "item", "timestamp", "timed"])
     assert pd.api.types.is_string_dtype(data.interactions["user"])
     assert pd.api.types.is_string_dtype(data.interactions["item"])
     assert data.interactions["timestamp"].dtype.kind in "if"
@@ -160,17 +160,18 @@ def test_mind_reads_all_splits():
     check_canonical(data)
     t1, t2, t3, t4 = 1573813352, 1573815600, 1573765200, 1573891200  # the four behavior times (UTC)
     assert table(data.interactions) == {
-        # U1's history once, just before its earliest impression; then the clicks (label 1)
+        # U1's history once (untimed, ordered just before its earliest impression); then the clicks (label 1)
         "user": ["U1", "U1", "U1", "U1", "U2", "U1"],
         "item": ["N1", "N2", "N3", "N4", "N2", "N5"],
         "timestamp": [t1 - 2, t1 - 1, t1, t2, t3, t4],
+        "timed": [False, False, True, True, True, True],
     }
     # N1 is listed in both splits; a quoted title stays literal
     assert table(data.items) == {
         "item": ["N1", "N2", "N3", "N4", "N5"],
         "title": ["Title one", '"Quoted" title two', "Title three", "Title four", "Title five"],
     }
-    assert len(data.notes) == 1 and "2 impressions repeat a click history" in data.notes[0]
+    assert len(data.notes) == 3 and "2 impressions repeat a click history" in data.notes[2]
 
 
 def test_mind_optional_text_and_single_split(tmp_path):

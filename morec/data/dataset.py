@@ -166,14 +166,20 @@ class PreparedDataset:
         return [str(t) if isinstance(t, str) and t.strip() else None for t in self.items[column].tolist()]
 
     def sequence_summary(self) -> dict:
-        """Interactions per user (whole sequences: train + valid + test) and the time span they cover."""
+        """Interactions per user (whole sequences: train + valid + test) and the time span of the timed ones (a
+        source's untimed history, stored as NaN, is counted in ``untimed`` and left out of the span)."""
         lengths = self.lengths
         out = {"users": self.n_users, "min_length": int(lengths.min()), "median_length": float(np.median(lengths)),
                "mean_length": round(float(lengths.mean()), 2), "max_length": int(lengths.max())}
         times_file = self.path / "seq_times.npy"
         if times_file.exists():
             times = np.load(times_file, mmap_mode="r")
-            first, last = float(np.min(times)), float(np.max(times))
+            timed = times[~np.isnan(times)] if times.dtype.kind == "f" else times
+            if len(timed) < len(times):
+                out["untimed"] = int(len(times) - len(timed))
+            if not len(timed):
+                return out
+            first, last = float(np.min(timed)), float(np.max(timed))
             out.update({"first_time": first, "last_time": last})
             # readers store dates as seconds since 1970; positions or small counters are not dates
             if first >= 1e8 and last < 4e9:
@@ -191,7 +197,9 @@ class PreparedDataset:
             digest.update(np.ascontiguousarray(self.targets(split), dtype=np.int64).tobytes())
         return {"name": self.name, "n_users": self.n_users, "n_items": self.n_items,
                 "prepare": self.manifest.get("prepare", {}), "split": self.manifest.get("split", ""),
-                "fingerprint": digest.hexdigest()}
+                "fingerprint": digest.hexdigest(),
+                **({"preset": {k: self.manifest["preset"][k] for k in ("name", "label")}}
+                   if self.manifest.get("preset") else {})}
 
     def stats(self) -> dict:
         """The paper's Table 1 row."""

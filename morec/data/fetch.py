@@ -32,17 +32,16 @@ MANUAL = {
     "mind": (
         "MIND needs its licence accepted at https://msnews.github.io/ (Microsoft Research License). "
         "Download MINDsmall_train.zip and MINDsmall_dev.zip (or MINDlarge_*), unzip both into "
-        "data/raw/mind/ so that data/raw/mind/MINDsmall_train/behaviors.tsv exists, then read it "
-        "with the 'mind' reader: read_raw('data/raw/mind', format='mind')."
+        "data/raw/mind/ so that data/raw/mind/MINDsmall_train/behaviors.tsv exists, then prepare it as the "
+        "paper did with the 'mind' reader and preset: morec data prepare data/raw/mind --out data/prepared/mind "
+        "(latest 23 clicks, users with < 5 removed, titles)."
     ),
     "hm": (
         "H&M needs the competition rules accepted at https://www.kaggle.com/competitions/"
         "h-and-m-personalized-fashion-recommendations/data . Download transactions_train.csv, "
-        "articles.csv and images/ into data/raw/hm/, then read it with the 'table' reader: "
-        "read_raw('data/raw/hm', format='table', interactions_file='transactions_train.csv', "
-        "user_column='customer_id', item_column='article_id', time_column='t_dat', "
-        "items_file='articles.csv', item_id_column='article_id', text_columns=['prod_name', "
-        "'detail_desc'], image_pattern='images/{item[0]}{item[1]}{item[2]}/{item}.jpg')."
+        "articles.csv and images/ into data/raw/hm/, then prepare it as the paper did with the 'hm' reader and "
+        "preset: morec data prepare data/raw/hm --out data/prepared/hm (latest 13 purchases, users with < 5 "
+        "removed, images 224 x 224)."
     ),
 }
 MANUAL["h&m"] = MANUAL["hm"]

@@ -58,7 +58,8 @@ def filter_interactions(df: pd.DataFrame, cfg: PrepareConfig, step: _FilterLog) 
     # are in file order here; one vectorised sort of the int columns instead of pandas' multi-key sort)
     if not df["_order"].is_monotonic_increasing:
         df = df.sort_values("_order", kind="stable")
-    df = df.take(np.lexsort((df["timestamp"].to_numpy(), df["user"].to_numpy())))
+    untimed_first = (df["_timed"].to_numpy(),) if "_timed" in df else ()  # a source's untimed history is a prefix
+    df = df.take(np.lexsort((df["timestamp"].to_numpy(), *untimed_first, df["user"].to_numpy())))
     if cfg.dedup != "none":
         pair = df["user"].to_numpy() * np.int64(df["item"].max() + 1) + df["item"].to_numpy()  # one int per (user, item)
         df = step("dedup", df, df[~pd.Series(pair).duplicated(keep=cfg.dedup).to_numpy()],
@@ -95,14 +96,20 @@ def time_cuts(times: np.ndarray, cfg: PrepareConfig) -> tuple[float, float]:
 
 def time_split(df: pd.DataFrame, cfg: PrepareConfig, step: _FilterLog) -> tuple[pd.DataFrame, dict]:
     """The global time split of ``df`` (sorted by user, time): adds ``_period`` (0 train, 1 valid, 2 test), keeps
-    each user's interactions before the test cut and their first one at or after it; returns the cuts."""
+    each user's interactions before the test cut and their first one at or after it; returns the cuts. Untimed
+    interactions (a history the source gives no time for) are older than everything: before the valid cut, never a
+    target, and not counted when the cuts are placed by share."""
     times = pd.to_numeric(df["timestamp"]).to_numpy(dtype=np.float64)
-    valid_cut, test_cut = time_cuts(times, cfg)
+    timed = df["_timed"].to_numpy() if "_timed" in df else np.ones(len(df), dtype=bool)
+    if not timed.any():
+        raise DataFormatError(f"[{step.name}] prepare.split=time: no interaction has a time (all are untimed "
+                              "history); use prepare.split=loo")
+    valid_cut, test_cut = time_cuts(times[timed], cfg)
     if not valid_cut < test_cut:
         raise DataFormatError(f"[{step.name}] the time split's valid cut ({valid_cut:g}) is not before its test cut "
                               f"({test_cut:g}): timestamps tie there; set prepare.time_valid / prepare.time_test or "
                               "other prepare.valid_share / prepare.test_share")
-    period = np.where(times < valid_cut, 0, np.where(times < test_cut, 1, 2))
+    period = np.where(~timed | (times < valid_cut), 0, np.where(times < test_cut, 1, 2))
     df = df.assign(_period=period, _after=period == 2)
     nth_after = df.groupby("user", sort=False)["_after"].cumsum().to_numpy()
     df = step("time split", df, df[nth_after <= 1].drop(columns="_after"),
@@ -236,7 +243,7 @@ def _swap_in(work: Path, final: Path) -> None:
 
 
 def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = None, log=print,
-            name: str | None = None, overwrite: bool = False) -> Path:
+            name: str | None = None, overwrite: bool = False, preset: dict | None = None) -> Path:
     cfg = cfg or PrepareConfig()
     cfg.validate()
     final = Path(out_dir)
@@ -255,7 +262,8 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
     user_codes, user_ids = _str_codes(inter["user"])
     item_codes, item_ids = _str_codes(inter["item"])
     df = pd.DataFrame({"user": user_codes, "item": item_codes, "timestamp": inter["timestamp"].to_numpy(),
-                       "_order": np.arange(len(inter), dtype=np.int64)})
+                       "_order": np.arange(len(inter), dtype=np.int64),
+                       **({"_timed": inter["timed"].to_numpy(dtype=bool)} if "timed" in inter else {})})
     log(f"[{raw.name}] read {len(df):,} interactions, {len(user_ids):,} users, {len(item_ids):,} items")
     step = _FilterLog(raw.name, log)
     df = filter_interactions(df, cfg, step)
@@ -270,7 +278,7 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
         )
 
     used = df["item"].unique()
-    items = _catalogue(raw, pd.Index(item_ids[used]), log)
+    items = _catalogue(raw, pd.Index(item_ids[used]), log, cfg.min_content_match)
     # item code -> item index 1..M in the catalogue's order (codes and catalogue ids are both distinct strs)
     item_index = np.zeros(len(item_ids), dtype=np.int64)
     item_index[pd.Index(item_ids).get_indexer(items["item"].to_numpy())] = np.arange(1, len(items) + 1)
@@ -292,7 +300,7 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
                               f"table; its text columns are {', '.join(text_columns) or 'none'}")
     out = _staging_dir(final)
     try:
-        _write(out, final, raw, cfg, log, df, offsets, cuts, items, users, step, text_columns, title_column)
+        _write(out, final, raw, cfg, log, df, offsets, cuts, items, users, step, text_columns, title_column, preset)
     except BaseException:
         import shutil
 
@@ -303,10 +311,11 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
 
 
 def _write(out: Path, final: Path, raw, cfg, log, df, offsets, cuts, items, users, step, text_columns,
-           title_column) -> None:
+           title_column, preset=None) -> None:
+    # preset: the dataset preset applied (morec.data.presets.apply's record), kept in the manifest
     np.save(out / "seq_offsets.npy", offsets.astype(np.int64))
     np.save(out / "seq_items.npy", df["i"].to_numpy().astype(np.int32))
-    np.save(out / "seq_times.npy", pd.to_numeric(df["timestamp"]).to_numpy())
+    np.save(out / "seq_times.npy", _stored_times(df))
     if cuts is not None:  # (leave-one-out needs none; the folder is new, so none is left from before)
         np.save(out / "seq_split.npy", split_positions(df["_period"].to_numpy(), offsets))
     items.to_parquet(out / "items.parquet", index=False)
@@ -318,6 +327,7 @@ def _write(out: Path, final: Path, raw, cfg, log, df, offsets, cuts, items, user
         "n_users": len(users),
         "n_items": len(items),
         "n_interactions": len(df),
+        "untimed_interactions": int((~df["_timed"]).sum()) if "_timed" in df else 0,
         "split": "leave-one-out: last = test, second-to-last = valid, rest = train" if cuts is None else
         f"global time split: train before {cuts['valid']:g}, valid target = first item in [{cuts['valid']:g}, "
         f"{cuts['test']:g}), test target = first item at or after {cuts['test']:g}",
@@ -328,6 +338,7 @@ def _write(out: Path, final: Path, raw, cfg, log, df, offsets, cuts, items, user
         "has_images": "image" in items.columns,
         "image_root": str(Path(raw.root).resolve()) if raw.root else None,
         "prepare": vars(cfg),
+        **({"preset": preset} if preset else {}),
         "filters": step.steps,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
@@ -335,6 +346,14 @@ def _write(out: Path, final: Path, raw, cfg, log, df, offsets, cuts, items, user
     log(f"[{raw.name}] prepared {len(users):,} users, {len(items):,} items, {len(df):,} interactions -> {final}")
     if cfg.image_size and "image" in items.columns:
         build_image_store(PreparedDataset(out), cfg.image_size, "error", log=log)
+
+
+def _stored_times(df: pd.DataFrame) -> np.ndarray:
+    """Each interaction's time; NaN for an untimed one (its ordering time is not a time)."""
+    times = pd.to_numeric(df["timestamp"]).to_numpy()
+    if "_timed" not in df or df["_timed"].all():
+        return times
+    return np.where(df["_timed"].to_numpy(), times.astype(np.float64), np.nan)
 
 
 def _str_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -348,8 +367,26 @@ def _str_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return str_codes[codes].astype(np.int64), np.asarray(ids, dtype=object)
 
 
-def _catalogue(raw: RawDataset, used: pd.Index, log) -> pd.DataFrame:
-    """Content rows of the interacted items, in the item table's order; missing ones get empty content."""
+def _check_content_match(raw: RawDataset, table: pd.DataFrame, used: pd.Index, missing: pd.Index,
+                         least: float) -> None:
+    """An item table that names other ids than the interactions (floats, lost zeros) is an error, not empty content."""
+    if table.shape[1] < 2 or not len(used) or len(missing) == 0:  # an id list carries no content to lose
+        return
+    share = 1 - len(missing) / len(used)
+    if share >= least:
+        return
+    theirs = table["item"][used.get_indexer(table["item"].to_numpy(dtype=object)) < 0]
+    seen = f"its ids look like {theirs.iloc[0]!r}" if len(theirs) else "it has no rows"
+    raise DataFormatError(
+        f"[{raw.name}] the item table's ids match {len(used) - len(missing):,} of {len(used):,} interacted items "
+        f"({share:.0%}): {seen}, the interactions' like {missing[0]!r}. Make the two id columns agree (export the "
+        "item ids as text: no '.0', no lost leading zeros), or pass --prepare.min_content_match=0 to keep those "
+        "items with empty content")
+
+
+def _catalogue(raw: RawDataset, used: pd.Index, log, least_match: float = 0.0) -> pd.DataFrame:
+    """Content rows of the interacted items, in the item table's order; missing ones get empty content (unless
+    fewer than ``least_match`` of the items have a row: then the ids disagree, an error)."""
     table = raw.items.astype({"item": str})
     dup = table["item"].duplicated()
     if dup.any():
@@ -358,6 +395,7 @@ def _catalogue(raw: RawDataset, used: pd.Index, log) -> pd.DataFrame:
     # (pandas' isin on Arrow strings loops in Python; a hash lookup of the distinct used ids does not)
     rows = table[used.get_indexer(table["item"].to_numpy(dtype=object)) >= 0]
     missing = used.difference(pd.Index(rows["item"]))
+    _check_content_match(raw, table, used, missing, least_match)
     if len(missing):
         log(f"[{raw.name}] {len(missing):,} interacted items have no content row (e.g. {missing[0]!r}); they get empty content")
         rows = pd.concat([rows, pd.DataFrame({"item": missing.to_numpy()})], ignore_index=True)
@@ -368,8 +406,29 @@ def _catalogue(raw: RawDataset, used: pd.Index, log) -> pd.DataFrame:
     for col in rows.columns:
         if col != "item":
             rows[col] = rows[col].astype("string").fillna("")
-            empty = rows[col].str.strip() == ""
-            if empty.any() and col in raw.text_columns:
-                log(f"[{raw.name}] {int(empty.sum()):,} of {len(rows):,} catalogue items have an empty {col} "
-                    f"(e.g. item {rows.loc[empty.idxmax(), 'item']!r}); a text encoder sees only special tokens for them")
+    _report_empty_text(raw, rows, log)
     return rows
+
+
+def _report_empty_text(raw: RawDataset, rows: pd.DataFrame, log) -> None:
+    """Per text column, the items it is empty for and what a text encoder (reading every text column, the default)
+    still reads for them."""
+    text = [c for c in raw.text_columns if c in rows.columns]
+    filled = pd.DataFrame({c: rows[c].str.strip() != "" for c in text})
+    for col in text:
+        empty = ~filled[col]
+        if not empty.any():
+            continue
+        others = [c for c in text if c != col]
+        bare = empty & ~filled[others].any(axis=1) if others else empty
+        said = f"{int(empty.sum()):,} of {len(rows):,} catalogue items have an empty {col} (e.g. item " \
+               f"{rows.loc[empty.idxmax(), 'item']!r})"
+        if not bare.any():
+            still = f"a text encoder still reads their {' / '.join(others)}"
+        elif not others or bare.equals(empty):
+            still = "they have no other text: a text encoder sees only special tokens for them"
+        else:
+            still = (f"a text encoder still reads the {' / '.join(others)} of {int((empty & ~bare).sum()):,}; "
+                     f"{int(bare.sum()):,} have no text at all (e.g. item {rows.loc[bare.idxmax(), 'item']!r}): "
+                     "it sees only special tokens for those")
+        log(f"[{raw.name}] {said}; {still}")

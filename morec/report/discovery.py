@@ -186,6 +186,16 @@ def resolve_data(data: str, run_dir: Path) -> Path | None:
     return None
 
 
+def preset_label(name: str, preset: dict | None) -> str:
+    """A dataset prepared with a preset, as tables name it: 'MIND (paper preset)' when its name is the preset's
+    dataset, else 'mind-50k (MIND (paper preset))'; a changed preset says what changed."""
+    label = (preset or {}).get("label")
+    if not label:
+        return name
+    title = label.split(" (", 1)[0]
+    return label if name.strip().lower() == title.lower() else f"{name} ({label})"
+
+
 def load_run_info(run_dir: str | Path) -> RunInfo:
     run = Path(run_dir)
     results = json.loads((run / "results.json").read_text(encoding="utf-8"))
@@ -204,6 +214,7 @@ def load_run_info(run_dir: str | Path) -> RunInfo:
     recorded = results.get("dataset") or {}
     prepare = manifest.get("prepare") or recorded.get("prepare") or {}
     dataset = manifest.get("name") or recorded.get("name") or (Path(str(config.get("data", ""))).name or "dataset")
+    dataset = preset_label(dataset, manifest.get("preset") or recorded.get("preset"))
     if prepare.get("split") == "time":  # another protocol: never in one cell with leave-one-out
         dataset += " (time split)"
     return RunInfo(run, results, config, prepare, dataset, log)

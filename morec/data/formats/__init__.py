@@ -3,7 +3,10 @@
 Canonical model (every reader produces exactly this, nothing else is read downstream):
 
 * ``interactions``: DataFrame with columns ``user`` (str), ``item`` (str), ``timestamp`` (int64 or
-  float64). Row order is the file order; ``prepare`` sorts stably by time per user.
+  float64). Row order is the file order; ``prepare`` sorts stably by time per user. An optional
+  ``timed`` (bool) column marks interactions the source gives no time for (MIND's click history):
+  their ``timestamp`` only orders them, they come before the user's timed interactions, and
+  prepare stores no time for them.
 * ``items``: DataFrame with column ``item`` (str, unique) plus zero or more text columns
   (``title``, ``abstract``, ``genres``, ...) and optionally ``image`` (a path, absolute or relative
   to ``root``). Items that appear in interactions but not here get empty content.

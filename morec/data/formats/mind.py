@@ -1,10 +1,15 @@
 """MIND news (https://msnews.github.io) in its published layout.
 
 A folder with ``behaviors.tsv`` and ``news.tsv``, or with split subfolders (``MINDsmall_train/``,
-``MINDsmall_dev/``, ...), all of which are read. Following the paper, clicks are the
-interactions: each user's click history (placed just before the impression time, in order) and
-the impressed news with label 1 (at the impression time). Deduplication and the "latest 23 clicks
-per user" truncation belong to the shared prepare step.
+``MINDsmall_dev/``, ...), all of which are read (the log names each and what it contributed). Following
+the paper, clicks are the interactions: each user's click history and the impressed news with label 1
+(at the impression time). Deduplication and the "latest 23 clicks per user" truncation belong to the
+shared prepare step.
+
+The history has no times: it is older than every impression, so it is kept, in order, as an untimed
+prefix (``timed`` False). Its ``timestamp`` only orders it (one second apart, before the user's earliest
+impression); prepare stores no time for it, ``data stats`` leaves it out of the time span, and a time
+split keeps it before the valid cut, never as a target.
 """
 from __future__ import annotations
 
@@ -58,7 +63,7 @@ def _read_behaviors(path: Path, encoding: str) -> pd.DataFrame:
 
 
 def _history_clicks(behaviors: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """History items, spaced one second apart and ending one second before the impression."""
+    """History items (untimed), ordered one second apart, ending one second before the impression."""
     # MIND repeats a user's (fixed) history on every impression; read it once, at the earliest.
     with_history = behaviors[behaviors["history"].str.strip() != ""]
     once = with_history.sort_values("time", kind="stable").drop_duplicates(["user", "history"])
@@ -67,7 +72,8 @@ def _history_clicks(behaviors: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     position = events.groupby(level=0).cumcount()
     length = tokens.str.len().reindex(events.index)
     times = once["time"].reindex(events.index) - (length - position)
-    clicks = pd.DataFrame({"user": once["user"].reindex(events.index), "item": events, "timestamp": times})
+    clicks = pd.DataFrame({"user": once["user"].reindex(events.index), "item": events, "timestamp": times,
+                           "timed": False, "folder": once["folder"].reindex(events.index)})
     return clicks, len(with_history) - len(once)
 
 
@@ -77,8 +83,26 @@ def _impression_clicks(behaviors: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     unlabelled = int(parts["item"].isna().sum())
     clicked = parts[parts["label"] == "1"]
     clicks = pd.DataFrame({"user": behaviors["user"].reindex(clicked.index), "item": clicked["item"],
-                           "timestamp": behaviors["time"].reindex(clicked.index)})
+                           "timestamp": behaviors["time"].reindex(clicked.index), "timed": True,
+                           "folder": behaviors["folder"].reindex(clicked.index)})
     return clicks, unlabelled
+
+
+def _contributions(folders: list[Path], behaviors: pd.DataFrame, clicks: pd.DataFrame,
+                   news_counts: list[int]) -> list[str]:
+    """One line per folder read: its impressions, users, history and impression clicks, dates and news."""
+    lines = []
+    for k, split in enumerate(folders):
+        shown, mine = behaviors[behaviors["folder"] == k], clicks[clicks["folder"] == k]
+        timed = mine[mine["timed"]]
+        span = ""
+        if len(timed):
+            first, last = (pd.to_datetime(timed["timestamp"].agg(f), unit="s") for f in ("min", "max"))
+            span = f" from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M}"
+        lines.append(f"read {split}: {len(shown):,} impressions of {shown['user'].nunique():,} users -> "
+                     f"{int((~mine['timed']).sum()):,} history clicks (untimed), {len(timed):,} impression "
+                     f"clicks{span}; {news_counts[k]:,} news")
+    return lines
 
 
 def read_mind(
@@ -100,8 +124,8 @@ def read_mind(
         )
     notes: list[str] = []
     behaviors_parts, news_parts = [], []
-    for split in splits:
-        behaviors_parts.append(_read_behaviors(split / "behaviors.tsv", encoding))
+    for k, split in enumerate(splits):
+        behaviors_parts.append(_read_behaviors(split / "behaviors.tsv", encoding).assign(folder=k))
         news_path = require_file(split / "news.tsv", "MIND needs news.tsv next to behaviors.tsv.")
         news = read_delimited(news_path, sep="\t", header=False, min_fields=4, max_fields=len(NEWS_COLUMNS),
                               layout=NEWS_LAYOUT, encoding=encoding)
@@ -120,6 +144,7 @@ def read_mind(
         notes.append(f"{folder}: {unlabelled} impressed news carry no click label (a test split?); "
                      "they add no interactions.")
     interactions = pd.concat([history, clicks], ignore_index=True)
+    notes[:0] = _contributions(splits, behaviors, interactions, [len(n) for n in news_parts])
 
     # The same news is listed in every split it appears in; the first listing is kept.
     items = pd.concat(news_parts, ignore_index=True).drop_duplicates("item", keep="first")

@@ -178,6 +178,30 @@ def coerce_options(name: str, reader: Reader, options: dict[str, Any]) -> dict[s
     return out
 
 
+# Files that only one layout has: given one of them, that layout's folder is read.
+KNOWN_FILES = {"behaviors.tsv": "mind", "news.tsv": "mind", "transactions_train.csv": "hm", "articles.csv": "hm",
+               "customers.csv": "hm", "u.data": "movielens", "u.item": "movielens", "ratings.dat": "movielens",
+               "movies.dat": "movielens"}
+# Readers that take a file as well as a folder.
+FILE_FORMATS = ("table", "recbole")
+
+
+def resolve_source(path: str | Path, format: str | None = None) -> tuple[Path, str | None]:
+    """(what to read, a note for the log): a file of a known layout stands for its folder; a file given to a
+    format that reads folders is an error naming both."""
+    path = Path(path)
+    if not path.is_file():
+        return path, None
+    known = KNOWN_FILES.get(path.name.lower())
+    if known and format in (None, known):
+        return path.parent, f"{path} is the {known} layout's {path.name}: read its folder {path.parent}"
+    if format is not None and format in READERS and format not in FILE_FORMATS:
+        other = f" (the {known} layout's {path.name}: --format {known} reads its folder)" if known else ""
+        raise DataFormatError(f"--format {format}: {path} is a file{other}; the {format} format reads a folder of "
+                              f"{FORMATS[format].files}: give that folder")
+    return path, None
+
+
 def detect_format(path: str | Path) -> str:
     """Name the format of a dataset folder (or file) from the files it holds."""
     path = Path(path)
@@ -228,7 +252,9 @@ def detect_format(path: str | Path) -> str:
 
 
 def read_raw(path: str | Path, format: str | None = None, **options) -> RawDataset:
-    """Read any supported dataset into the canonical :class:`RawDataset`; format None -> detect."""
+    """Read any supported dataset into the canonical :class:`RawDataset`; format None -> detect. A file of a known
+    layout (behaviors.tsv, transactions_train.csv, ...) reads its folder, and the log says so."""
+    path, note = resolve_source(path, format)
     name = format or detect_format(path)
     if name not in READERS:
         raise DataFormatError(f"unknown format {name!r}; known formats: {', '.join(READERS)}.")
@@ -238,4 +264,7 @@ def read_raw(path: str | Path, format: str | None = None, **options) -> RawDatas
     if unknown:
         raise DataFormatError(f"the {name} reader has no option {', '.join(unknown)}; "
                               f"its options are: {', '.join(accepted)} (`morec data formats` explains each).")
-    return reader(path, **coerce_options(name, reader, options))
+    raw = reader(path, **coerce_options(name, reader, options))
+    if note:
+        raw.notes.insert(0, note)
+    return raw

@@ -287,6 +287,7 @@ def finish(
         "user": interactions["user"].astype(str).to_numpy(),
         "item": interactions["item"].astype(str).to_numpy(),
         "timestamp": interactions["timestamp"].to_numpy(),
+        **({"timed": interactions["timed"].astype(bool).to_numpy()} if "timed" in interactions else {}),
     })
     items = items.reset_index(drop=True)
     items["item"] = items["item"].astype(str)
