@@ -25,6 +25,7 @@ from .stats import format_improv, format_p
 from .sweep import SweepError, load_sweep, run_sweep, summary_markdown
 from .train import Trainer, TrainingCollapsed, claim_run_dir
 from .tune import load_tune, run_tune, tune_markdown
+from .yamlfile import YamlError
 
 
 def _reader_options(pairs: list[str]) -> dict:
@@ -416,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
 def user_error(err: BaseException) -> str | None:
     """The one-line message for an error a person can cause (bad files, options, data, requests, a
     machine without the asked-for device), or None for a bug, whose traceback should be seen."""
-    if isinstance(err, (ConfigError, DataFormatError, CheckpointError, ServingError, CatalogError, TrainingCollapsed)):
+    if isinstance(err, (ConfigError, DataFormatError, CheckpointError, ServingError, CatalogError, TrainingCollapsed,
+                        YamlError)):
         return str(err)
     if isinstance(err, OSError) and err.filename is not None:  # a file or folder that is not what was expected
         hint = {IsADirectoryError: "a file was expected", NotADirectoryError: "a folder was expected",

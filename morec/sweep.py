@@ -31,12 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from .checkpoint import atomic_write_text, has_checkpoint
 from .config import Config, ConfigError, deep_merge, from_dict, to_dict
 from .report.tables import format_table
 from .train import Trainer, TrainingCollapsed
+from .yamlfile import load_yaml_file, shown
 
 # keys that may differ between a finished run's config and the sweep's without making it another run
 IGNORED_KEYS = {("out",), ("train", "threads"), ("train", "progress"), ("train", "device")}
@@ -98,7 +97,7 @@ def get_dotted(values: dict, dotted: str) -> Any:
 def load_sweep(path: str | Path, overrides: dict | None = None) -> SweepSpec:
     """Read a sweep file; ``overrides`` (nested dict, e.g. from --train.threads=1) go over its base config."""
     path = Path(path)
-    spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    spec = load_yaml_file(path, "sweep file") or {}
     if not isinstance(spec, dict):
         raise SweepError(f"{path}: expected a mapping with base, grid, group_by and out")
     return parse_sweep(spec, overrides, path)
@@ -116,7 +115,10 @@ def load_base(spec: dict, overrides: dict | None = None, source: Path | None = N
             config_path = source.parent / config_path
         if not config_path.exists():
             raise SweepError(f"{where}base config {config_path} does not exist")
-        base = deep_merge(yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}, base)
+        config = load_yaml_file(config_path, "base config") or {}
+        if not isinstance(config, dict):
+            raise SweepError(f"{where}base config {config_path}: expected a YAML mapping at the top level")
+        base = deep_merge(config, base)
     if overrides:
         base = deep_merge(base, overrides)
     return base
@@ -145,7 +147,7 @@ def parse_sweep(spec: dict, overrides: dict | None = None, source: Path | None =
                 rows.append(list(v))
             else:
                 raise SweepError(f"{where}grid {key!r} varies {len(keys)} keys together: each value must be a "
-                                 f"list of {len(keys)}, got {v!r}")
+                                 f"list of {len(keys)}, got {shown(v)}")
         grid.append((keys, rows))
     group_by = spec.get("group_by") or []
     if isinstance(group_by, str):
@@ -157,7 +159,7 @@ def parse_sweep(spec: dict, overrides: dict | None = None, source: Path | None =
     if seeds is not None:
         if not isinstance(seeds, list) or not seeds or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds) \
                 or len(set(seeds)) != len(seeds):
-            raise SweepError(f"{where}seeds must be a non-empty list of distinct integers, got {seeds!r}")
+            raise SweepError(f"{where}seeds must be a non-empty list of distinct integers, got {shown(seeds)}")
         if any("train.seed" in keys for keys, _ in grid):
             raise SweepError(f"{where}train.seed is both a grid key and the seeds axis; keep one (seeds: [...])")
     return SweepSpec(base, grid, list(group_by), Path(out), source, seeds)  # relative to the working directory, as --out
