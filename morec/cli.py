@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ from .data.formats import DataFormatError
 from .data.formats.registry import READERS, formats_help
 from .data.synthetic import SynthConfig, write_synthetic
 from .recommend import ServingError
+from .runlock import run_lock
 from .report import copy_run_summaries, fill_blocks, format_table, plot_item_popularity, plot_sequence_lengths, \
     results_rows, write_report
 from .serve import TOKEN_ENV, Limits, serve
@@ -102,17 +104,20 @@ def cmd_train(args, extra) -> int:
                           "(--section.key=value overrides still apply)")
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues a run and --overwrite starts it over; give one of them")
-    if args.resume:
-        trainer = Trainer.from_checkpoint(args.resume, overrides=extra)
-    else:
-        cfg = load_config(args.config, extra)
-        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 alone owns the directory
-            claim_run_dir(cfg.out, args.overwrite)
-        trainer = Trainer(cfg)
-    cfg = trainer.cfg
-    if args.json:
-        cfg.train.progress = False
-    results = trainer.fit()
+    cfg = None if args.resume else load_config(args.config, extra)
+    owner = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 alone owns the directory
+    # the lock is taken before the folder is looked at: a second writer is refused before it reads or clears it
+    with run_lock(args.resume or cfg.out, "resume" if args.resume else "train into") if owner else nullcontext():
+        if args.resume:
+            trainer = Trainer.from_checkpoint(args.resume, overrides=extra)
+        else:
+            if owner:
+                claim_run_dir(cfg.out, args.overwrite)
+            trainer = Trainer(cfg)
+        cfg = trainer.cfg
+        if args.json:
+            cfg.train.progress = False
+        results = trainer.fit()
     if not trainer.dist.is_main:  # under torchrun only rank 0 reports
         return 0
     print(f"best epoch {results['best_epoch']}, {results['seconds_per_epoch']:.2f} s/epoch, "

@@ -34,6 +34,7 @@ from typing import Any, Callable
 from .checkpoint import atomic_write_text, has_checkpoint
 from .config import Config, ConfigError, deep_merge, from_dict, to_dict
 from .report.tables import format_table
+from .runlock import RunDirBusy, run_lock
 from .train import Trainer, TrainingCollapsed
 from .yamlfile import load_yaml_file, shown
 
@@ -250,11 +251,12 @@ def same_config(finished: dict, wanted: dict) -> bool:
 
 def default_runner(run: SweepRun, resume: bool, log: Callable[[str], None]) -> dict:
     """Train (or resume) one run; returns its results. Raises TrainingCollapsed when it collapsed before any epoch."""
-    if resume:
-        trainer = Trainer.from_checkpoint(run.dir, log=log, overrides=to_dict(run.config))
-    else:
-        trainer = Trainer(run.config, log=log)
-    return trainer.fit()
+    with run_lock(run.dir, "train into"):  # before the checkpoint is read: another sweep process may be writing it
+        if resume:
+            trainer = Trainer.from_checkpoint(run.dir, log=log, overrides=to_dict(run.config))
+        else:
+            trainer = Trainer(run.config, log=log)
+        return trainer.fit()
 
 
 def _read_results(run_dir: Path) -> dict | None:
@@ -297,6 +299,9 @@ def run_sweep(spec: SweepSpec, log: Callable[[str], None] = print,
             run.results, run.status, run.error = _read_results(run.dir), "collapsed", str(err)
         except (KeyboardInterrupt, SystemExit):
             raise
+        except RunDirBusy as err:  # another process of this sweep trains it: left to that one, nothing written
+            run.how = "running elsewhere"
+            log(f"{tag}: skipped: {err}")
         except Exception as err:  # one bad combination must not end the sweep; it is reported
             run.status, run.error = "failed", f"{type(err).__name__}: {err}"
             log(f"{tag}: failed: {run.error}")

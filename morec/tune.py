@@ -43,6 +43,7 @@ from .checkpoint import atomic_write_text, has_checkpoint
 from .config import Config, ConfigError, deep_merge, from_dict, to_dict
 from .evaluate import metrics_from_ranks, rank_users, subset_metrics
 from .ranks import load_ranks, save_ranks
+from .runlock import run_lock
 from .runs import load_run
 from .sweep import (SweepRun, SweepSpec, get_dotted, load_base, nest_dotted, parse_sweep, run_sweep, same_config,
                     summarize, summary_markdown, write_summary)
@@ -216,6 +217,18 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
+def _trial_trainer(cfg: Config, trial, metric: str, tag: str, log: Callable[[str], None]) -> Trainer:
+    """A trial's trainer: resumed from its checkpoint (its earlier epochs reported as the trial's curve) or new."""
+    if has_checkpoint(Path(cfg.out)):
+        trainer = Trainer.from_checkpoint(cfg.out, log=lambda s: None, overrides=to_dict(cfg))
+        for record in trainer.state.log:  # the epochs before the interruption, as this trial's curve
+            trial.report(record[f"valid_{metric}"], record["epoch"] + 1)
+        log(f"{tag}: resumed at epoch {trainer.state.epoch}")
+        return trainer
+    log(f"{tag}: started")
+    return Trainer(cfg, log=lambda s: None)
+
+
 def make_objective(spec: TuneSpec, log: Callable[[str], None]):
     optuna = _optuna()
 
@@ -246,16 +259,10 @@ def make_objective(spec: TuneSpec, log: Callable[[str], None]):
                     raise optuna.TrialPruned(f"valid {metric} {valid[metric]:.4f} at epoch {epoch}")
 
             try:
-                if has_checkpoint(Path(cfg.out)):
-                    trainer = Trainer.from_checkpoint(cfg.out, log=lambda s: None, overrides=to_dict(cfg))
-                    for record in trainer.state.log:  # the epochs before the interruption, as this trial's curve
-                        trial.report(record[f"valid_{metric}"], record["epoch"] + 1)
-                    log(f"{tag}: resumed at epoch {trainer.state.epoch}")
-                else:
-                    trainer = Trainer(cfg, log=lambda s: None)
-                    log(f"{tag}: started")
-                trainer.on_epoch = on_epoch
-                results = trainer.fit(test=False)  # a search never reads the test split
+                with run_lock(cfg.out, "train into"):  # a retried trial's folder may still have a live writer
+                    trainer = _trial_trainer(cfg, trial, metric, tag, log)
+                    trainer.on_epoch = on_epoch
+                    results = trainer.fit(test=False)  # a search never reads the test split
             except TrainingCollapsed as err:
                 results = {"stop_reason": "collapsed", "collapse": str(err)}
             except optuna.TrialPruned:
