@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -22,7 +23,7 @@ from .recommend import ServingError
 from .runlock import run_lock
 from .report import copy_run_summaries, fill_blocks, format_table, plot_item_popularity, plot_sequence_lengths, \
     results_rows, write_report
-from .serve import TOKEN_ENV, Limits, serve
+from .serve import TOKEN_ENV, Limits, check_options, serve
 from .stats import format_improv, format_p
 from .sweep import SweepError, load_sweep, run_sweep, summary_markdown
 from .train import Trainer, TrainingCollapsed, claim_run_dir
@@ -234,12 +235,13 @@ def cmd_export(args, extra) -> int:
 
 
 def cmd_serve(args, extra) -> int:
+    limits = Limits(max_k=args.max_k, max_history=args.max_history, max_body=args.max_body,
+                    max_image_pixels=args.max_image_pixels)
+    check_options(args.port, args.threads, limits)  # before anything is loaded or bound
     torch.set_num_threads(args.threads)  # per request: the server answers many at once
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV)
     try:
-        serve(args.run, args.host, args.port, args.device, args.index,
-              Limits(max_k=args.max_k, max_history=args.max_history, max_body=args.max_body,
-                     max_image_pixels=args.max_image_pixels), image_root=args.image_root, token=token)
+        serve(args.run, args.host, args.port, args.device, args.index, limits, image_root=args.image_root, token=token)
     except KeyboardInterrupt:  # uvicorn has shut down cleanly and re-raises Ctrl-C
         print("morec serve: stopped", file=sys.stderr)
     return 0
@@ -425,6 +427,9 @@ def user_error(err: BaseException) -> str | None:
     if isinstance(err, (ConfigError, DataFormatError, CheckpointError, ServingError, CatalogError, TrainingCollapsed,
                         YamlError)):
         return str(err)
+    if isinstance(err, OSError) and (err.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(err)):
+        where = f" writing {err.filename}" if err.filename else ""
+        return f"no space left on the device{where}; free some space (or write elsewhere) and run it again"
     if isinstance(err, OSError) and err.filename is not None:  # a file or folder that is not what was expected
         hint = {IsADirectoryError: "a file was expected", NotADirectoryError: "a folder was expected",
                 FileExistsError: "it is in the way; choose another path or remove it",

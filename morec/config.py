@@ -51,9 +51,14 @@ class PrepareConfig:
     test_share: float = 0.1
     seed: int = 42
     title_column: str = ""  # the text column shown as an item's title (recommend, serve, reports); "" = the first
+    # ids that differ only by surrounding spaces or Unicode normalisation (' u1' / 'u1'): refuse (an error
+    # listing them) | merge (each group read as one id, trimmed and NFC-normalised; the log says which)
+    id_variants: str = "refuse"
 
     def validate(self) -> None:
         _check(self.split in ("loo", "time"), f"prepare.split must be loo or time, not {self.split!r}")
+        _check(self.id_variants in ("refuse", "merge"),
+               f"prepare.id_variants must be refuse or merge, not {self.id_variants!r}")
         _check(0 < self.valid_share < 1 and 0 < self.test_share < 1 and self.valid_share + self.test_share < 1,
                f"prepare.valid_share ({self.valid_share}) and prepare.test_share ({self.test_share}) must be in (0, 1) "
                "and sum to less than 1")
