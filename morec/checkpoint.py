@@ -102,10 +102,11 @@ def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | Path, meta
 
 
 def _os_error(err: Exception, path: Path) -> OSError | None:
-    """The OSError inside a safetensors error ("IoError(Os { code: 28, ... })"), naming ``path``; None if none."""
+    """The OSError inside a safetensors error ("I/O error: No space left on device (os error 28)", or in older
+    versions "IoError(Os { code: 28, ... })"), naming ``path``; None if none."""
     if isinstance(err, OSError):
         return None
-    found = re.search(r"Os \{ code: (\d+)", str(err))
+    found = re.search(r"(?:\(os error |Os \{ code: )(\d+)", str(err))
     if found is None:
         return None
     code = int(found.group(1))

@@ -5,6 +5,7 @@ import argparse
 import errno
 import json
 import os
+import re
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -421,13 +422,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def disk_full(err: BaseException) -> bool:
+    """ENOSPC / EDQUOT, or a short write without an errno (numpy's "24000 requested and 17392 written")."""
+    if not isinstance(err, OSError):
+        return False
+    return err.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(err) \
+        or re.fullmatch(r"\d+ requested and \d+ written", str(err)) is not None
+
+
 def user_error(err: BaseException) -> str | None:
     """The one-line message for an error a person can cause (bad files, options, data, requests, a
     machine without the asked-for device), or None for a bug, whose traceback should be seen."""
     if isinstance(err, (ConfigError, DataFormatError, CheckpointError, ServingError, CatalogError, TrainingCollapsed,
                         YamlError)):
         return str(err)
-    if isinstance(err, OSError) and (err.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(err)):
+    if disk_full(err):
         where = f" writing {err.filename}" if err.filename else ""
         return f"no space left on the device{where}; free some space (or write elsewhere) and run it again"
     if isinstance(err, OSError) and err.filename is not None:  # a file or folder that is not what was expected
