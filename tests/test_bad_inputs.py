@@ -166,9 +166,10 @@ def test_a_truncated_parquet_file_is_an_error(tmp_path, capsys):
 
 def test_a_ragged_row_with_a_field_over_128_kb_names_its_line(tmp_path, capsys):
     rows = plain_rows()
-    rows.insert(4, "u1,i2,3," + "x" * 140_000)  # file line 6
+    rows.insert(2, "u1," + "x" * 140_000 + ",3")  # file line 4: over the csv module's 128 KB field limit
+    rows.insert(6, "u2,i3")  # file line 8: a short row, which only the csv module's count finds
     message = prepare_error(capsys, tmp_path, raw_folder(tmp_path, table(rows)))
-    assert "interactions.csv, line 6: 4 fields where the file's header has 3" in message
+    assert "interactions.csv, line 8: 2 fields where the file's header has 3" in message
 
 
 # --- ids taken exactly as written ------------------------------------------------------------

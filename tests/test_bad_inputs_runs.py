@@ -26,7 +26,6 @@ import serving_fixtures as sf  # noqa: E402
 from test_bad_inputs import nothing_left, one_line_error, plain_rows, raw_folder, table  # noqa: E402
 
 from morec.cli import main  # noqa: E402
-from morec.runlock import lock_paths  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DISK_FULL = "Error while serializing: I/O error: No space left on device (os error 28)"  # safetensors 0.7, on a tmpfs
@@ -68,6 +67,12 @@ def writer(run: Path):
         proc.wait(timeout=30)
 
 
+def owner_record(run: Path) -> Path:
+    from morec.runlock import lock_paths
+
+    return lock_paths(run)[1]
+
+
 def tree(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -96,11 +101,11 @@ def test_a_lock_left_by_a_killed_writer_is_taken_over_with_a_note(world, tmp_pat
     with writer(out) as proc:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    assert lock_paths(out)[1].exists()  # its record is left behind; the lock itself died with it
+    assert owner_record(out).exists()  # its record is left behind; the lock itself died with it
     assert main(train_args(world, out)) == 0
     err = capsys.readouterr().err
     assert f"taking over the lock left by pid {proc.pid}" in err and "which has ended" in err
-    assert (out / "results.json").exists() and not lock_paths(out)[1].exists()
+    assert (out / "results.json").exists() and not owner_record(out).exists()
 
 
 def test_a_sweep_leaves_a_run_another_process_writes_to_it(world, tmp_path):
@@ -151,7 +156,7 @@ def test_disk_full_in_train(world, tmp_path, capsys, monkeypatch):
     assert f"no space left on the device writing {out}" in message
     no_temp_files(out)
     assert not (out / "model.safetensors").exists() and not (out / "results.json").exists()
-    assert not lock_paths(out)[1].exists()
+    assert not owner_record(out).exists()
 
 
 def new_items(tmp_path: Path, header: str = "id,title") -> Path:
