@@ -122,6 +122,21 @@ def test_a_sweep_leaves_a_run_another_process_writes_to_it(world, tmp_path):
     assert not (tmp_path / "sweep" / "lr-0.001").exists()  # no error.txt written into another writer's folder
 
 
+def test_a_tune_trial_whose_folder_has_a_live_writer_is_not_trained(world, tmp_path):
+    pytest.importorskip("optuna")
+    from morec.tune import parse_tune, search
+
+    base = {"data": str(world["data"]), "model": {"dim": 16, "max_len": 8},
+            "train": {"epochs": 1, "progress": False, "tensorboard": False}}
+    spec = parse_tune({"base": base, "space": {"train.lr": {"uniform": [0.001, 0.002]}}, "trials": 1,
+                       "out": str(tmp_path / "tune")})
+    with writer(tmp_path / "tune" / "trials" / "trial-000") as proc:
+        study = search(spec, log=lambda s: None)
+    first = min(study.trials, key=lambda t: t.number)
+    assert f"is being written by pid {proc.pid}" in first.user_attrs["error"]
+    assert not (tmp_path / "tune" / "trials" / "trial-000").exists()
+
+
 # --- a full disk -----------------------------------------------------------------------------
 
 def full_disk_save_file(tensors, filename, metadata=None):
