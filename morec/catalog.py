@@ -17,6 +17,7 @@ file, whole). A server notices a changed file (another inode, size or mtime) and
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -42,6 +43,10 @@ class CatalogError(ValueError):
 
 class DuplicateItemsError(CatalogError):
     status = 409
+
+
+class StorageFullError(CatalogError):
+    status = 507  # Insufficient Storage
 
 
 # --- reading new items ------------------------------------------------------------------------
@@ -381,6 +386,12 @@ def append_added(run_dir: str | Path, ids: list[str], titles: list, vectors: tor
             save_added(run_dir, current.ids + list(ids), current.titles + list(titles), all_vectors, fingerprint)
             return AddedItems(current.ids + list(ids), current.titles + list(titles), all_vectors,
                               catalog_signature(run_dir))
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # the file is replaced whole or not at all: the catalogue is as it was
+        raise StorageFullError("no space left on the device that holds the run's catalogue; the items were not "
+                               "added (free some space and add them again)") from None
     except Timeout:
         raise CatalogError(f"{lock.lock_file} has been held by another addition for over {LOCK_TIMEOUT:.0f} s; "
                            "try again, or remove the lock file if no morec process is running") from None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -88,13 +89,28 @@ def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | Path, meta
     path = Path(path)
     tmp = _temp_name(path)
     try:
-        save_file(_storable(tensors), str(tmp), metadata=metadata)
+        try:
+            save_file(_storable(tensors), str(tmp), metadata=metadata)
+        except Exception as err:  # noqa: BLE001 - safetensors reports an OS error (a full disk) as its own type
+            raise _os_error(err, path) or err
         os.chmod(tmp, _FILE_MODE)
         size = tmp.stat().st_size
         _commit(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return size
+
+
+def _os_error(err: Exception, path: Path) -> OSError | None:
+    """The OSError inside a safetensors error ("I/O error: No space left on device (os error 28)", or in older
+    versions "IoError(Os { code: 28, ... })"), naming ``path``; None if none."""
+    if isinstance(err, OSError):
+        return None
+    found = re.search(r"(?:\(os error |Os \{ code: )(\d+)", str(err))
+    if found is None:
+        return None
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code), str(path))
 
 
 def _storable(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import re
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -19,13 +22,15 @@ from .data.formats.registry import READERS, formats_help
 from .data.presets import preset_names
 from .data.synthetic import SynthConfig, write_synthetic
 from .recommend import ServingError
+from .runlock import run_lock
 from .report import copy_run_summaries, fill_blocks, format_table, plot_item_popularity, plot_sequence_lengths, \
     results_rows, write_report
-from .serve import TOKEN_ENV, Limits, serve
+from .serve import TOKEN_ENV, Limits, check_options, serve
 from .stats import detail, format_improv, p_text
 from .sweep import SweepError, load_sweep, run_sweep, summary_markdown
 from .train import Trainer, TrainingCollapsed, claim_run_dir
 from .tune import load_tune, run_tune, tune_markdown
+from .yamlfile import YamlError
 
 
 def _reader_options(pairs: list[str]) -> dict:
@@ -106,17 +111,20 @@ def cmd_train(args, extra) -> int:
                           "(--section.key=value overrides still apply)")
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues a run and --overwrite starts it over; give one of them")
-    if args.resume:
-        trainer = Trainer.from_checkpoint(args.resume, overrides=extra)
-    else:
-        cfg = load_config(args.config, extra)
-        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 alone owns the directory
-            claim_run_dir(cfg.out, args.overwrite)
-        trainer = Trainer(cfg)
-    cfg = trainer.cfg
-    if args.json:
-        cfg.train.progress = False
-    results = trainer.fit()
+    cfg = None if args.resume else load_config(args.config, extra)
+    owner = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 alone owns the directory
+    # the lock is taken before the folder is looked at: a second writer is refused before it reads or clears it
+    with run_lock(args.resume or cfg.out, "resume" if args.resume else "train into") if owner else nullcontext():
+        if args.resume:
+            trainer = Trainer.from_checkpoint(args.resume, overrides=extra)
+        else:
+            if owner:
+                claim_run_dir(cfg.out, args.overwrite)
+            trainer = Trainer(cfg)
+        cfg = trainer.cfg
+        if args.json:
+            cfg.train.progress = False
+        results = trainer.fit()
     if not trainer.dist.is_main:  # under torchrun only rank 0 reports
         return 0
     print(f"best epoch {results['best_epoch']}, {results['seconds_per_epoch']:.2f} s/epoch, "
@@ -298,12 +306,13 @@ def cmd_export(args, extra) -> int:
 
 
 def cmd_serve(args, extra) -> int:
+    limits = Limits(max_k=args.max_k, max_history=args.max_history, max_body=args.max_body,
+                    max_image_pixels=args.max_image_pixels)
+    check_options(args.port, args.threads, limits)  # before anything is loaded or bound
     torch.set_num_threads(args.threads)  # per request: the server answers many at once
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV)
     try:
-        serve(args.run, args.host, args.port, args.device, args.index,
-              Limits(max_k=args.max_k, max_history=args.max_history, max_body=args.max_body,
-                     max_image_pixels=args.max_image_pixels), image_root=args.image_root, token=token)
+        serve(args.run, args.host, args.port, args.device, args.index, limits, image_root=args.image_root, token=token)
     except KeyboardInterrupt:  # uvicorn has shut down cleanly and re-raises Ctrl-C
         print("morec serve: stopped", file=sys.stderr)
     return 0
@@ -497,11 +506,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def disk_full(err: BaseException) -> bool:
+    """ENOSPC / EDQUOT, or a short write without an errno (numpy's "24000 requested and 17392 written")."""
+    if not isinstance(err, OSError):
+        return False
+    return err.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(err) \
+        or re.fullmatch(r"\d+ requested and \d+ written", str(err)) is not None
+
+
 def user_error(err: BaseException) -> str | None:
     """The one-line message for an error a person can cause (bad files, options, data, requests, a
     machine without the asked-for device), or None for a bug, whose traceback should be seen."""
-    if isinstance(err, (ConfigError, DataFormatError, CheckpointError, ServingError, CatalogError, TrainingCollapsed)):
+    if isinstance(err, (ConfigError, DataFormatError, CheckpointError, ServingError, CatalogError, TrainingCollapsed,
+                        YamlError)):
         return str(err)
+    if disk_full(err):
+        where = f" writing {err.filename}" if err.filename else ""
+        return f"no space left on the device{where}; free some space (or write elsewhere) and run it again"
     if isinstance(err, OSError) and err.filename is not None:  # a file or folder that is not what was expected
         hint = {IsADirectoryError: "a file was expected", NotADirectoryError: "a folder was expected",
                 FileExistsError: "it is in the way; choose another path or remove it",

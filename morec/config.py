@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from .yamlfile import load_yaml_file, parse_yaml, shown
+
 
 class ConfigError(ValueError):
     pass
@@ -52,9 +54,14 @@ class PrepareConfig:
     # an item table whose ids match less than this share of the interacted items is an error (ids exported as
     # floats, lost zeros), not a catalogue of empty content; 0 = keep unmatched items with empty content
     min_content_match: float = 0.5
+    # ids that differ only by surrounding spaces or Unicode normalisation (' u1' / 'u1'): refuse (an error
+    # listing them) | merge (each group read as one id, trimmed and NFC-normalised; the log says which)
+    id_variants: str = "refuse"
 
     def validate(self) -> None:
         _check(self.split in ("loo", "time"), f"prepare.split must be loo or time, not {self.split!r}")
+        _check(self.id_variants in ("refuse", "merge"),
+               f"prepare.id_variants must be refuse or merge, not {self.id_variants!r}")
         _check(0 < self.valid_share < 1 and 0 < self.test_share < 1 and self.valid_share + self.test_share < 1,
                f"prepare.valid_share ({self.valid_share}) and prepare.test_share ({self.test_share}) must be in (0, 1) "
                "and sum to less than 1")
@@ -415,12 +422,12 @@ def from_dict(cls: type, values: dict[str, Any] | None, where: str = "") -> Any:
     if cls is Config and not where:
         values = migrate(values)
     if not isinstance(values, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {values!r}")
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {shown(values)}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in values:
         if key not in names:
-            raise ConfigError(f"unknown config key {where + key!r}; known keys here: {', '.join(sorted(names))}")
+            raise ConfigError(f"unknown config key {shown(where + str(key))}; known keys here: {', '.join(sorted(names))}")
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name in values:
@@ -440,17 +447,17 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         if isinstance(value, str):
             value = [v for v in value.split(",") if v]
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {shown(value)}")
         return [_coerce(item_tp, v, where) for v in value]
     if tp is bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        raise ConfigError(f"{where}: expected true or false, got {shown(value)}")
     if tp is int:
         if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit())):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {shown(value)}")
         return int(value)
     if tp is float:
         try:
@@ -458,10 +465,10 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
                 raise ValueError
             return float(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+            raise ConfigError(f"{where}: expected a number, got {shown(value)}") from None
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {shown(value)}")
         return str(value)
     return value
 
@@ -482,7 +489,7 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
             i += 1
         i += 1
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            value = parse_yaml(raw) if raw != "" else ""
         except yaml.YAMLError:  # not a YAML value: the text itself (a prompt such as "Movie: {text}. Genre:")
             value = raw
         node = out
@@ -504,20 +511,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
     values: dict[str, Any] = {}
     if path:
         path = Path(path)
-        if path.is_dir():
-            raise ConfigError(f"{path} is a folder; give the config YAML file (e.g. {path / 'config.yaml'})")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            raise ConfigError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); give a YAML config "
-                              "file") from None
-        try:
-            values = yaml.safe_load(text) or {}
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f", line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
-            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-            raise ConfigError(f"{path}{where}: not valid YAML ({problem}); fix the syntax there") from None
+        values = load_yaml_file(path, "config YAML file") or {}
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a YAML mapping at the top level")
     if cls is Config:  # each side in today's layout before they are merged, so an override wins however written

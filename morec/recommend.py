@@ -56,6 +56,19 @@ class UnknownUserError(ServingError):
     pass
 
 
+def did_you_mean(unknown: list[str], known: dict[str, int]) -> str:
+    """A hint naming the known ids that the unknown ones equal up to surrounding spaces or Unicode normalisation
+    (never used in their place: an answer is for the id asked), or ''."""
+    import unicodedata
+
+    def form(text: str) -> str:
+        return unicodedata.normalize("NFC", text.strip())
+
+    wanted = {form(u): u for u in unknown[:10]}
+    near = [f"{wanted[form(k)]!r} is not {k!r}" for k in known if form(k) in wanted and k not in unknown][:5]
+    return f" (ids are matched exactly: {', '.join(near)})" if near else ""
+
+
 @dataclass(frozen=True)
 class ItemSnapshot:
     """The catalogue at one moment. Row i = item index i; row 0 = padding (never recommended)."""
@@ -252,18 +265,20 @@ class RecommenderService:
     # --- recommending --------------------------------------------------------------------------
     def item_indices(self, items: list, snap: ItemSnapshot | None = None) -> np.ndarray:
         snap = snap or self._snap
-        keys = [str(x).strip() for x in items]
+        keys = [str(x) for x in items]  # exactly as asked: ' i1' is not 'i1'
         unknown = [k for k in keys if k not in snap.index]
         if unknown:
             shown = ", ".join(repr(u) for u in unknown[:10]) + (f" (and {len(unknown) - 10} more)" if len(unknown) > 10 else "")
             raise UnknownItemsError(f"unknown item id(s): {shown}; the catalogue has {snap.n_items} items "
-                                    "(ids as in the training data, or added with catalog add / POST /items)")
+                                    "(ids as in the training data, or added with catalog add / POST /items)"
+                                    + did_you_mean(unknown, snap.index))
         return np.array([snap.index[k] for k in keys], dtype=np.int64)
 
     def user_sequence(self, user) -> np.ndarray:
-        key = str(user).strip()
+        key = str(user)  # exactly as asked: ' u1' is not 'u1'
         if key not in self.user_index:
-            raise UnknownUserError(f"unknown user id {key!r}; {len(self.user_ids)} users are known (ids as in the training data)")
+            raise UnknownUserError(f"unknown user id {key!r}; {len(self.user_ids)} users are known (ids as in the "
+                                   "training data)" + did_you_mean([key], self.user_index))
         u = self.user_index[key]
         return self.user_items[self.user_offsets[u]:self.user_offsets[u + 1]]
 
@@ -272,7 +287,7 @@ class RecommenderService:
         """The user's vector (d,) from a user id (DSSM) or item indices (sequence backbones)."""
         snap = snap or self._snap
         if not self.uses_history:
-            u = torch.tensor([self.user_index[str(user).strip()]], device=self._device)
+            u = torch.tensor([self.user_index[str(user)]], device=self._device)
             return self.backbone.user_vectors(None, None, u)[0].float()
         hist = torch.from_numpy(np.ascontiguousarray(history[-self.max_len:])).to(self._device)[None]
         vectors = snap.inputs[hist]

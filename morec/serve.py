@@ -49,6 +49,37 @@ class Limits:
 TOKEN_ENV = "MOREC_SERVE_TOKEN"
 
 
+def check_options(port: int, threads: int, limits: Limits) -> None:
+    """Options that would start a server refusing every request (or not start at all): refused before binding."""
+    if not 0 <= port <= 65535:
+        raise ServingError(f"--port {port} is not a TCP port (0 to 65535; 0 = any free port)")
+    if threads < 1:
+        raise ServingError(f"--threads {threads}: give at least 1 (torch threads per request)")
+    for name, value in (("--max-k", limits.max_k), ("--max-history", limits.max_history),
+                        ("--max-body", limits.max_body), ("--max-image-pixels", limits.max_image_pixels)):
+        if value < 1:
+            raise ServingError(f"{name} {value}: give at least 1 (with {value} every request would be refused)")
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str, token: str | None) -> str | None:
+    """The warning for a server reachable from other machines that anyone may add items to, or None."""
+    if token or is_loopback(host):
+        return None
+    return (f"morec serve: warning: --host {host} accepts connections from other machines and no --token (or "
+            f"{TOKEN_ENV}) is set: anyone who can reach it can add items with POST /items")
+
+
 def _require_fastapi():
     try:
         import fastapi  # noqa: F401
@@ -173,8 +204,10 @@ def create_app(service: RecommenderService, limits: Limits | None = None, image_
     def authorized(request: Request) -> bool:
         if token is None:
             return True
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+        # the header's bytes as sent (Starlette decodes them as latin-1), against the token's UTF-8 bytes
+        raw = next((v for k, v in request.scope.get("headers") or [] if k.lower() == b"authorization"), b"")
+        scheme, _, given = raw.partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), token.encode("utf-8"))
 
     @app.post("/items")
     def add_items(req: AddItemsRequest, request: Request):
@@ -208,11 +241,16 @@ def serve(path, host: str = "127.0.0.1", port: int = 8000, device: str = "cpu", 
           limits: Limits | None = None, log=print, image_root=None, token: str | None = None) -> None:
     """Load a run or export directory and serve it until interrupted."""
     _require_fastapi()
+    import sys
     from pathlib import Path
 
+    check_options(port, 1, limits or Limits())
     if image_root is not None and not Path(image_root).is_dir():
         raise ServingError(f"--image-root {image_root}: no such folder")
     service = RecommenderService.load(path, device, index)
+    warning = exposure_warning(host, token)
+    if warning:
+        print(warning, file=sys.stderr)
     info = service.info()
     log(f"serving {path}: {info['items']:,} items ({info['added_items']} added), {info['backbone']} "
         f"({'history' if service.uses_history else 'user id'} input), index {info['index']}, "

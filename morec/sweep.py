@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from .checkpoint import atomic_write_text, has_checkpoint
 from .config import Config, ConfigError, deep_merge, from_dict, to_dict
 from .report.tables import format_table
+from .runlock import RunDirBusy, run_lock
 from .train import Trainer, TrainingCollapsed
 from .verdict import capped
+from .yamlfile import load_yaml_file, shown
 
 # keys that may differ between a finished run's config and the sweep's without making it another run
 IGNORED_KEYS = {("out",), ("train", "threads"), ("train", "progress"), ("train", "device")}
@@ -99,7 +99,7 @@ def get_dotted(values: dict, dotted: str) -> Any:
 def load_sweep(path: str | Path, overrides: dict | None = None) -> SweepSpec:
     """Read a sweep file; ``overrides`` (nested dict, e.g. from --train.threads=1) go over its base config."""
     path = Path(path)
-    spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    spec = load_yaml_file(path, "sweep file") or {}
     if not isinstance(spec, dict):
         raise SweepError(f"{path}: expected a mapping with base, grid, group_by and out")
     return parse_sweep(spec, overrides, path)
@@ -117,7 +117,10 @@ def load_base(spec: dict, overrides: dict | None = None, source: Path | None = N
             config_path = source.parent / config_path
         if not config_path.exists():
             raise SweepError(f"{where}base config {config_path} does not exist")
-        base = deep_merge(yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}, base)
+        config = load_yaml_file(config_path, "base config") or {}
+        if not isinstance(config, dict):
+            raise SweepError(f"{where}base config {config_path}: expected a YAML mapping at the top level")
+        base = deep_merge(config, base)
     if overrides:
         base = deep_merge(base, overrides)
     return base
@@ -146,7 +149,7 @@ def parse_sweep(spec: dict, overrides: dict | None = None, source: Path | None =
                 rows.append(list(v))
             else:
                 raise SweepError(f"{where}grid {key!r} varies {len(keys)} keys together: each value must be a "
-                                 f"list of {len(keys)}, got {v!r}")
+                                 f"list of {len(keys)}, got {shown(v)}")
         grid.append((keys, rows))
     group_by = spec.get("group_by") or []
     if isinstance(group_by, str):
@@ -158,7 +161,7 @@ def parse_sweep(spec: dict, overrides: dict | None = None, source: Path | None =
     if seeds is not None:
         if not isinstance(seeds, list) or not seeds or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds) \
                 or len(set(seeds)) != len(seeds):
-            raise SweepError(f"{where}seeds must be a non-empty list of distinct integers, got {seeds!r}")
+            raise SweepError(f"{where}seeds must be a non-empty list of distinct integers, got {shown(seeds)}")
         if any("train.seed" in keys for keys, _ in grid):
             raise SweepError(f"{where}train.seed is both a grid key and the seeds axis; keep one (seeds: [...])")
     return SweepSpec(base, grid, list(group_by), Path(out), source, seeds)  # relative to the working directory, as --out
@@ -249,11 +252,12 @@ def same_config(finished: dict, wanted: dict) -> bool:
 
 def default_runner(run: SweepRun, resume: bool, log: Callable[[str], None]) -> dict:
     """Train (or resume) one run; returns its results. Raises TrainingCollapsed when it collapsed before any epoch."""
-    if resume:
-        trainer = Trainer.from_checkpoint(run.dir, log=log, overrides=to_dict(run.config))
-    else:
-        trainer = Trainer(run.config, log=log)
-    return trainer.fit()
+    with run_lock(run.dir, "train into"):  # before the checkpoint is read: another sweep process may be writing it
+        if resume:
+            trainer = Trainer.from_checkpoint(run.dir, log=log, overrides=to_dict(run.config))
+        else:
+            trainer = Trainer(run.config, log=log)
+        return trainer.fit()
 
 
 def _read_results(run_dir: Path) -> dict | None:
@@ -296,6 +300,9 @@ def run_sweep(spec: SweepSpec, log: Callable[[str], None] = print,
             run.results, run.status, run.error = _read_results(run.dir), "collapsed", str(err)
         except (KeyboardInterrupt, SystemExit):
             raise
+        except RunDirBusy as err:  # another process of this sweep trains it: left to that one, nothing written
+            run.how = "running elsewhere"
+            log(f"{tag}: skipped: {err}")
         except Exception as err:  # one bad combination must not end the sweep; it is reported
             run.status, run.error = "failed", f"{type(err).__name__}: {err}"
             log(f"{tag}: failed: {run.error}")

@@ -42,6 +42,7 @@ from .ranks import save_ranks
 from .losses import LossContext, compute_loss
 from .model import Recommender, build_model
 from .runlog import RunLog
+from .runlock import run_lock
 from .tempfiles import remove_stale
 
 
@@ -399,7 +400,11 @@ class Trainer:
     # --- the run -----------------------------------------------------------------------------
     def fit(self, test: bool = True) -> dict:
         """Train to the end and score the best epoch's model; ``test=False`` leaves the test split unread
-        (``results["test"]`` is None)."""
+        (``results["test"]`` is None). The run directory's writer lock is held throughout (morec.runlock)."""
+        with run_lock(self.out, "train into") if self.dist.is_main else contextlib.nullcontext():
+            return self._fit(test)
+
+    def _fit(self, test: bool) -> dict:
         cfg, st, main = self.cfg, self.state, self.dist.is_main
         if main:
             self.out.mkdir(parents=True, exist_ok=True)

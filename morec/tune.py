@@ -38,17 +38,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import yaml
 
 from .checkpoint import atomic_write_text, has_checkpoint
 from .config import Config, ConfigError, deep_merge, from_dict, to_dict
 from .evaluate import metrics_from_ranks, rank_users, subset_metrics
 from .ranks import load_ranks, save_ranks
+from .runlock import run_lock
 from .runs import load_run
 from .stats import ALPHA, MARGIN
 from .sweep import (SweepRun, SweepSpec, get_dotted, load_base, nest_dotted, parse_sweep, run_sweep, same_config,
                     summarize, summary_markdown, write_summary)
 from .train import Trainer, TrainingCollapsed
+from .yamlfile import load_yaml_file, shown
 
 DISTRIBUTIONS = ("log_uniform", "uniform", "int", "choice")
 PRUNERS = ("median", "halving", "none")
@@ -86,7 +87,7 @@ KEYS = {"base", "config", "trial", "space", "trials", "pruner", "warmup_epochs",
 def load_tune(path: str | Path, overrides: dict | None = None) -> TuneSpec:
     """Read a tune file; ``overrides`` (nested, e.g. from --train.threads=1) go over its base config."""
     path = Path(path)
-    spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    spec = load_yaml_file(path, "tune file") or {}
     if not isinstance(spec, dict):
         raise TuneError(f"{path}: expected a mapping with base, space, trials and out")
     return parse_tune(spec, overrides, path)
@@ -102,15 +103,15 @@ def parse_tune(spec: dict, overrides: dict | None = None, source: Path | None = 
     for key, dist in (spec.get("space") or {}).items():
         if not isinstance(dist, dict) or len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:
             raise TuneError(f"{where}space {key!r} must be one of {{log_uniform: [low, high]}}, {{uniform: [low, high]}}, "
-                            f"{{int: [low, high]}} or {{choice: [values]}}, not {dist!r}")
+                            f"{{int: [low, high]}} or {{choice: [values]}}, not {shown(dist)}")
         (kind, args), = dist.items()
         if not isinstance(args, list) or not args:
-            raise TuneError(f"{where}space {key!r}: {kind} takes a list, got {args!r}")
+            raise TuneError(f"{where}space {key!r}: {kind} takes a list, got {shown(args)}")
         if kind != "choice":
             if len(args) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args) \
                     or not args[0] < args[1] or (kind == "log_uniform" and args[0] <= 0):
                 raise TuneError(f"{where}space {key!r}: {kind} takes [low, high] with low < high"
-                                f"{' and low > 0' if kind == 'log_uniform' else ''}, got {args!r}")
+                                f"{' and low > 0' if kind == 'log_uniform' else ''}, got {shown(args)}")
         space[str(key)] = (kind, list(args))
     if not space:
         raise TuneError(f"{where}space must name at least one dotted key and its distribution")
@@ -122,12 +123,12 @@ def parse_tune(spec: dict, overrides: dict | None = None, source: Path | None = 
         raise TuneError(f"{where}out (the tune directory) must be set")
     seeds = spec.get("seeds") or []
     if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise TuneError(f"{where}seeds must be a list of integers, got {seeds!r}")
+        raise TuneError(f"{where}seeds must be a list of integers, got {shown(seeds)}")
     numbers = {}
     for key, low in (("trials", 1), ("warmup_epochs", 0), ("startup_trials", 0)):
         value = spec.get(key, TuneSpec.__dataclass_fields__[key].default)
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise TuneError(f"{where}{key} must be an integer >= {low}, got {value!r}")
+            raise TuneError(f"{where}{key} must be an integer >= {low}, got {shown(value)}")
         numbers[key] = value
     group_by = spec.get("group_by") or []
     tune = TuneSpec(base=base, space=space, out=Path(out), trial=dict(spec.get("trial") or {}), pruner=pruner,
@@ -217,6 +218,18 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
+def _trial_trainer(cfg: Config, trial, metric: str, tag: str, log: Callable[[str], None]) -> Trainer:
+    """A trial's trainer: resumed from its checkpoint (its earlier epochs reported as the trial's curve) or new."""
+    if has_checkpoint(Path(cfg.out)):
+        trainer = Trainer.from_checkpoint(cfg.out, log=lambda s: None, overrides=to_dict(cfg))
+        for record in trainer.state.log:  # the epochs before the interruption, as this trial's curve
+            trial.report(record[f"valid_{metric}"], record["epoch"] + 1)
+        log(f"{tag}: resumed at epoch {trainer.state.epoch}")
+        return trainer
+    log(f"{tag}: started")
+    return Trainer(cfg, log=lambda s: None)
+
+
 def make_objective(spec: TuneSpec, log: Callable[[str], None]):
     optuna = _optuna()
 
@@ -247,16 +260,10 @@ def make_objective(spec: TuneSpec, log: Callable[[str], None]):
                     raise optuna.TrialPruned(f"valid {metric} {valid[metric]:.4f} at epoch {epoch}")
 
             try:
-                if has_checkpoint(Path(cfg.out)):
-                    trainer = Trainer.from_checkpoint(cfg.out, log=lambda s: None, overrides=to_dict(cfg))
-                    for record in trainer.state.log:  # the epochs before the interruption, as this trial's curve
-                        trial.report(record[f"valid_{metric}"], record["epoch"] + 1)
-                    log(f"{tag}: resumed at epoch {trainer.state.epoch}")
-                else:
-                    trainer = Trainer(cfg, log=lambda s: None)
-                    log(f"{tag}: started")
-                trainer.on_epoch = on_epoch
-                results = trainer.fit(test=False)  # a search never reads the test split
+                with run_lock(cfg.out, "train into"):  # a retried trial's folder may still have a live writer
+                    trainer = _trial_trainer(cfg, trial, metric, tag, log)
+                    trainer.on_epoch = on_epoch
+                    results = trainer.fit(test=False)  # a search never reads the test split
             except TrainingCollapsed as err:
                 results = {"stop_reason": "collapsed", "collapse": str(err)}
             except optuna.TrialPruned:

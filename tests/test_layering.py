@@ -2,7 +2,7 @@
 
 Layers, lowest first; a module imports only from its own layer or a lower one:
 
-    foundation   config, digest, tempfiles, checkpoint, runlog, cost, layers, ranks
+    foundation   config, digest, tempfiles, checkpoint, runlog, cost, layers, ranks, yamlfile, runlock
     data         morec.data (formats, preparation, batches, content stores)
     parts        encoders/, backbones/, losses      (peers: none imports another part)
     model        model
@@ -65,6 +65,7 @@ GRAPH = {name: imports(name) for name in MODULES}
 
 LAYERS = [
     ("foundation", ("morec.config", "morec.digest", "morec.tempfiles", "morec.checkpoint", "morec.runlog", "morec.cost",
+                    "morec.yamlfile", "morec.runlock",
                     "morec.layers", "morec.ranks")),
     ("data", ("morec.data",)),
     ("parts", ("morec.encoders", "morec.backbones", "morec.losses")),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +104,10 @@ class ImageTooLarge(ValueError):
     pass
 
 
+class ImageUnreadable(ValueError):
+    """An image a server could not decode; the message names only what the client sent."""
+
+
 class ItemImageError(ValueError):
     """A raw item's image that cannot be encoded, the message naming the item; ``too_large`` when the image
     declares more pixels than allowed (a server answers 413 then)."""
@@ -139,6 +144,34 @@ class ImageDecoder:
         return p if p.is_absolute() or self.root is None else self.root / p
 
     def __call__(self, ref: str | bytes) -> np.ndarray:
+        try:
+            return self._decode(ref)
+        except (ImageNotAllowed, ImageTooLarge):
+            raise
+        except Exception as err:  # noqa: BLE001 - a decoder's message may name the server's own paths
+            if not self.confine:
+                raise
+            raise ImageUnreadable(self._client_safe(str(err), ref)) from None
+
+    def _client_safe(self, text: str, ref: str | bytes) -> str:
+        """``text`` naming only what the client sent: the resolved file as the client's reference, the root as
+        <image-root>, any other absolute path as <path>."""
+        sent = ref if isinstance(ref, str) else ""
+        target = sent[len(LMDB_SCHEME):].rpartition("#")[0] if sent.startswith(LMDB_SCHEME) else sent
+        swaps = []
+        if target:
+            try:
+                swaps.append((str(self.path_of(target)), target))
+            except (ImageNotAllowed, OSError, ValueError):
+                pass
+        if self.root is not None:
+            swaps += [(str(root), "<image-root>") for root in {self._real_root, Path(self.root), Path(self.root).absolute()}
+                      if root is not None]
+        for server_path, shown in sorted(swaps, key=lambda swap: -len(swap[0])):
+            text = text.replace(server_path, shown)
+        return re.sub(r"(?<![\w>.])/[^\s'\"]+", lambda m: m.group(0) if m.group(0) in sent else "<path>", text)
+
+    def _decode(self, ref: str | bytes) -> np.ndarray:
         from PIL import Image
 
         try:

@@ -24,6 +24,7 @@ from ..config import PrepareConfig
 from ..tempfiles import _alive
 from .dataset import PreparedDataset
 from .formats import DataFormatError, RawDataset
+from .ids import check_id_variants
 from .images import build_image_store
 
 FORMAT_VERSION = 1
@@ -256,6 +257,10 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
     for note in raw.notes:
         log(f"[{raw.name}] reader: {note}")
 
+    if raw.interactions.empty:
+        raise DataFormatError(f"[{raw.name}] the source holds no interactions (a header but no rows?); give it one row "
+                              "per interaction")
+    raw = check_id_variants(raw, cfg.id_variants, log)
     # Users and items become integer codes ordered like their str ids (so every filter sorts, groups and
     # draws exactly as it would on the strings), and only the distinct ids are ever turned into str.
     inter = raw.interactions

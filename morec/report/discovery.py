@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from ..config import Config, ConfigError, from_dict, note_once, to_dict
 from ..ranks import load_ranks
+from ..yamlfile import load_yaml_file
 
 
 @dataclass
@@ -201,7 +201,7 @@ def load_run_info(run_dir: str | Path) -> RunInfo:
     results = json.loads((run / "results.json").read_text(encoding="utf-8"))
     config = results.get("config")
     if not config and (run / "config.yaml").exists():
-        config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+        config = load_yaml_file(run / "config.yaml", "run config")
     config = config or {}
     data = resolve_data(str(config.get("data", "")), run)
     manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8")) if data else {}

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from morec.data.formats import DataFormatError, RawDataset
+from morec.data.formats.guards import header_fields, no_field_limit, read_parquet, refuse_repeated_columns, to_dates
 
 _TOKENIZER_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 _SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
@@ -87,6 +88,8 @@ def read_delimited(
             f"{encoding}, or pass encoding='...' with the file's real encoding (e.g. 'latin-1')."
         ) from None
 
+    if header:
+        refuse_repeated_columns(path, header_fields(path, sep, quoting, encoding))
     n_fields = frame.shape[1]
     if n_fields < min_fields or (max_fields is not None and n_fields > max_fields):
         wanted = str(min_fields) if max_fields == min_fields else f"{min_fields} to {max_fields or 'any'}"
@@ -117,7 +120,7 @@ def _first_ragged_record(path: Path, sep: str, quoting: int, encoding: str, n_fi
                          skip: int) -> tuple[int, int] | None:
     """(line, fields) of the first non-blank record whose field count is not ``n_fields``; only runs when
     the fast read hinted at one, so a plain loop is fine."""
-    with open(path, newline="", encoding=encoding) as handle:
+    with open(path, newline="", encoding=encoding) as handle, no_field_limit():
         reader = csv.reader(handle, delimiter=sep, quoting=quoting)
         for number, row in enumerate(reader):
             if number < skip or not row or row == [""]:
@@ -166,7 +169,7 @@ def parse_timestamps(
     if pd.api.types.is_datetime64_any_dtype(values):
         return _seconds_since_epoch(values).astype("int64")
     if time_format:
-        dates = pd.to_datetime(values, errors="coerce", format=time_format)
+        dates = to_dates(values, time_format, path, column, where)
         bad = dates.isna()
         if bad.any():
             line = values.index[bad.to_numpy()][0]
@@ -191,7 +194,7 @@ def parse_timestamps(
         numbers = pd.to_numeric(text, errors="coerce").astype("float64")
     bad = numbers.isna() | ~np.isfinite(numbers.to_numpy())
     if bad.any() and allow_dates and text is not None:
-        dates = pd.to_datetime(values, errors="coerce", format="ISO8601")
+        dates = to_dates(values, "ISO8601", path, column, where)
         if dates.notna().all():
             return _seconds_since_epoch(dates).astype("int64")
         if dates.isna().sum() < bad.sum():
@@ -205,6 +208,10 @@ def parse_timestamps(
             f"({int(bad.sum())} {where}s like this). Fix those {where}s or remove them{hint}."
         )
     as_float = numbers.to_numpy()
+    if text is not None:
+        inexact = (np.abs(as_float) >= _EXACT_FLOAT) & ~text.str.fullmatch(r"[+-]?\d+").to_numpy(dtype=bool)
+        if inexact.any():  # e.g. 9007199254740997.0: float64 would round it onto its neighbour
+            return _exact_large_times(text, inexact, values, path, column, where)
     whole = as_float == np.floor(as_float)
     if whole.all():
         if text is not None:
@@ -225,6 +232,25 @@ def parse_timestamps(
             "fractional seconds of a realistic size."
         )
     return pd.Series(as_float, index=values.index)
+
+
+def _exact_large_times(text: pd.Series, inexact: np.ndarray, values: pd.Series, path: Path, column: str,
+                       where: str) -> pd.Series:
+    """Times written with a fraction or an exponent at or beyond 2**53: exact whole seconds (read as decimals),
+    or an error when a fraction would be lost."""
+    from decimal import Decimal
+
+    exact = [Decimal(t) for t in text.to_numpy()]
+    fraction = np.array([d != d.to_integral_value() for d in exact], dtype=bool)
+    if fraction.any():
+        line = values.index[fraction & inexact][0] if (fraction & inexact).any() else values.index[fraction][0]
+        raise DataFormatError(
+            f"{path}, {where} {line}: {column} {_shown(values.loc[line])} has a fraction, and this column has times "
+            f"at or above 2**53 that float64 cannot hold with a fraction ({int(inexact.sum())} {where}s that large; "
+            "they would round onto each other and lose their order). Use whole seconds, or a realistic size")
+    ints = pd.Series([int(d) for d in exact], index=values.index, dtype=object)
+    _refuse_out_of_range(ints, values, path, column, where)
+    return pd.Series(np.asarray(ints, dtype="int64"), index=values.index)
 
 
 def _shown(value) -> str:
@@ -382,11 +408,7 @@ def _locate_tables(folder: Path, interactions_file, items_file, user_column: str
 def _load(path: Path, columns: Sequence[str] | None, sep: str | None, encoding: str) -> tuple[pd.DataFrame, str]:
     """The table (index: line number, or row number for Parquet) and the word for its rows."""
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        present = pq.read_schema(path).names
-        _check_columns(path, present, columns)
-        frame = pd.read_parquet(path, columns=list(columns) if columns is not None else None)
+        frame = read_parquet(path, columns)
         frame.index = np.arange(len(frame)) + 1
         return frame, "row"
     if sep is None:
@@ -462,6 +484,9 @@ def read_table(
 
     wanted = [user_column, item_column] + ([time_column] if time_column else [])
     inter, where = _load(inter_path, wanted, sep, encoding)
+    if inter.empty:
+        raise DataFormatError(f"{inter_path}: no interactions (the table has a header but no rows); give a table "
+                              "with one row per interaction")
     require_nonempty(inter, [user_column, item_column], inter_path, where=where)
     if time_column:
         times = parse_timestamps(inter[time_column], inter_path, time_column, where=where, allow_dates=True,
