@@ -3,6 +3,7 @@ overrides. An unknown key, a wrong type or an impossible value is an error that 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import sys
 import types
@@ -33,6 +34,8 @@ class PrepareConfig:
     max_seq_len: int = 0  # keep each user's latest N interactions (paper: 23 text, 13 image); 0 = keep all
     n_users: int = 0  # subsample this many users at random (paper Table 4: 50K); 0 = all
     image_size: int = 0  # decode + resize every item image once into the image store now (paper: 224); 0 = on first use
+    image_missing: str = "error"  # error | blank: an item image that is missing or unreadable stops prepare, or is
+    # listed in the prepared folder's image_problems.json and gets a blank image wherever the dataset is used
     new_items: float = 0  # new-item setting: hold out this fraction (< 1) or count (>= 1) of items, drawn from
     # the items that end some user's sequence; every interaction with them is removed except a user's last one
     # (their test target), so they never appear in training (paper Table 9)
@@ -43,8 +46,8 @@ class PrepareConfig:
     # timestamp unit), or else the time that leaves test_share of the interactions at or after the test cut and
     # valid_share between the cuts (ties at a cut go after it, so a share is a lower bound).
     split: str = "loo"
-    time_valid: float | None = None
-    time_test: float | None = None
+    time_valid: float | str | None = None  # the valid cut: a time in the data's unit, or a date / datetime (2024-05-15)
+    time_test: float | str | None = None  # the test cut, the same way; a datetime without a zone is read as UTC
     valid_share: float = 0.1
     test_share: float = 0.1
     seed: int = 42
@@ -55,8 +58,12 @@ class PrepareConfig:
         _check(0 < self.valid_share < 1 and 0 < self.test_share < 1 and self.valid_share + self.test_share < 1,
                f"prepare.valid_share ({self.valid_share}) and prepare.test_share ({self.test_share}) must be in (0, 1) "
                "and sum to less than 1")
-        _check(self.time_valid is None or self.time_test is None or self.time_valid < self.time_test,
+        valid, test = cut_time(self.time_valid, "prepare.time_valid"), cut_time(self.time_test, "prepare.time_test")
+        _check(valid is None or test is None or valid[0] != test[0] or valid[1] < test[1],
                f"prepare.time_valid ({self.time_valid}) must be before prepare.time_test ({self.time_test})")
+        _check(valid is None or test is None or valid[0] == test[0],
+               f"prepare.time_valid ({self.time_valid}) and prepare.time_test ({self.time_test}) must both be numbers "
+               "or both be dates")
         _check(self.split == "time" or (self.time_valid is None and self.time_test is None),
                "prepare.time_valid / time_test are cut times of prepare.split=time; set that too")
         _check(self.min_user_interactions >= 3, "prepare.min_user_interactions must be >= 3 (train, valid and test need one item each)")
@@ -65,8 +72,31 @@ class PrepareConfig:
         _check(self.max_seq_len == 0 or self.max_seq_len >= 3, "prepare.max_seq_len must be 0 (keep all) or >= 3")
         _check(self.n_users >= 0, "prepare.n_users must be >= 0")
         _check(self.image_size == 0 or self.image_size >= 16, "prepare.image_size must be 0 (on first use) or >= 16 pixels")
+        _check(self.image_missing in ("error", "blank"),
+               f"prepare.image_missing must be error or blank, not {self.image_missing!r}")
         _check(self.new_items >= 0 and (self.new_items < 1 or float(self.new_items).is_integer()),
                f"prepare.new_items must be a fraction in [0, 1) or a whole number of items, not {self.new_items!r}")
+
+
+def cut_time(value: float | str | None, where: str) -> tuple[str, float] | None:
+    """A time cut as ("number", value in the data's unit) or ("date", seconds since 1970 UTC); a date or datetime
+    without a zone is read as UTC, as the readers read such dates in the data."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return "number", float(value)
+    try:
+        number = float(value)
+        if math.isfinite(number):
+            return "number", number
+    except ValueError:
+        pass
+    try:
+        when = datetime.datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{where}={value!r} is neither a number (in the data's time unit) nor an ISO date or "
+                          "datetime such as 2024-05-15 or 2024-05-15T12:00:00+02:00") from None
+    return "date", (when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)).timestamp()
 
 
 MODES = ("e2e", "frozen", "top", "side", "lora")  # model.encoder.mode; implemented in morec.encoders.modality.MODES
@@ -430,7 +460,12 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return None if value is None else _coerce(args[0], value, where)
+        for arg in args[:-1]:  # the first type that takes the value (a cut time: a number, else a date)
+            try:
+                return None if value is None else _coerce(arg, value, where)
+            except ConfigError:
+                pass
+        return None if value is None else _coerce(args[-1], value, where)
     if origin is list:
         (item_tp,) = typing.get_args(tp)
         if isinstance(value, str):
@@ -456,6 +491,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
     if tp is str:
+        if isinstance(value, (datetime.date, datetime.datetime)):  # YAML reads 2024-05-15 as a date
+            return value.isoformat()
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return str(value)
