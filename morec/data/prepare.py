@@ -353,6 +353,7 @@ def _write(out: Path, final: Path, raw, cfg, log, df, offsets, cuts, items, user
         "text_columns": text_columns,
         "title_column": title_column,
         "item_id_column": raw.id_column,
+        "image_column": raw.image_column,
         "has_images": "image" in items.columns,
         "image_root": str(Path(raw.root).resolve()) if raw.root else None,
         "image_missing": cfg.image_missing,

@@ -538,5 +538,7 @@ def read_table(
     if image_pattern:
         items["image"] = apply_image_pattern(items["item"], image_pattern)
 
-    return finish(interactions, items, name=folder.name, root=(items_path or inter_path).parent,
-                  notes=notes, items_source=items_source, id_column=item_id_column or item_column)
+    raw = finish(interactions, items, name=folder.name, root=(items_path or inter_path).parent,
+                 notes=notes, items_source=items_source, id_column=item_id_column or item_column)
+    raw.image_column = image_column  # new items may name their images as the source did
+    return raw
