@@ -24,7 +24,7 @@ from .serve import TOKEN_ENV, Limits, serve
 from .stats import format_improv, format_p
 from .sweep import SweepError, load_sweep, run_sweep, summary_markdown
 from .train import Trainer, TrainingCollapsed, claim_run_dir
-from .tune import load_tune, run_tune, tune_markdown
+from .tune import EXAMPLE as TUNE_EXAMPLE, load_tune, run_tune, tune_markdown
 
 
 def _reader_options(pairs: list[str]) -> dict:
@@ -158,6 +158,11 @@ def cmd_sweep(args, extra) -> int:
 
 
 def cmd_tune(args, extra) -> int:
+    if args.example or not args.tune:
+        if not args.example:
+            raise ConfigError("give a tune file (morec tune TUNE.yaml), or --example to print one to start from")
+        print(TUNE_EXAMPLE, end="")
+        return 0
     summary = run_tune(load_tune(args.tune, parse_overrides(extra)), seeds=not args.search_only)
     if summary is not None:
         print(tune_markdown(summary))
@@ -308,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tu = sub.add_parser("tune", help="hyper-parameter search with Optuna from TUNE.yaml (resumable, several processes "
                                      "may share it), chosen on validation; --section.key=value over its base")
-    tu.add_argument("tune", help="YAML with base, space, trials, pruner, seeds, out (see morec/tune.py)")
+    tu.add_argument("tune", nargs="?", help="YAML with base, space, trials, pruner, seeds, out (morec tune --example)")
+    tu.add_argument("--example", action="store_true", help="print a commented tune file to start from")
     tu.add_argument("--search-only", action="store_true",
                     help="search and choose, but leave the seeds of the chosen configuration to a later run")
     tu.set_defaults(func=cmd_tune)

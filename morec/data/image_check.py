@@ -13,18 +13,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..extras import need
 from .formats import DataFormatError
-from .images import LMDB_SCHEME, ImageDecoder, ImageProblem
+from .images import LMDB_SCHEME, PROBLEMS_FILE, ImageDecoder, ImageProblem
 
-PROBLEMS_FILE = "image_problems.json"
 SHOWN = 5  # examples named in a message; the file holds them all
 
 
 def check_images(items: pd.DataFrame, root: Path | None) -> list[ImageProblem]:
     """The items whose image is not listed, not found, or not an image file (read from the header only).
     LMDB references are checked when the image store decodes them."""
-    from PIL import Image
-
+    Image = need("PIL.Image", "checking item images")
     decoder = ImageDecoder(Path(root).resolve() if root else None, 1)
     problems = []
     for row, (item, ref) in enumerate(zip(items["item"].astype(str), items["image"].fillna("").astype(str)), 1):
@@ -62,14 +61,3 @@ def settle(problems: list[ImageProblem], n_items: int, policy: str, name: str, o
     log(f"[{name}] {what}. They get a blank image (prepare.image_missing=blank); all {len(listed):,} are listed in "
         f"{final / PROBLEMS_FILE}")
     return listed
-
-
-def accepted(dataset) -> tuple[frozenset[str], Path | None]:
-    """(item ids whose unusable image the dataset was prepared to blank, the file listing them)."""
-    manifest = getattr(dataset, "manifest", {}) or {}
-    if manifest.get("image_missing") != "blank":
-        return frozenset(), None
-    path = Path(dataset.path) / PROBLEMS_FILE
-    if not path.is_file():
-        return frozenset(), None
-    return frozenset(p["item"] for p in json.loads(path.read_text(encoding="utf-8"))), path

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..digest import file_stamp
+from ..extras import need
 from ..tempfiles import temp_sibling
 from .formats import DataFormatError
 from .formats.lmdb_images import LmdbImages
@@ -33,6 +34,7 @@ POLICIES = ("error", "blank")
 BLANK_VALUE = 128  # mid-grey: about 0 after any usual normalization, so a blank item carries no signal
 LMDB_SCHEME = "lmdb:"  # "lmdb:<database path>#<key>", written by morec.data.formats.lmdb_images
 STORE_VERSION = 1
+PROBLEMS_FILE = "image_problems.json"  # a prepared dataset's list of items without a usable image (prepare.image_missing)
 
 
 @dataclass
@@ -139,8 +141,7 @@ class ImageDecoder:
         return p if p.is_absolute() or self.root is None else self.root / p
 
     def __call__(self, ref: str | bytes) -> np.ndarray:
-        from PIL import Image
-
+        Image = need("PIL.Image", "reading item images")
         try:
             if isinstance(ref, bytes):
                 import io
@@ -235,9 +236,7 @@ def build_image_store(dataset, size: int = 224, missing: str = "error", workers:
     else:
         store = _build(dataset, refs, root, size, npy, index, workers, log)
     if missing != "quiet":
-        from .image_check import accepted
-
-        _apply_policy(store, missing, log, *accepted(dataset))
+        _apply_policy(store, missing, log, *accepted_problems(dataset))
     return store
 
 
@@ -280,6 +279,17 @@ def _build(dataset, refs, root, size, npy: Path, index: Path, workers: int, log)
     log(f"[{dataset.name}] image store: {n - len(problems):,} of {n:,} item images decoded and resized to "
         f"{size}x{size} -> {npy} ({npy.stat().st_size / 2**20:,.1f} MiB)")
     return ImageStore(np.load(npy, mmap_mode="r"), npy, problems)
+
+
+def accepted_problems(dataset) -> tuple[frozenset[str], Path | None]:
+    """(item ids whose unusable image the dataset was prepared to blank, the file listing them)."""
+    manifest = getattr(dataset, "manifest", {}) or {}
+    if manifest.get("image_missing") != "blank":
+        return frozenset(), None
+    path = Path(dataset.path) / PROBLEMS_FILE
+    if not path.is_file():
+        return frozenset(), None
+    return frozenset(p["item"] for p in json.loads(path.read_text(encoding="utf-8"))), path
 
 
 _SAID: set[str] = set()  # lines said once per process: every command that loads a store would repeat them
