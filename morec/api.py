@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .catalog import CATALOG_FILE, items_frame
+from .catalog import CATALOG_FILE, items_folder, items_frame
 from .config import Config, ConfigError, PrepareConfig, from_dict, load_config, to_dict
 from .data.dataset import PreparedDataset
 from .data.fetch import fetch_dataset
@@ -263,7 +263,7 @@ class Run:
                   fmt: str | None = None) -> dict:
         """Encode new items from their content (MoRec) and make them recommendable, saved into the run directory.
         Items name their id and text by the dataset's own columns (or ``id``); ``columns`` maps other names."""
-        added = self.service.add_items(items_frame(items, fmt), columns)
+        added = self.service.add_items(items_frame(items, fmt), columns, base=items_folder(items))
         return {"added": len(added), "ids": added, "items": self.service.n_items, "file": str(self.path / CATALOG_FILE)}
 
     def export(self, out: str | Path) -> Path:

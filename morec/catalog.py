@@ -56,7 +56,7 @@ def read_items_file(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
     ``id`` (or ``item``) column and the text fields the model reads (or ``image`` paths for vision)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"new-items file {path} not found")
+        raise FileNotFoundError(f"new-items file {path} not found (looked for {path.resolve()})")
     fmt = (fmt or path.suffix.lstrip(".")).lower()
     try:
         if fmt in ("csv", "tsv", "txt"):
@@ -110,14 +110,29 @@ def parse_mapping(pairs: list[str] | None) -> dict[str, str]:
 
 def items_frame(items: pd.DataFrame | list[dict] | str | Path, fmt: str | None = None) -> pd.DataFrame:
     """New items as a DataFrame: given as one, as a list of dicts, or as a CSV / TSV / JSONL file (whose relative
-    image paths are relative to the file)."""
+    image paths are relative to the file: :func:`items_folder`, applied once the columns are mapped)."""
     if isinstance(items, (pd.DataFrame, list)):
         return pd.DataFrame(items)
-    df = read_items_file(items, fmt)
-    if "image" in df.columns:
-        base = Path(items).resolve().parent
-        df["image"] = [str(base / p) if isinstance(p, str) and p and not Path(p).is_absolute() else p
-                       for p in df["image"]]
+    return read_items_file(items, fmt)
+
+
+def items_folder(items) -> Path | None:
+    """The folder a new-items file's relative image paths refer to (None for items given in memory)."""
+    return Path(items).resolve().parent if isinstance(items, (str, Path)) else None
+
+
+def resolve_images(df: pd.DataFrame, base: Path | None) -> pd.DataFrame:
+    """Relative image paths of the ``image`` column made absolute under ``base`` (the items file's folder)."""
+    if base is None or "image" not in df.columns:
+        return df
+    return df.assign(image=[str(base / p) if isinstance(p, str) and p.strip() and not Path(p).is_absolute()
+                            and not p.startswith("lmdb:") else p for p in df["image"]])
+
+
+def own_columns(df: pd.DataFrame, image_column: str | None) -> pd.DataFrame:
+    """The dataset's own image column name (e.g. image_path, as prepared) read as ``image``."""
+    if image_column and image_column != "image" and image_column in df.columns and "image" not in df.columns:
+        return df.rename(columns={image_column: "image"})
     return df
 
 
@@ -194,6 +209,7 @@ class ContentEncoder:
         if reason:
             raise CatalogError(reason)
         self.encoder, self.cfg = encoder, cfg.model.encoder
+        self.image_column: str | None = None  # the dataset's own name of its image column, also accepted
         # where image references may point (see configure_images); by default any file the caller names
         self.image_root: Path | None = None
         self.confine_images, self.max_image_pixels = False, None
@@ -222,10 +238,7 @@ class ContentEncoder:
         if "image" in missing and IMAGE_BYTES_FIELD in items.columns:
             missing.remove("image")
         if missing:
-            raise CatalogError(f"new items lack the field(s) {', '.join(missing)} that the model reads "
-                               f"(model.encoder.text.fields = {self.cfg.text.fields})" if self.reads("text") else
-                               f"new items need an 'image' column (image file paths) or {IMAGE_BYTES_FIELD} "
-                               "(the image file's bytes, base64) for a vision model")
+            raise CatalogError(self._missing_message(missing, items))
         if self.reads("vision"):
             refs = _column(items, "image")
             uploads = _column(items, IMAGE_BYTES_FIELD)
@@ -238,6 +251,19 @@ class ContentEncoder:
             empty = items["item"][(text == "").all(axis=1).to_numpy()]
             if len(empty):
                 raise CatalogError(f"new item(s) with no text in {', '.join(self.cfg.text.fields)}: {_show(empty)}")
+
+    def _missing_message(self, missing: list[str], items: pd.DataFrame) -> str:
+        wants = []
+        if self.reads("text"):
+            wants.append(f"text field(s) {', '.join(self.cfg.text.fields)} (model.encoder.text.fields)")
+        if "image" in missing:
+            own = f" or {self.image_column!r} (the dataset's own name)" if self.image_column not in (None, "image") else ""
+            wants.append(f"an 'image' column{own} of image file paths, or {IMAGE_BYTES_FIELD} (the image file's bytes, "
+                         "base64)")
+        target = missing[0] if missing[0] != "image" else (self.image_column or "image")
+        return (f"new items lack {', '.join(map(repr, missing))}: the model reads {'; '.join(wants)}. Their columns "
+                f"are {', '.join(map(repr, map(str, items.columns)))}; map one of them with --map YOURS={target} "
+                f"(POST /items: \"columns\": {{\"YOURS\": \"{target}\"}})")
 
     @torch.no_grad()
     def __call__(self, items: pd.DataFrame) -> torch.Tensor:

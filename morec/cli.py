@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from . import api
+from . import api, config_help
 from .catalog import CatalogError, parse_mapping
 from .checkpoint import CheckpointError
 from .config import ConfigError, PrepareConfig, from_dict, load_config, parse_overrides
@@ -29,7 +29,7 @@ from .serve import TOKEN_ENV, Limits, check_options, serve
 from .stats import detail, format_improv, p_text
 from .sweep import SweepError, load_sweep, run_sweep, summary_markdown
 from .train import Trainer, TrainingCollapsed, claim_run_dir
-from .tune import load_tune, run_tune, tune_markdown
+from .tune import EXAMPLE as TUNE_EXAMPLE, load_tune, run_tune, tune_markdown
 from .yamlfile import YamlError
 
 
@@ -171,6 +171,11 @@ def cmd_sweep(args, extra) -> int:
 
 
 def cmd_tune(args, extra) -> int:
+    if args.example or not args.tune:
+        if not args.example:
+            raise ConfigError("give a tune file (morec tune TUNE.yaml), or --example to print one to start from")
+        print(TUNE_EXAMPLE, end="")
+        return 0
     summary = run_tune(load_tune(args.tune, parse_overrides(extra)), seeds=not args.search_only)
     if summary is not None:
         print(tune_markdown(summary))
@@ -331,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=cmd_data_fetch)
     pr = data.add_parser("prepare", help="raw files -> prepared dataset (the paper's preprocessing); --prepare.KEY=VALUE",
                          formatter_class=argparse.RawDescriptionHelpFormatter,
-                         epilog="formats and their reader options (--option KEY=VALUE):\n\n" + formats_help())
+                         epilog=config_help.epilog("prepare") + "\n\nformats and their reader options "
+                                "(--option KEY=VALUE):\n\n" + formats_help())
     pr.add_argument("source", help="folder or file of the raw dataset")
     pr.add_argument("--out", required=True)
     pr.add_argument("--format", help=f"{' | '.join(READERS)} (default: detected from the files)")
@@ -357,7 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("out")
     sy.set_defaults(func=cmd_data_synth)
 
-    t = sub.add_parser("train", help="train a model: --config FILE.yaml and --section.key=value overrides")
+    t = sub.add_parser("train", help="train a model: --config FILE.yaml and --section.key=value overrides",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=config_help.epilog("run", "model", "train", "eval"))
     t.add_argument("--config")
     t.add_argument("--json", action="store_true", help="print the final metrics as one JSON line last")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
@@ -389,7 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tu = sub.add_parser("tune", help="hyper-parameter search with Optuna from TUNE.yaml (resumable, several processes "
                                      "may share it), chosen on validation; --section.key=value over its base")
-    tu.add_argument("tune", help="YAML with base, space, trials, pruner, seeds, out (see morec/tune.py)")
+    tu.add_argument("tune", nargs="?", help="YAML with base, space, trials, pruner, seeds, out (morec tune --example)")
+    tu.add_argument("--example", action="store_true", help="print a commented tune file to start from")
     tu.add_argument("--search-only", action="store_true",
                     help="search and choose, but leave the seeds of the chosen configuration to a later run")
     tu.set_defaults(func=cmd_tune)
@@ -433,10 +442,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_recommend)
 
     cat = sub.add_parser("catalog", help="the recommendable catalogue of a run").add_subparsers(dest="catalog_command", required=True)
-    ca = cat.add_parser("add", help="encode new items from their text (MoRec) and make them recommendable, no retraining")
+    ca = cat.add_parser("add", help="encode new items from their content (text, images) with a MoRec model and make "
+                                    "them recommendable, no retraining")
     ca.add_argument("run")
     ca.add_argument("--items", required=True, help="CSV, TSV or JSON lines: an id column (id, item or the dataset's own, "
-                                                   "e.g. book_sku) and the model's text fields by the dataset's names")
+                                                   "e.g. book_sku) and what the model reads (text fields, image paths) "
+                                                   "by the dataset's names; image paths relative to this file's folder")
     ca.add_argument("--format", help="csv | tsv | jsonl | json (default: the file's extension)")
     ca.add_argument("--map", action="append", metavar="FILE_COLUMN=DATASET_COLUMN",
                     help="read a column of the file as the dataset's column, e.g. --map sku=book_sku --map name=book_title")
@@ -467,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--token", help="require 'Authorization: Bearer TOKEN' for POST /items "
                                     "(or set MOREC_SERVE_TOKEN, which keeps it out of the process list)")
     sv.set_defaults(func=cmd_serve)
+    config_help.add_command(sub)
     for name, module in DELEGATED.items():  # listed in --help; parsed by their own module (see main)
         sub.add_parser(name, help=f"extra pre-training on the item {'texts (MLM)' if 'text' in name else 'images (MAE)'}: "
                                   f"see `morec {name} --help`")

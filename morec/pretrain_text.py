@@ -18,6 +18,7 @@ from .data.content import ItemTokens, item_tokens
 from .data.dataset import PreparedDataset
 from .encoders.hf import quiet_transformers
 from .encoders.text import resolve_pretrained
+from .extras import need
 from .pretraining import record_epoch, run_cli, start_run, write_result
 
 
@@ -117,6 +118,7 @@ class MaskedLM:
 
 def pretrain_text(cfg: PretrainTextConfig, dataset: PreparedDataset | None = None, log=print) -> dict:
     """Continue MLM training on the dataset's item texts; save the model directory to ``cfg.out``."""
+    need("transformers", "pretrain-text")
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     device = start_run(cfg)

@@ -31,7 +31,7 @@ import torch
 from safetensors.torch import load_file
 
 from .catalog import (AddedItems, CatalogError, ContentEncoder, append_added, cannot_add_reason, catalog_signature,
-                      map_columns, normalize_items, read_added, weights_fingerprint)
+                      map_columns, normalize_items, own_columns, read_added, resolve_images, weights_fingerprint)
 from .backbones import build_backbone
 from .checkpoint import atomic_save_tensors, atomic_write_text
 from .config import Config, from_dict, to_dict
@@ -97,7 +97,7 @@ class RecommenderService:
                  user_offsets: np.ndarray, user_items: np.ndarray, content: ContentEncoder | None = None,
                  cannot_add: str | None = None, run_dir: Path | None = None, fingerprint: str | None = None,
                  index: str = "exact", source: str = "", added_signature: tuple | None = None,
-                 id_column: str | None = None, title_column: str | None = "title"):
+                 id_column: str | None = None, title_column: str | None = "title", image_column: str | None = None):
         self.cfg = cfg
         self.backbone = backbone.eval()
         self.uses_history = bool(getattr(backbone, "uses_history", True))
@@ -113,6 +113,8 @@ class RecommenderService:
         self._added_signature = added_signature
         # the dataset's own names of its item id and title columns (e.g. book_sku, book_title): new items may use them
         self.id_column, self.title_column = id_column, title_column
+        if content is not None:
+            content.image_column = image_column
         self._lock = threading.Lock()
         self._device = snapshot.outputs.device
         if index not in ("exact", "faiss", "auto"):
@@ -166,7 +168,7 @@ class RecommenderService:
         return cls(cfg, model.backbone, snap, users, dataset.offsets.astype(np.int64),
                    np.asarray(dataset.items_flat).astype(np.int64), content, reason, run, fingerprint, index,
                    source=str(run), added_signature=added.signature, id_column=dataset.item_id_column,
-                   title_column=dataset.title_column)
+                   title_column=dataset.title_column, image_column=dataset.manifest.get("image_column"))
 
     @classmethod
     def from_export(cls, export_dir: str | Path, device: str = "cpu", index: str = "exact") -> "RecommenderService":
@@ -332,17 +334,19 @@ class RecommenderService:
         return {"items": items, "history_length": int(len(seq))}
 
     # --- adding items ----------------------------------------------------------------------------
-    def add_items(self, items: pd.DataFrame | list[dict], columns: dict[str, str] | None = None) -> list[str]:
+    def add_items(self, items: pd.DataFrame | list[dict], columns: dict[str, str] | None = None,
+                  base: Path | None = None) -> list[str]:
         """Encode new items from their content and add them to the run directory's catalogue file (one
         transaction under its lock, so concurrent additions by other processes are kept) and to this
         service's catalogue, which then also holds whatever others added meanwhile. Returns the added ids.
 
         Items name their id ``id``, ``item`` or the dataset's own id column (e.g. ``book_sku``) and their
-        text by the dataset's column names; ``columns`` renames others first ({"sku": "book_sku"})."""
+        text and images by the dataset's column names; ``columns`` renames others first ({"sku": "book_sku"}).
+        Relative image paths are read under ``base`` (the items file's folder), when given."""
         if self.content is None or self.run_dir is None:
             raise CatalogError(self.cannot_add or "this model cannot add items")
         df = pd.DataFrame(items) if not isinstance(items, pd.DataFrame) else items
-        df = map_columns(df, columns)
+        df = resolve_images(own_columns(map_columns(df, columns), self.content.image_column), base)
         with self._lock:  # one addition at a time in this process; answers go on with the old snapshot
             snap = self._snap
             df = normalize_items(df, snap.index, self.id_column)  # early, clear refusal; the transaction checks again
@@ -350,7 +354,8 @@ class RecommenderService:
             vecs = self.content(df)
             new_ids = df["item"].tolist()
             trained = dict(zip(snap.ids[1:snap.n_trained + 1], range(1, snap.n_trained + 1)))
-            added = append_added(self.run_dir, new_ids, _titles_of(df, self.title_column), vecs, self.fingerprint, trained)
+            titles = [t if t is not None else i for t, i in zip(_titles_of(df, self.title_column), new_ids)]  # a label
+            added = append_added(self.run_dir, new_ids, titles, vecs, self.fingerprint, trained)
             self._install(added)
         return new_ids
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .catalog import CatalogError
+from .extras import need
 from .recommend import RecommenderService, ServingError
 
 
@@ -231,6 +232,7 @@ def create_app(service: RecommenderService, limits: Limits | None = None, image_
 
 def make_server(service: RecommenderService, host: str = "127.0.0.1", port: int = 8000,
                 limits: Limits | None = None, log_level: str = "warning", image_root=None, token: str | None = None):
+    _require_fastapi()
     import uvicorn
 
     app = create_app(service, limits, image_root, token)
@@ -313,8 +315,7 @@ def load_test(url: str, requests: list[dict], clients: int = 8, seconds: float =
               timeout: float = 10.0) -> dict:
     """Closed-loop load: ``clients`` threads, each with its own keep-alive connection, send the
     ``requests`` bodies round-robin for ``seconds``. Returns counts, errors and latency percentiles (ms)."""
-    import httpx
-
+    httpx = need("httpx", "the serving load test")
     lat: list[list[float]] = [[] for _ in range(clients)]
     errors: list[list[str]] = [[] for _ in range(clients)]
     stop = time.perf_counter() + seconds

@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
+from .progress import progress
 
 from . import cost
 from . import distributed as dist_utils
@@ -148,6 +148,14 @@ class TrainState:
     checkpoint_bytes: int = 0  # size of the latest
 
 
+def capped_message(cfg, best_epoch: int, out) -> str:
+    """Said at the end of a run stopped by its epoch cap before patience ran out: more epochs may still help."""
+    more = (f"continue it with: morec train --resume {out} --train.epochs={2 * cfg.train.epochs}"
+            if cfg.train.checkpoints else f"train again with a larger train.epochs (it was {cfg.train.epochs})")
+    return (f"note: the run stopped at its epoch cap (train.epochs={cfg.train.epochs}) while validation was still "
+            f"improving (best epoch {best_epoch}, patience {cfg.train.patience} not used up); {more}")
+
+
 class Trainer:
     """``on_epoch(epoch, valid_metrics)``, if given, is called after each epoch's validation (a search prunes a
     trial there by raising); ``fit(test=False)`` never reads the test split (a search's trials)."""
@@ -246,8 +254,7 @@ class Trainer:
         batches = self.batches.epoch(rng)
         if skip:  # replay the generator (same rng draws) without training on what was done before the checkpoint
             batches = itertools.islice(batches, skip, None)
-        bar = tqdm(batches, total=n_batches, initial=skip, desc=f"epoch {epoch}", leave=False,
-                   disable=not (t.progress and self.dist.is_main), file=sys.stderr)
+        bar = progress(batches, n_batches, f"epoch {epoch}", t.progress and self.dist.is_main, skip, sys.stderr)
         t0, seconds_before = time.perf_counter(), st.epoch_seconds
         interval = {"loss": 0.0, "batches": 0, "steps": 0, "t0": t0}  # since the last step record
         self.optimizer.zero_grad(set_to_none=True)
@@ -488,6 +495,8 @@ class Trainer:
         }
         if main:
             atomic_write_text(self.out / "results.json", json.dumps(results, indent=2))
+            if results["capped"]:
+                self.log(capped_message(cfg, st.best_epoch, self.out))
         dist_utils.shutdown(self.dist)
         return results
 

@@ -1,4 +1,4 @@
-"""Hyper-parameter search with Optuna: ``morec tune TUNE.yaml``.
+"""Hyper-parameter search with Optuna: ``morec tune TUNE.yaml`` (``morec tune --example`` prints a commented file).
 
 A tune file (YAML)::
 
@@ -51,6 +51,30 @@ from .sweep import (SweepRun, SweepSpec, get_dotted, load_base, nest_dotted, par
 from .train import Trainer, TrainingCollapsed
 from .yamlfile import load_yaml_file, shown
 
+# `morec tune --example`: a tune file to start from, every key explained (tests parse it)
+EXAMPLE = """\
+# A morec tune file: Optuna searches `space` over `base`, choosing on validation (the test split is read once,
+# for the chosen configuration). Run it with `morec tune THIS.yaml`; run it again to resume.
+base:                        # the config every trial starts from (or `config: path.yaml` plus keys over it)
+  data: data/prepared/ml-100k
+  model: {backbone: sasrec, encoder: {kind: id}}
+  train: {epochs: 100, patience: 10}
+trial: {train: {epochs: 30, patience: 5}}    # over the base for search trials only (a shorter budget)
+space:                       # dotted config keys -> one distribution each
+  train.lr: {log_uniform: [1.0e-4, 1.0e-2]}  # log_uniform / uniform: [low, high] floats
+  model.n_layers: {int: [1, 3]}              # int: [low, high], both included
+  model.dropout: {uniform: [0.0, 0.5]}
+  model.dim: {choice: [32, 64, 128]}         # choice: a list of values
+trials: 20                   # finished trials (complete or pruned) the study should hold
+pruner: median               # median | halving | none: stop a trial early from its validation curve
+warmup_epochs: 3             # median: epochs every trial runs before it can be pruned
+startup_trials: 5            # median: trials that finish before any is pruned
+seed: 0                      # the TPE sampler's seed
+group_by: []                 # one chosen trial per group, e.g. [model.encoder.mode]
+seeds: [1, 2, 3]             # after the search: the chosen configuration under the base budget, per seed
+compare_base: true           # and the base config itself with the same seeds (the default to beat)
+out: runs/tune-ml100k        # the study (study.db), every trial's run and the summary (sweep.json, sweep.md)
+"""
 DISTRIBUTIONS = ("log_uniform", "uniform", "int", "choice")
 PRUNERS = ("median", "halving", "none")
 
@@ -194,7 +218,7 @@ def open_study(spec: TuneSpec):
 
 
 def _finished(study) -> int:
-    from optuna.trial import TrialState
+    TrialState = _optuna().trial.TrialState
 
     return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
 
@@ -202,7 +226,7 @@ def _finished(study) -> int:
 def _retry_interrupted(study) -> None:
     """Queue every interrupted trial (failed without an error of its own) once more, with its parameters and its
     run directory, so it continues from its checkpoint."""
-    from optuna.trial import TrialState
+    TrialState = _optuna().trial.TrialState
 
     retried = {t.user_attrs.get("resumes") for t in study.trials}
     for t in study.trials:
@@ -307,7 +331,7 @@ class _StopOnRepeatedFailure:
         self.log, self.limit, self.failures = log, limit, 0
 
     def __call__(self, study, trial) -> None:
-        from optuna.trial import TrialState
+        TrialState = _optuna().trial.TrialState
 
         self.failures = self.failures + 1 if trial.state == TrialState.FAIL and "error" in trial.user_attrs else 0
         if self.failures >= self.limit:
@@ -336,7 +360,7 @@ def score_test(run_dir: Path) -> dict:
 
 def trial_runs(spec: TuneSpec, study) -> list[SweepRun]:
     """The study's trials as a sweep's runs: done (complete), pruned, collapsed (pruned as such), failed, running."""
-    from optuna.trial import TrialState
+    TrialState = _optuna().trial.TrialState
 
     runs = []
     for t in sorted(study.trials, key=lambda t: t.number):
@@ -435,7 +459,7 @@ def chosen_vs_base(seed_arms: list[dict], log: Callable[[str], None] = print) ->
 
 def run_tune(spec: TuneSpec, log: Callable[[str], None] = print, seeds: bool = True) -> dict | None:
     """Search, then (when no trial of the study is still running elsewhere) choose, test once and summarize."""
-    from optuna.trial import TrialState
+    TrialState = _optuna().trial.TrialState
 
     study = search(spec, log)
     running = [t.number for t in study.trials if t.state == TrialState.RUNNING]

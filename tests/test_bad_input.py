@@ -165,17 +165,24 @@ def test_missing_or_corrupt_images_are_named_with_what_to_do(tmp_path, capsys):
     images = sorted(p for p in synth.rglob("*.png"))
     images[0].unlink()
     images[1].write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
-    assert prepare(capsys, synth, tmp_path / "prepared")[0] == 0
+    rc, _, message = prepare(capsys, synth, tmp_path / "prepared")  # found at prepare, named with what to do
+    assert rc == 2 and "2 of" in message and "missing or unreadable" in message
+    assert images[0].name in message and images[1].name in message and "file not found" in message
+    assert "--prepare.image_missing=blank" in message and "model.encoder" not in message
+    assert not (tmp_path / "prepared").exists() and "preparing" not in message  # no pointer to a removed folder
+    rc, out, _ = prepare(capsys, synth, tmp_path / "prepared", "--prepare.image_missing=blank")
+    assert rc == 0 and str(tmp_path / "prepared" / "image_problems.json") in out
     ds = PreparedDataset(tmp_path / "prepared")
+    assert ds.manifest["image_problems"] == 2 and (tmp_path / "prepared" / "image_problems.json").is_file()
+    images[0].write_bytes(images[2].read_bytes())  # the store decides anew only for what prepare did not list
+    images[2].unlink()
     with pytest.raises(DataFormatError) as err:
         build_image_store(ds, size=8, missing="error", log=lambda s: None)
-    message = str(err.value)
-    assert "2 of" in message and "missing or unreadable" in message
-    assert images[0].name in message and images[1].name in message and "file not found" in message
-    assert "model.encoder.vision.image_missing=blank" in message
+    assert "1 of" in str(err.value) and images[2].name in str(err.value)
+    assert "model.encoder.vision.image_missing=blank" in str(err.value)
     logged = []
     store = build_image_store(ds, size=8, missing="blank", log=logged.append)
-    assert len(store.problems) == 2 and any("2 of" in line and "blank" in line for line in logged)
+    assert len(store.problems) == 2 and any("1 of" in line and "blank" in line for line in logged)
 
 
 # --- config and training input -------------------------------------------------------------------

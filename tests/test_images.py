@@ -20,9 +20,9 @@ QUIET = lambda s: None  # noqa: E731
 def make(tmp_path, name="d", image_size=16, damage=None):
     raw_dir = write_synthetic(SynthConfig(n_users=60, n_items=40, n_topics=4, image_size=image_size, seed=5),
                               tmp_path / f"raw-{name}")
-    if damage:
-        damage(raw_dir)
     prepare(read_raw(raw_dir), tmp_path / name, log=QUIET)
+    if damage:  # after prepare, which checks every image: the store meets what changed since
+        damage(raw_dir)
     return raw_dir, PreparedDataset(tmp_path / name)
 
 

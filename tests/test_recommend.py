@@ -166,7 +166,7 @@ def test_new_item_errors(text_run, tmp_path):
         svc.add_items([{"id": known, "title": "x"}])
     with pytest.raises(DuplicateItemsError, match="repeated among the new items: a"):
         svc.add_items([{"id": "a", "title": "x"}, {"id": "a", "title": "y"}])
-    with pytest.raises(CatalogError, match="lack the field.*title"):
+    with pytest.raises(CatalogError, match="lack .title.*--map"):
         svc.add_items([{"id": "a", "name": "x"}])
     with pytest.raises(CatalogError, match="no text in title: a"):
         svc.add_items([{"id": "a", "title": "  "}])

@@ -153,7 +153,7 @@ def test_add_items_while_serving(text_server):
 @pytest.mark.parametrize("body, status, message", [
     ({"items": [{"id": "i1", "title": "x"}]}, 409, "already in the catalogue: i1"),
     ({"items": [{"id": "d", "title": "x"}, {"id": "d", "title": "y"}]}, 409, "repeated among the new items: d"),
-    ({"items": [{"id": "t1"}]}, 422, "lack the field(s) title"),
+    ({"items": [{"id": "t1"}]}, 422, "lack 'title'"),
     ({"items": [{"title": "x"}]}, 422, "need an id column"),
     ({"items": [{"id": "t2", "title": ""}]}, 422, "no text in title: t2"),
     ({"items": [{"id": "t3", "title": ["a"]}]}, 422, "must be strings or numbers"),

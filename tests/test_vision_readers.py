@@ -18,9 +18,9 @@ FIX = Path(__file__).parent / "fixtures"
 QUIET = lambda s: None  # noqa: E731
 
 
-def prepared(name, tmp_path, **options):
+def prepared(name, tmp_path, missing="blank", **options):
     raw = read_raw(FIX / name, **options)
-    out = prepare(raw, tmp_path / name, PrepareConfig(min_user_interactions=3), log=QUIET)
+    out = prepare(raw, tmp_path / name, PrepareConfig(min_user_interactions=3, image_missing=missing), log=QUIET)
     return raw, PreparedDataset(out)
 
 
@@ -47,9 +47,10 @@ def test_hm_ids_images_and_text(tmp_path):
     assert items.loc["0108775015", "title"] == "Strap top, 0" and "description" in items
     times = raw.interactions["timestamp"]
     assert times.iloc[1] - times.iloc[0] == 31 * 86400  # t_dat days, as seconds
-    with pytest.raises(DataFormatError, match=r"item '0108775020'.*images/010/0108775020.jpg: file not found"):
-        build_image_store(ds, 8, "error", log=QUIET)
-    store = build_image_store(ds, 8, "blank", log=QUIET)
+    with pytest.raises(DataFormatError, match=r"item '0108775020'.*images/010/0108775020.jpg: file not found.*"
+                                              r"--prepare.image_missing=blank"):
+        prepared("hm", tmp_path / "strict", missing="error")
+    store = build_image_store(ds, 8, "error", log=QUIET)  # prepared with blanks: the dataset decided
     assert [p.item for p in store.problems] == ["0108775020"]
     row = int(ds.item_index()["0108775017"])
     assert np.abs(store.pixels[row].reshape(-1, 3).mean(0) - _colour(2)).max() < 4
@@ -61,7 +62,8 @@ def test_pixelrec_corrupt_cover_is_named(tmp_path):
     assert raw.items.set_index("item").loc["i3", "image"] == "cover/i3.jpg"
     assert list(raw.text_columns) == ["title"]
     with pytest.raises(DataFormatError, match=r"item 'i5'.*cover/i5.jpg: .*(Error|error|cannot)"):
-        build_image_store(ds, 8, "error", log=QUIET)
+        prepared("pixelrec", tmp_path / "strict", missing="error")
+    assert [p.item for p in build_image_store(ds, 8, "error", log=QUIET).problems] == ["i5"]
 
 
 def test_ninerec_and_microlens_read_every_cover(tmp_path):

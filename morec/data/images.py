@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..digest import file_stamp
+from ..extras import need
 from ..tempfiles import temp_sibling
 from .formats import DataFormatError
 from .formats.lmdb_images import LmdbImages
@@ -34,6 +35,7 @@ POLICIES = ("error", "blank")
 BLANK_VALUE = 128  # mid-grey: about 0 after any usual normalization, so a blank item carries no signal
 LMDB_SCHEME = "lmdb:"  # "lmdb:<database path>#<key>", written by morec.data.formats.lmdb_images
 STORE_VERSION = 1
+PROBLEMS_FILE = "image_problems.json"  # a prepared dataset's list of items without a usable image (prepare.image_missing)
 
 
 @dataclass
@@ -172,8 +174,7 @@ class ImageDecoder:
         return re.sub(r"(?<![\w>.])/[^\s'\"]+", lambda m: m.group(0) if m.group(0) in sent else "<path>", text)
 
     def _decode(self, ref: str | bytes) -> np.ndarray:
-        from PIL import Image
-
+        Image = need("PIL.Image", "reading item images")
         try:
             if isinstance(ref, bytes):
                 import io
@@ -255,7 +256,7 @@ def build_image_store(dataset, size: int = 224, missing: str = "error", workers:
     them with a blank image and reports the count. ``workers``: decoding threads (0 = CPU count;
     Pillow releases the GIL while decoding and resizing).
     """
-    if missing not in POLICIES:
+    if missing not in POLICIES + ("quiet",):  # quiet: blank, and the caller reports (prepare does)
         raise ValueError(f"image missing policy must be one of {POLICIES}, not {missing!r}")
     refs, root = image_refs(dataset)
     key = _store_key(refs, root, size)
@@ -267,7 +268,8 @@ def build_image_store(dataset, size: int = 224, missing: str = "error", workers:
         store = ImageStore(np.load(npy, mmap_mode="r"), npy, problems)
     else:
         store = _build(dataset, refs, root, size, npy, index, workers, log)
-    _apply_policy(store, missing, log)
+    if missing != "quiet":
+        _apply_policy(store, missing, log, *accepted_problems(dataset))
     return store
 
 
@@ -312,18 +314,44 @@ def _build(dataset, refs, root, size, npy: Path, index: Path, workers: int, log)
     return ImageStore(np.load(npy, mmap_mode="r"), npy, problems)
 
 
-def _apply_policy(store: ImageStore, missing: str, log) -> None:
-    if not store.problems:
+def accepted_problems(dataset) -> tuple[frozenset[str], Path | None]:
+    """(item ids whose unusable image the dataset was prepared to blank, the file listing them)."""
+    manifest = getattr(dataset, "manifest", {}) or {}
+    if manifest.get("image_missing") != "blank":
+        return frozenset(), None
+    path = Path(dataset.path) / PROBLEMS_FILE
+    if not path.is_file():
+        return frozenset(), None
+    return frozenset(p["item"] for p in json.loads(path.read_text(encoding="utf-8"))), path
+
+
+_SAID: set[str] = set()  # lines said once per process: every command that loads a store would repeat them
+
+
+def _say_once(log, line: str) -> None:
+    if line not in _SAID:
+        _SAID.add(line)
+        log(line)
+
+
+def _apply_policy(store: ImageStore, missing: str, log, accepted: frozenset = frozenset(),
+                  listed_in: Path | None = None) -> None:
+    """Problems the dataset was prepared to blank (``accepted``) are summarised; the rest follow ``missing``."""
+    new = [p for p in store.problems if p.item not in accepted]
+    if len(new) < len(store.problems):
+        _say_once(log, f"image store: {len(store.problems) - len(new):,} of {store.n_items:,} items have no usable "
+                       f"image and get a blank one, as prepared (prepare.image_missing=blank; listed in {listed_in})")
+    if not new:
         return
-    listed = "\n  ".join(str(p) for p in store.problems[:20])
-    more = f"\n  ... and {len(store.problems) - 20:,} more" if len(store.problems) > 20 else ""
+    listed = "\n  ".join(str(p) for p in new[:20])
+    more = f"\n  ... and {len(new) - 20:,} more" if len(new) > 20 else ""
     if missing == "error":
         raise DataFormatError(
-            f"{len(store.problems):,} of {store.n_items:,} item images are missing or unreadable:\n  {listed}{more}\n"
+            f"{len(new):,} of {store.n_items:,} item images are missing or unreadable:\n  {listed}{more}\n"
             f"Fix or supply them, or set model.encoder.vision.image_missing=blank to use a blank image for these items "
             f"(the full list is in {store.path.with_suffix('.json')})")
-    log(f"image store: {len(store.problems):,} of {store.n_items:,} items have no usable image and get a blank "
-        f"one (model.encoder.vision.image_missing=blank):\n  {listed}{more}")
+    _say_once(log, f"image store: {len(new):,} of {store.n_items:,} items have no usable image and get a blank one "
+                   f"(model.encoder.vision.image_missing=blank; listed in {store.path.with_suffix('.json')})")
 
 
 _Decoder = ImageDecoder  # the name it had while only the image store used it

@@ -20,12 +20,14 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..config import PrepareConfig
+from ..config import PrepareConfig, cut_time
 from ..tempfiles import _alive
 from .dataset import PreparedDataset
 from .formats import DataFormatError, RawDataset
 from .ids import check_id_variants
+from .image_check import check_images, settle
 from .images import build_image_store
+from .timebase import from_seconds, show_time, time_unit
 
 FORMAT_VERSION = 1
 
@@ -64,7 +66,7 @@ def filter_interactions(df: pd.DataFrame, cfg: PrepareConfig, step: _FilterLog) 
     if cfg.dedup != "none":
         pair = df["user"].to_numpy() * np.int64(df["item"].max() + 1) + df["item"].to_numpy()  # one int per (user, item)
         df = step("dedup", df, df[~pd.Series(pair).duplicated(keep=cfg.dedup).to_numpy()],
-                  f"repeated (user, item) pairs, kept the {cfg.dedup}")
+                  f"repeated (user, item) pairs, kept the {cfg.dedup}; prepare.dedup=none keeps every repeat")
 
     if cfg.min_item_interactions > 0:
         counts = df["item"].value_counts()
@@ -85,14 +87,29 @@ def filter_interactions(df: pd.DataFrame, cfg: PrepareConfig, step: _FilterLog) 
 
 
 def time_cuts(times: np.ndarray, cfg: PrepareConfig) -> tuple[float, float]:
-    """(valid cut, test cut): the given times, or the times leaving test_share of the interactions at or after
-    the test cut and valid_share more at or after the valid cut."""
+    """(valid cut, test cut) in the data's time unit: the given times (numbers, or dates read in the data's
+    time base), or the times leaving test_share of the interactions at or after the test cut and valid_share
+    more at or after the valid cut."""
     t = np.sort(np.asarray(times, dtype=np.float64))
     n = len(t)
-    test = cfg.time_test if cfg.time_test is not None else t[n - max(1, int(np.ceil(n * cfg.test_share)))]
-    valid = cfg.time_valid if cfg.time_valid is not None else \
+    test = _given_cut(cfg.time_test, "time_test", t) if cfg.time_test is not None else \
+        t[n - max(1, int(np.ceil(n * cfg.test_share)))]
+    valid = _given_cut(cfg.time_valid, "time_valid", t) if cfg.time_valid is not None else \
         t[n - max(1, int(np.ceil(n * (cfg.valid_share + cfg.test_share))))]
     return float(valid), float(test)
+
+
+def _given_cut(value, name: str, times: np.ndarray) -> float:
+    """prepare.time_valid / time_test in the data's unit; a date needs timestamps that are dates."""
+    kind, cut = cut_time(value, f"prepare.{name}")
+    if kind == "number":
+        return cut
+    unit = time_unit(times)
+    if unit is None:
+        raise DataFormatError(f"prepare.{name}={value} is a date, but the data's timestamps are not dates (they run "
+                              f"from {times[0]:g} to {times[-1]:g}: file order, positions or another unit); give "
+                              f"the cut in those numbers, e.g. --prepare.{name}={times[len(times) * 9 // 10]:g}")
+    return from_seconds(cut, unit)
 
 
 def time_split(df: pd.DataFrame, cfg: PrepareConfig, step: _FilterLog) -> tuple[pd.DataFrame, dict]:
@@ -106,20 +123,28 @@ def time_split(df: pd.DataFrame, cfg: PrepareConfig, step: _FilterLog) -> tuple[
         raise DataFormatError(f"[{step.name}] prepare.split=time: no interaction has a time (all are untimed "
                               "history); use prepare.split=loo")
     valid_cut, test_cut = time_cuts(times[timed], cfg)
+    unit = time_unit(times[timed])
+    show = lambda t: show_time(t, unit)  # noqa: E731 -- dates where the timestamps are dates
     if not valid_cut < test_cut:
-        raise DataFormatError(f"[{step.name}] the time split's valid cut ({valid_cut:g}) is not before its test cut "
-                              f"({test_cut:g}): timestamps tie there; set prepare.time_valid / prepare.time_test or "
-                              "other prepare.valid_share / prepare.test_share")
+        raise DataFormatError(f"[{step.name}] the time split's valid cut ({show(valid_cut)}) is not before its test "
+                              f"cut ({show(test_cut)}): timestamps tie there; set prepare.time_valid / "
+                              "prepare.time_test or other prepare.valid_share / prepare.test_share")
+    first, last = times[timed].min(), times[timed].max()
+    if valid_cut <= first or test_cut > last:
+        raise DataFormatError(f"[{step.name}] the time cuts {show(valid_cut)} (valid) and {show(test_cut)} (test) "
+                              f"must lie within the interactions' span, {show(first)} to {show(last)}; give "
+                              "prepare.time_valid / prepare.time_test inside it")
     period = np.where(~timed | (times < valid_cut), 0, np.where(times < test_cut, 1, 2))
     df = df.assign(_period=period, _after=period == 2)
     nth_after = df.groupby("user", sort=False)["_after"].cumsum().to_numpy()
+    step.log(f"[{step.name}] time split: the interactions span {show(first)} to {show(last)}")
     df = step("time split", df, df[nth_after <= 1].drop(columns="_after"),
-              f"cut at {valid_cut:g} (valid) and {test_cut:g} (test): a user's items after their first test-period "
-              "item are never used")
+              f"cut at {show(valid_cut)} (valid) and {show(test_cut)} (test): a user's items after their first "
+              "test-period item are never used")
     df = _drop_idle_users(df, step)
     if cfg.new_items:
         df = _drop_idle_users(_hold_out_new_test_items(df, cfg, step), step)
-    cuts = {"valid": valid_cut, "test": test_cut,
+    cuts = {"valid": valid_cut, "test": test_cut, "unit": unit,
             **{f"{name}_interactions": int((df["_period"] == p).sum()) for p, name in enumerate(("train", "valid", "test"))}}
     step.log(f"[{step.name}] time split: {cuts['train_interactions']:,} training interactions, "
              f"{cuts['valid_interactions']:,} in the valid period, {cuts['test_interactions']:,} test targets")
@@ -318,6 +343,8 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
 def _write(out: Path, final: Path, raw, cfg, log, df, offsets, cuts, items, users, step, text_columns,
            title_column, preset=None) -> None:
     # preset: the dataset preset applied (morec.data.presets.apply's record), kept in the manifest
+    image_problems = settle(check_images(items, raw.root), len(items), cfg.image_missing, raw.name, out, final,
+                            log) if "image" in items.columns else []
     np.save(out / "seq_offsets.npy", offsets.astype(np.int64))
     np.save(out / "seq_items.npy", df["i"].to_numpy().astype(np.int32))
     np.save(out / "seq_times.npy", _stored_times(df))
@@ -334,23 +361,36 @@ def _write(out: Path, final: Path, raw, cfg, log, df, offsets, cuts, items, user
         "n_interactions": len(df),
         "untimed_interactions": int((~df["_timed"]).sum()) if "_timed" in df else 0,
         "split": "leave-one-out: last = test, second-to-last = valid, rest = train" if cuts is None else
-        f"global time split: train before {cuts['valid']:g}, valid target = first item in [{cuts['valid']:g}, "
-        f"{cuts['test']:g}), test target = first item at or after {cuts['test']:g}",
+        f"global time split: train before {_shown_cut(cuts, 'valid')}, valid target = first item in "
+        f"[{_shown_cut(cuts, 'valid')}, {_shown_cut(cuts, 'test')}), test target = first item at or after "
+        f"{_shown_cut(cuts, 'test')}",
         **({"time_cuts": cuts} if cuts is not None else {}),
         "text_columns": text_columns,
         "title_column": title_column,
         "item_id_column": raw.id_column,
+        "image_column": raw.image_column,
         "has_images": "image" in items.columns,
         "image_root": str(Path(raw.root).resolve()) if raw.root else None,
+        "image_missing": cfg.image_missing,
+        "image_problems": len(image_problems),
         "prepare": vars(cfg),
         **({"preset": preset} if preset else {}),
         "filters": step.steps,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    if cfg.image_size and "image" in items.columns:  # decoding finds what the header check cannot (a cut-off file)
+        store = build_image_store(PreparedDataset(out), cfg.image_size, "quiet", log=log)
+        decoded = settle([p for p in store.problems if p.item not in {q.item for q in image_problems}], len(items),
+                         cfg.image_missing, raw.name, out, final, log, image_problems)
+        if len(decoded) != len(image_problems):
+            manifest["image_problems"] = len(decoded)
+            (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     log(f"[{raw.name}] prepared {len(users):,} users, {len(items):,} items, {len(df):,} interactions -> {final}")
-    if cfg.image_size and "image" in items.columns:
-        build_image_store(PreparedDataset(out), cfg.image_size, "error", log=log)
+
+
+def _shown_cut(cuts: dict, which: str) -> str:
+    return show_time(cuts[which], cuts.get("unit"))
 
 
 def _stored_times(df: pd.DataFrame) -> np.ndarray:

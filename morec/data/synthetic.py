@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from morec.data.formats import DataFormatError, RawDataset
+from morec.extras import need
 
 # Fixed knobs that shape the data but are not worth a config field.
 _PREF_CONCENTRATION = 0.3   # Dirichlet alpha of user topic preferences: small = few favourite topics
@@ -366,7 +367,7 @@ def write_synthetic(cfg: SynthConfig, out_dir: Path) -> Path:
     items = raw.items.copy()
     items["topic"] = truth.item_topic
     if cfg.image_size > 0:
-        from PIL import Image  # only needed here: generating in memory works without Pillow
+        Image = need("PIL.Image", "writing synthetic item images")  # generating in memory works without Pillow
 
         (out_dir / "images").mkdir(exist_ok=True)
         paths = []

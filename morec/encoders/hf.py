@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from ..config import ConfigError
+from ..extras import need
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -16,7 +17,7 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 def quiet_transformers():
     """Loading a checkpoint into a bare encoder lists unused weights (a sentence-transformers pooler, an MAE
     decoder); the message (and the progress bar) is noise for us because those parts are dropped."""
-    from transformers.utils import logging as hf_logging
+    hf_logging = need("transformers.utils.logging", "Hugging Face encoders")
 
     level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()

@@ -13,12 +13,12 @@ from __future__ import annotations
 from torch import nn
 
 from ..config import ConfigError, EncoderConfig
+from ..extras import need
 
 
 def default_targets(model_type: str) -> list[str]:
-    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
-
-    return list(DEFAULTS.get(model_type, []))
+    defaults = need("peft.utils.constants", "model.encoder.mode=lora").TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+    return list(defaults.get(model_type, []))
 
 
 def add_lora(part: nn.Module, cfg: EncoderConfig, model_type: str = "") -> None:

@@ -386,6 +386,8 @@ class VisionEncoder(ModalityEncoder):
             batch = []
             for item, ref in zip(items[start:start + self.chunk], refs[start:start + self.chunk]):
                 shown = f"the uploaded image of item {item!r}" if isinstance(ref, bytes) else f"the image {ref!r}"
+                if isinstance(ref, str) and not confine_images and not ref.startswith("lmdb:"):
+                    shown += f" (looked for {decode.path_of(ref).absolute()})"  # where a relative path led
                 try:
                     batch.append(decode(ref))
                 except ImageNotAllowed as err:

@@ -31,6 +31,7 @@ class RawDataset:
     root: Path | None = None  # folder that relative image paths refer to
     notes: list[str] = field(default_factory=list)  # what the reader dropped or repaired, for the log
     id_column: str | None = None  # the source's own name of the item id column (e.g. book_sku), if it has one
+    image_column: str | None = None  # the source's own name of the image column (e.g. image_path), if it has one
 
     @property
     def text_columns(self) -> list[str]:

@@ -26,6 +26,7 @@ import numpy as np
 
 from morec.data.formats import DataFormatError, RawDataset
 from morec.data.formats.sequences import read_sequences
+from morec.extras import need
 
 _SPECIAL_KEYS = (b"__keys__", b"__len__")
 _NUMBER = re.compile(r"^[A-Za-z_]*0*(\d+)$")
@@ -105,8 +106,7 @@ class LmdbImages:
 
     def image(self, key: str):
         """The PIL image stored under ``key`` (KeyError when absent)."""
-        from PIL import Image
-
+        Image = need("PIL.Image", "reading LMDB images")
         with self.env.begin() as txn:
             value = txn.get(key.encode("utf-8"))
         if value is None:

@@ -444,6 +444,36 @@ def _looks_textual(values: pd.Series) -> bool:
     return len(filled) > 0 and pd.to_numeric(filled, errors="coerce").isna().any()
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+
+
+def _guess_image_column(table: pd.DataFrame, skip: Sequence[str], folder: Path) -> tuple[str, str] | None:
+    """(column, why) of the item table's first column of image paths: nearly all its filled values end in an
+    image extension, or name files that exist under ``folder`` (a sample is checked); None when none does."""
+    for column in table.columns:
+        if column in skip or not (pd.api.types.is_string_dtype(table[column]) or table[column].dtype == object):
+            continue
+        values = table[column].astype(str).str.strip()
+        values = values[values != ""]
+        if values.empty:
+            continue
+        suffixes = values.str.lower().str.extract(r"(\.[a-z0-9]+)$", expand=False)
+        if suffixes.isin(IMAGE_SUFFIXES).mean() >= 0.9:
+            shown = ", ".join(sorted(set(suffixes.dropna()) & set(IMAGE_SUFFIXES)))
+            return column, f"its values end in an image file extension ({shown})"
+        sample = values.iloc[:200]
+        if sample.map(lambda v: _is_file(folder / v)).mean() >= 0.9:
+            return column, f"its values are files under {folder}"
+    return None
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, or holding a NUL
+        return False
+
+
 def read_table(
     path: str | Path,
     *,
@@ -511,6 +541,12 @@ def read_table(
         raw_items[item_id_column] = raw_items[item_id_column].astype(str)
         if image_column is None and "image" in raw_items.columns:
             image_column = "image"  # the native layout written by `morec data synth`
+        elif image_column is None and image_pattern is None:
+            found = _guess_image_column(raw_items, [item_id_column, *(text_columns or [])], items_path.parent)
+            if found:
+                image_column = found[0]
+                notes.append(f"{items_path.name}: image column {found[0]!r} ({found[1]}); pass image_column= to "
+                             "choose another, or list it in text_columns= to read it as text.")
         require_nonempty(raw_items, [item_id_column], items_path, where=item_where)
         check_unique_items(raw_items[item_id_column], items_path, where=item_where)
         if text_columns is None:
@@ -528,5 +564,7 @@ def read_table(
     if image_pattern:
         items["image"] = apply_image_pattern(items["item"], image_pattern)
 
-    return finish(interactions, items, name=folder.name, root=(items_path or inter_path).parent,
-                  notes=notes, items_source=items_source, id_column=item_id_column or item_column)
+    raw = finish(interactions, items, name=folder.name, root=(items_path or inter_path).parent,
+                 notes=notes, items_source=items_source, id_column=item_id_column or item_column)
+    raw.image_column = image_column  # new items may name their images as the source did
+    return raw
