@@ -2,7 +2,8 @@
 
 Layers, lowest first; a module imports only from its own layer or a lower one:
 
-    foundation   config, digest, tempfiles, checkpoint, runlog, cost, layers, ranks, yamlfile, runlock
+    foundation   config, digest, tempfiles, checkpoint, runlog, cost, layers, ranks, yamlfile, runlock, extras,
+                 progress, config_help
     data         morec.data (formats, preparation, batches, content stores)
     parts        encoders/, backbones/, losses      (peers: none imports another part)
     model        model
@@ -65,7 +66,7 @@ GRAPH = {name: imports(name) for name in MODULES}
 
 LAYERS = [
     ("foundation", ("morec.config", "morec.digest", "morec.tempfiles", "morec.checkpoint", "morec.runlog", "morec.cost",
-                    "morec.yamlfile", "morec.runlock",
+                    "morec.yamlfile", "morec.runlock", "morec.extras", "morec.progress", "morec.config_help",
                     "morec.layers", "morec.ranks")),
     ("data", ("morec.data",)),
     ("parts", ("morec.encoders", "morec.backbones", "morec.losses")),

@@ -151,7 +151,8 @@ def test_hm_float_ids_are_an_error_naming_both_forms(tmp_path):
         "[HM] the item table's ids match 0 of 16 interacted items (0%): its ids look like '108775015.0', the "
         "interactions' like '0108775015'. Make the two id columns agree (export the item ids as text: no '.0', no "
         "lost leading zeros), or pass --prepare.min_content_match=0 to keep those items with empty content")
-    ds, _ = prepared(raw, tmp_path / "q", preset="none", prepare_cfg={"min_content_match": 0})
+    # (their images cannot be found either: blanks are asked for too, since a missing image stops prepare)
+    ds, _ = prepared(raw, tmp_path / "q", preset="none", prepare_cfg={"min_content_match": 0, "image_missing": "blank"})
     assert (ds.items["title"] == "").all()  # kept empty only when asked
 
 
