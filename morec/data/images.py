@@ -296,8 +296,9 @@ def _write_rows(f, shape: tuple, decode_rows, name: str) -> list[ImageProblem]:
     np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})
     f.write(_blank(shape[1]).tobytes())
     problems: list[ImageProblem] = []
+    # disable=None: shown on a terminal only (the build's own log line reports it; a log file gets no bar clutter)
     with tqdm(total=shape[0] - 1, desc=f"[{name}] decoding images", unit="image", file=sys.stderr,
-              leave=False) as bar:
+              leave=False, disable=None) as bar:
         for start in range(1, shape[0], BUILD_BATCH):
             rows = range(start, min(start + BUILD_BATCH, shape[0]))
             for pixels, problem in decode_rows(rows):
