@@ -374,24 +374,25 @@ class ModalityEncoder(ItemEncoder):
     def frozen_features(self) -> torch.Tensor:
         """Two-stage features: the frozen model's pooled vector of every item, (n_rows, hidden); row 0 = padding."""
         if self._features is None:
-            self._features = self._item_rows(f"features-{self.pooling}", self.hidden, self.forward_full)
+            self._features = self._item_rows(f"features-{self.pooling}", self.hidden, self.forward_full, "features")
         return self._features
 
     def layer_states(self) -> torch.Tensor:
         """mode=side: every item's frozen per-layer states, (n_rows, sum(widths)); row 0 = padding."""
         if self._layer_states is None:
-            self._layer_states = self._item_rows(f"side-{self.pooling}", sum(self.side.widths), self.forward_layers)
+            self._layer_states = self._item_rows(f"side-{self.pooling}", sum(self.side.widths), self.forward_layers,
+                                               "layer states")
         return self._layer_states
 
     @torch.no_grad()
-    def _item_rows(self, what: str, width: int, forward) -> torch.Tensor:
+    def _item_rows(self, what: str, width: int, forward, label: str) -> torch.Tensor:
         """``forward`` of every item's inputs, (n_rows, width): read from its cache file, or computed in length
         groups and written there."""
         path = self._cache_path(what)
         if path is not None and path.exists():
             return torch.from_numpy(np.load(path)).to(self._device())
         out = torch.zeros(self.n_rows(), width, device=self._device())
-        for chunk in self._pass(what.split("-")[0].replace("side", "layer states")):
+        for chunk in self._pass(label):
             out[chunk] = forward(self.item_inputs(chunk)).float()
         if path is not None:
             save_npy_atomic(path, out.cpu().numpy())

@@ -4,8 +4,9 @@ The pass runs without gradients, so its memory is the activations of one step. I
 ``model.encoder.batch_size`` (256) images, EfficientNet-Lite0 at 224 px held 5.5 GB of a CPU's memory where its
 training run on the cached features needs 0.9 GB: activations of 256 images alive at once. On a CPU a step is
 therefore sized from the model itself: its largest layer output for one item, times what a forward keeps alive
-beside it, within :data:`PASS_MEMORY`. Small steps cost a CPU no speed (its convolutions are as fast per image at 8
-images as at 256); a GPU keeps ``batch_size``, which its users size to its memory.
+beside it, within :data:`PASS_MEMORY`. Small steps cost a CPU no speed: on 2 cores the 300-image pass took 8.4 s
+in steps of 6 against about 21 s in steps of 256 (benchmarks/results/image_feature_pass_memory*.log). A GPU keeps
+``batch_size``, which its users size to its memory.
 """
 from __future__ import annotations
 
