@@ -127,8 +127,10 @@ def cmd_train(args, extra) -> int:
         results = trainer.fit()
     if not trainer.dist.is_main:  # under torchrun only rank 0 reports
         return 0
-    print(f"best epoch {results['best_epoch']}, {results['seconds_per_epoch']:.2f} s/epoch, "
-          f"{results['seconds_to_best']:.1f} s to best, run directory {cfg.out}")
+    once = results.get("feature_pass_seconds") or 0
+    print(f"best epoch {results['best_epoch']}, {results['seconds_per_epoch']:.2f} s/epoch"
+          + (f" (+ {once:.1f} s computing item features once, before epoch 0)" if once else "")
+          + f", {results['seconds_to_best']:.1f} s to best, run directory {cfg.out}")
     _print_results(f"{cfg.model.encoder.kind}-{cfg.model.backbone}", results, cfg.eval.ks, args.json)
     return 0
 

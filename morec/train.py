@@ -136,6 +136,7 @@ class TrainState:
     best_epoch: int = -1
     bad_epochs: int = 0
     train_seconds: float = 0.0  # training seconds of completed epochs
+    feature_seconds: float = 0.0  # the item encoder's work done once before epoch 0 (not in train_seconds)
     time_to_best: float = 0.0
     elapsed: float = 0.0  # wall seconds of the run so far, over every resume
     log: list = field(default_factory=list)  # the metrics.jsonl records
@@ -434,6 +435,7 @@ class Trainer:
             self.log(f"resumed {self.out} at {where} (step {st.step})")
         self._start = time.perf_counter() - st.elapsed
         peak_reset = cost.reset_peak_memory(self.device)
+        st.feature_seconds += self._feature_pass()
         if main:
             self.runlog = RunLog(self.out, st.log, st.step, self.resumed, cfg.train.tensorboard, self.log)
         try:
@@ -476,6 +478,7 @@ class Trainer:
             "test_subsets": subset_metrics(test_ranks, self.dataset, "test", e.ks, e.subsets, e.cold_threshold)
             if test else None,
             "seconds_per_epoch": st.train_seconds / epochs_run,
+            "feature_pass_seconds": st.feature_seconds,  # before epoch 0, once: not in seconds_per_epoch
             "seconds_to_best": st.time_to_best,
             "seconds_total": time.perf_counter() - self._start,
             "trainable_parameters": n_params,
@@ -499,6 +502,18 @@ class Trainer:
                 self.log(capped_message(cfg, st.best_epoch, self.out))
         dist_utils.shutdown(self.dist)
         return results
+
+    def _feature_pass(self) -> float:
+        """The item encoder's work done once over every item (frozen features, cached lower layers), run before
+        epoch 0 and timed apart so that s/epoch is training alone; its seconds (0: nothing computed here)."""
+        t0 = time.perf_counter()
+        done = self.model.item_encoder.precompute(progress=self.cfg.train.progress and self.dist.is_main)
+        if not done:
+            return 0.0
+        seconds = time.perf_counter() - t0
+        self.log(f"{' and '.join(done)} of {self.dataset.n_items:,} items computed once in {seconds:.1f} s, "
+                 "before epoch 0 (not counted in s/epoch; later runs read them from the dataset's cache)")
+        return seconds
 
     def _run_epoch(self) -> None:
         cfg, st = self.cfg, self.state

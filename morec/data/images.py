@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,10 +69,19 @@ class ImageStore:
     def gather(self, items: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 (N, size, size, 3) for item indices (read from the page cache, no decoding)."""
         idx = items.cpu().numpy() if isinstance(items, torch.Tensor) else np.asarray(items)
-        # Sorted reads touch the memory map in file order (fewer, longer page-ins on a cold cache).
+        # Sorted reads touch the file in order (fewer, longer page-ins on a cold cache).
         order = np.argsort(idx, kind="stable")
         out = np.empty((len(idx),) + self.pixels.shape[1:], dtype=np.uint8)
-        out[order] = self.pixels[idx[order]]
+        if not isinstance(self.pixels, np.memmap) or not hasattr(os, "preadv"):
+            out[order] = self.pixels[idx[order]]
+            return torch.from_numpy(out)
+        # Read with pread, not through the memory map: mapped pages stay in this process's resident memory, so
+        # a pass over a store larger than memory would hold all of it; read rows are the caller's, then freed.
+        row_bytes = out[0].nbytes if len(out) else 0
+        with open(self.path, "rb", buffering=0) as f:
+            for j in order:
+                if os.preadv(f.fileno(), [out[j]], self.pixels.offset + int(idx[j]) * row_bytes) != row_bytes:
+                    raise OSError(f"{self.path}: short read at item index {idx[j]} (a truncated image store; delete it)")
         return torch.from_numpy(out)
 
 
@@ -273,37 +283,31 @@ def build_image_store(dataset, size: int = 224, missing: str = "error", workers:
     return store
 
 
+BUILD_BATCH = 256  # images decoded, resized and written per step: the build's memory is this, not the store
+
+
 def _build(dataset, refs, root, size, npy: Path, index: Path, workers: int, log) -> ImageStore:
     items = dataset.items["item"].astype(str).tolist()
     n = len(refs)
     tmp = temp_sibling(npy, ".npy")
-    pixels = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n + 1, size, size, 3))
-    pixels[0] = BLANK_VALUE
     decode = ImageDecoder(root, size)
-    problems: list[ImageProblem] = []
 
-    def work(row: int) -> ImageProblem | None:
+    def work(row: int) -> tuple[np.ndarray, ImageProblem | None]:
         ref = refs[row - 1]
         try:
             if not ref:
                 raise FileNotFoundError("no image listed for this item")
-            pixels[row] = decode(ref)
-            return None
+            return decode(ref), None
         except Exception as err:  # noqa: BLE001 -- any decoder failure is a per-image problem to report
-            pixels[row] = BLANK_VALUE
             reason = str(err) or type(err).__name__
-            return ImageProblem(row, items[row - 1], ref, f"{type(err).__name__}: {reason}"
-                                if not isinstance(err, FileNotFoundError) else reason)
+            return _blank(size), ImageProblem(row, items[row - 1], ref, f"{type(err).__name__}: {reason}"
+                                              if not isinstance(err, FileNotFoundError) else reason)
 
     n_threads = workers or min(8, os.cpu_count() or 1)
-    if n_threads > 1 and n > 64 and not any(r.startswith(LMDB_SCHEME) for r in refs[:1]):
-        with ThreadPoolExecutor(n_threads) as pool:
-            results = list(pool.map(work, range(1, n + 1), chunksize=64))
-    else:  # LMDB read transactions are per thread; one thread keeps it simple and is I/O-light
-        results = [work(row) for row in range(1, n + 1)]
-    problems = [p for p in results if p is not None]
-    pixels.flush()
-    del pixels
+    # LMDB read transactions are per thread; one thread keeps it simple and is I/O-light
+    threaded = n_threads > 1 and n > 64 and not any(r.startswith(LMDB_SCHEME) for r in refs[:1])
+    with ThreadPoolExecutor(n_threads if threaded else 1) as pool, open(tmp, "wb") as f:
+        problems = _write_rows(f, (n + 1, size, size, 3), lambda rows: pool.map(work, rows), dataset.name)
     tmp.replace(npy)  # atomic: an interrupted build leaves no half-written store behind
     index.write_text(json.dumps({
         "version": STORE_VERSION, "size": size, "n_items": n, "image_root": str(root) if root else None,
@@ -312,6 +316,32 @@ def _build(dataset, refs, root, size, npy: Path, index: Path, workers: int, log)
     log(f"[{dataset.name}] image store: {n - len(problems):,} of {n:,} item images decoded and resized to "
         f"{size}x{size} -> {npy} ({npy.stat().st_size / 2**20:,.1f} MiB)")
     return ImageStore(np.load(npy, mmap_mode="r"), npy, problems)
+
+
+def _blank(size: int) -> np.ndarray:
+    return np.full((size, size, 3), BLANK_VALUE, dtype=np.uint8)
+
+
+def _write_rows(f, shape: tuple, decode_rows, name: str) -> list[ImageProblem]:
+    """Write the .npy store to the open file ``f`` in batches of :data:`BUILD_BATCH` decoded rows, in order
+    (row 0 blank): a batch is written and freed before the next is decoded, and nothing of the file is mapped,
+    so memory stays bounded whatever the number of images. ``decode_rows(rows)`` yields (pixels, problem)."""
+    from tqdm import tqdm
+
+    np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    f.write(_blank(shape[1]).tobytes())
+    problems: list[ImageProblem] = []
+    # disable=None: shown on a terminal only (the build's own log line reports it; a log file gets no bar clutter)
+    with tqdm(total=shape[0] - 1, desc=f"[{name}] decoding images", unit="image", file=sys.stderr,
+              leave=False, disable=None) as bar:
+        for start in range(1, shape[0], BUILD_BATCH):
+            rows = range(start, min(start + BUILD_BATCH, shape[0]))
+            for pixels, problem in decode_rows(rows):
+                f.write(pixels.tobytes())
+                if problem is not None:
+                    problems.append(problem)
+            bar.update(len(rows))
+    return problems
 
 
 def accepted_problems(dataset) -> tuple[frozenset[str], Path | None]:

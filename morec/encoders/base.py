@@ -25,6 +25,11 @@ class ItemEncoder(nn.Module):
     def on_epoch_start(self, epoch: int) -> None:
         pass
 
+    def precompute(self, progress: bool = True) -> list[str]:
+        """Compute what the encoder computes once over every item (frozen features, cached lower layers) now,
+        before the first epoch, so that epochs time training alone; returns what was computed ([] = nothing)."""
+        return []
+
     def encode_content(self, items, **options):  # pandas.DataFrame -> (N, dim) Tensor
         """Vectors for items given by their raw content (text fields, image paths or bytes), e.g. items never
         seen in training. Only content encoders (MoRec) can; an encoder whose vectors are looked up by

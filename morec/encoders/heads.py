@@ -70,6 +70,9 @@ class FusedEncoder(ItemEncoder):
     def on_epoch_start(self, epoch: int) -> None:
         self.modality.on_epoch_start(epoch)
 
+    def precompute(self, progress: bool = True) -> list[str]:
+        return self.modality.precompute(progress)
+
 
 def with_fusion(cfg: EncoderConfig, n_items: int, dim: int,
                 build_modality: Callable[[int], ItemEncoder]) -> ItemEncoder:

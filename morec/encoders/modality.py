@@ -37,6 +37,7 @@ a run directory rebuilds the same model from its config alone.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -69,6 +70,9 @@ class Mode:
         """Pooled output of model inputs computed from content (new items): the same trained path, nothing cached."""
         raise NotImplementedError
 
+    def precompute(self, enc: "ModalityEncoder") -> None:
+        """Build (or load) what this mode computes once over every item, so that no epoch pays for it."""
+
 
 class EndToEnd(Mode):
     name, hook = "e2e", "use_whole"
@@ -82,6 +86,10 @@ class TopLayers(EndToEnd):
 
     name, hook = "top", "use_top"
 
+    def precompute(self, enc):
+        if enc.cache_lower:
+            enc.lower_outputs()
+
     def pooled_items(self, enc, items):
         x = enc.item_inputs(items)
         lower = enc.lower_rows(enc.lower_outputs(), items, x) if enc.cache_lower else None
@@ -90,6 +98,9 @@ class TopLayers(EndToEnd):
 
 class TwoStage(Mode):
     name, hook = "frozen", "use_frozen"
+
+    def precompute(self, enc):
+        enc.frozen_features()
 
     def pooled_items(self, enc, items):
         return enc.frozen_features()[items]
@@ -109,6 +120,9 @@ class Side(Mode):
         super().attach(enc, model, cfg)
         enc.side = SideNetwork(enc.layer_widths(), cfg.side_width, cfg.side_dropout)
         enc.head = ModalityHead(cfg.side_width, enc.dim, cfg.mlp_layers)  # the head reads the side network
+
+    def precompute(self, enc):
+        enc.layer_states()
 
     def pooled_items(self, enc, items):
         return enc.side(enc.layer_states()[items])
@@ -179,23 +193,37 @@ class NpyRows:
             self.rows = torch.zeros(shape, dtype=dtype, device=device)
         else:
             self.tmp = temp_sibling(path, ".npy")
-            np_dtype = {torch.float16: np.float16, torch.float32: np.float32}[dtype]
-            self.rows = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np_dtype, shape=shape)
-            self.rows[:] = 0
+            self.np_dtype = np.dtype({torch.float16: np.float16, torch.float32: np.float32}[dtype])
+            # Written row by row through the file, never mapped: mapped dirty pages would stay in this process's
+            # memory until the end, so a cache larger than memory could not be built. Unwritten rows read as 0.
+            with open(self.tmp, "wb") as f:
+                np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(self.np_dtype),
+                                                         "fortran_order": False, "shape": shape})
+                self.offset = f.tell()
+                self.row_shape = shape[1:]
+                f.truncate(self.offset + int(np.prod(shape)) * self.np_dtype.itemsize)
 
     def write(self, idx: torch.Tensor, values: torch.Tensor) -> None:
         # rows may be wider than ``values`` in their second dimension: text rows are padded to the longest text
         if self.path is None:
             self.rows[idx, :values.shape[1]] = values.to(self.rows.dtype)
-        else:
-            self.rows[idx.cpu().numpy(), :values.shape[1]] = values.float().cpu().numpy().astype(self.rows.dtype)
+            return
+        rows = np.zeros((len(idx),) + self.row_shape, dtype=self.np_dtype)
+        rows[:, :values.shape[1]] = values.float().cpu().numpy()
+        at = idx.tolist()
+        with open(self.tmp, "r+b") as f:
+            if at == list(range(at[0], at[0] + len(at))):  # the usual chunk: consecutive rows, one write
+                f.seek(self.offset + at[0] * rows[0].nbytes)
+                f.write(rows.tobytes())
+                return
+            for i, row in zip(at, rows):
+                f.seek(self.offset + i * row.nbytes)
+                f.write(row.tobytes())
 
     def finish(self):
         """The rows: a tensor, or the stored file opened memory-mapped."""
         if self.path is None:
             return self.rows
-        self.rows.flush()
-        del self.rows
         self.tmp.replace(self.path)
         return np.load(self.path, mmap_mode="r")
 
@@ -230,6 +258,7 @@ class ModalityEncoder(ItemEncoder):
         self._features: torch.Tensor | None = None  # two-stage features, (n_rows, hidden), once built
         self._lower = None  # lower-part outputs, (n_rows, ...) tensor or memory-mapped array, once built
         self._layer_states: torch.Tensor | None = None  # mode=side: (n_rows, sum(widths)), once built
+        self._progress, self._computed = True, []  # a pass's progress bar shown; the passes run since precompute
 
     # -- what a concrete encoder supplies ------------------------------------------------------
     def item_inputs(self, items: torch.Tensor):
@@ -302,6 +331,25 @@ class ModalityEncoder(ItemEncoder):
     def encoder_parameters(self) -> list[nn.Parameter]:
         return [] if self.model_part is None else [p for p in self.model_part.parameters() if p.requires_grad]
 
+    def precompute(self, progress: bool = True) -> list[str]:
+        """Compute (or load from the dataset's cache) this mode's work done once over every item; returns what
+        was computed here, e.g. ``["vision features"]`` ([] = nothing, or all of it read from disk)."""
+        self._progress, self._computed = progress, []
+        self._mode.precompute(self)
+        return self._computed
+
+    def _pass(self, what: str) -> Iterable[torch.Tensor]:
+        """The cache groups of a pass over every item, with a progress bar (a pass can take minutes on a CPU)."""
+        from tqdm import tqdm
+
+        self._computed.append(f"{self.modality} {what}")
+        groups = list(self.cache_groups())
+        with tqdm(total=sum(len(g) for g in groups), desc=f"{self.modality} {what} (once)", unit="item",
+                  file=sys.stderr, leave=False, disable=not self._progress) as bar:
+            for chunk in groups:
+                yield chunk
+                bar.update(len(chunk))
+
     @torch.no_grad()
     def encode_content(self, frame, **options) -> torch.Tensor:
         """(N, dim) vectors of raw items (their content, not their index): the trained path of this mode, with
@@ -326,24 +374,25 @@ class ModalityEncoder(ItemEncoder):
     def frozen_features(self) -> torch.Tensor:
         """Two-stage features: the frozen model's pooled vector of every item, (n_rows, hidden); row 0 = padding."""
         if self._features is None:
-            self._features = self._item_rows(f"features-{self.pooling}", self.hidden, self.forward_full)
+            self._features = self._item_rows(f"features-{self.pooling}", self.hidden, self.forward_full, "features")
         return self._features
 
     def layer_states(self) -> torch.Tensor:
         """mode=side: every item's frozen per-layer states, (n_rows, sum(widths)); row 0 = padding."""
         if self._layer_states is None:
-            self._layer_states = self._item_rows(f"side-{self.pooling}", sum(self.side.widths), self.forward_layers)
+            self._layer_states = self._item_rows(f"side-{self.pooling}", sum(self.side.widths), self.forward_layers,
+                                               "layer states")
         return self._layer_states
 
     @torch.no_grad()
-    def _item_rows(self, what: str, width: int, forward) -> torch.Tensor:
+    def _item_rows(self, what: str, width: int, forward, label: str) -> torch.Tensor:
         """``forward`` of every item's inputs, (n_rows, width): read from its cache file, or computed in length
         groups and written there."""
         path = self._cache_path(what)
         if path is not None and path.exists():
             return torch.from_numpy(np.load(path)).to(self._device())
         out = torch.zeros(self.n_rows(), width, device=self._device())
-        for chunk in self.cache_groups():
+        for chunk in self._pass(label):
             out[chunk] = forward(self.item_inputs(chunk)).float()
         if path is not None:
             save_npy_atomic(path, out.cpu().numpy())
@@ -366,10 +415,9 @@ class ModalityEncoder(ItemEncoder):
 
     @torch.no_grad()
     def _compute_lower(self, path: Path | None):
-        groups = list(self.cache_groups())
         rows = None
         self.train(self.training)  # an encoder's train() keeps its frozen modules in eval mode: apply it now
-        for chunk in groups:
+        for chunk in self._pass("lower layers"):
             h = self.forward_lower(self.item_inputs(chunk))
             if rows is None:
                 rows = NpyRows(path, (self.n_rows(),) + self.lower_row_shape(h), self.lower_dtype, self._device())

@@ -34,6 +34,9 @@ class MultimodalEncoder(ItemEncoder):
         self.text.on_epoch_start(epoch)
         self.vision.on_epoch_start(epoch)
 
+    def precompute(self, progress: bool = True) -> list[str]:
+        return self.text.precompute(progress) + self.vision.precompute(progress)
+
     def encode_content(self, items, **options) -> torch.Tensor:
         return self.text.encode_content(items, **options) + self.vision.encode_content(items, **options)
 

