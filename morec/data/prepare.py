@@ -257,6 +257,8 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
     df = pd.DataFrame({"user": user_codes, "item": item_codes, "timestamp": inter["timestamp"].to_numpy(),
                        "_order": np.arange(len(inter), dtype=np.int64)})
     log(f"[{raw.name}] read {len(df):,} interactions, {len(user_ids):,} users, {len(item_ids):,} items")
+    if df.empty:  # (the de-duplication's pair key has no maximum item to build on)
+        raise DataFormatError(f"[{raw.name}] the interaction table has no rows; check the source file or its reader options")
     step = _FilterLog(raw.name, log)
     df = filter_interactions(df, cfg, step)
     cuts = None
