@@ -116,7 +116,7 @@ def test_rows_counted_in_slices_on_a_wide_catalogue():
     scores[1, 5] = 2.0  # row 1: target 5 alone on top -> rank 1
     scores[2, :] = 3.0  # row 2: target 7 ties with everything -> last
     got = ranks_from_scores(scores, torch.tensor([1, 5, 7]))
-    assert got.tolist() == [10, 1, n - 1]
+    assert got.tolist() == [10, 1, n - 1] and got.dtype == torch.int64
 
 
 def plain_metrics(ranks: list[int], ks: list[int]) -> dict[str, float]:
@@ -163,7 +163,15 @@ def test_ranks_file_round_trip(tmp_path):
     got = load_ranks(tmp_path)
     assert got["valid"].tolist() == [3, 0, 70000] and got["test"].tolist() == [1, 2, 0]
     assert got["valid"].dtype == np.int64
+    with np.load(path) as z:  # the file holds two int32 per user
+        assert z["valid"].dtype == np.int32 and z["test"].dtype == np.int32
     save_ranks(tmp_path, np.array([5]), None)  # a search trial: the test split was not read
     got = load_ranks(tmp_path)
     assert got["valid"].tolist() == [5] and got["test"] is None
     assert load_ranks(tmp_path / "none") is None
+
+
+def test_a_ranks_file_with_pickled_objects_is_refused(tmp_path):
+    np.savez(tmp_path / "ranks.npz", valid=np.array([1, None], dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        load_ranks(tmp_path)

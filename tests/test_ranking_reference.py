@@ -40,14 +40,18 @@ def raw(n_users=30, n_items=14, seed=0) -> RawDataset:
         # a skewed choice: popular items tie and differ, so most-popular ranks are neither all 1 nor all last
         items = rng.choice(n_items, size=n, replace=False, p=np.arange(n_items, 0, -1) / np.arange(n_items, 0, -1).sum())
         rows += [(f"u{u:02d}", f"i{i:02d}", 10 * u + t) for t, i in enumerate(items)]
+    # one long history: the default max_len (50) leaves its oldest items out
+    for u in range(8):  # long histories of five items, targets among the others
+        seq = [*rng.integers(0, 5, size=55 + u), *rng.choice(np.arange(5, n_items), size=2, replace=False)]
+        rows += [(f"zlong{u}", f"i{i:02d}", 1000 * (u + 1) + t) for t, i in enumerate(seq)]
     inter = pd.DataFrame(rows, columns=["user", "item", "timestamp"])
     return RawDataset(inter, pd.DataFrame({"item": sorted(inter["item"].unique())}), "tiny")
 
 
 @pytest.fixture(scope="module", params=["loo", "time"])
 def ds(request, tmp_path_factory):
-    cfg = (PrepareConfig(min_user_interactions=3, new_items=2) if request.param == "loo" else
-           PrepareConfig(min_user_interactions=3, split="time", time_valid=120, time_test=200))
+    cfg = (PrepareConfig(min_user_interactions=3, new_items=2, dedup="none") if request.param == "loo" else
+           PrepareConfig(min_user_interactions=3, split="time", time_valid=120, time_test=200, dedup="none"))
     return PreparedDataset(prepare(raw(), tmp_path_factory.mktemp(request.param) / "p", cfg, log=QUIET))
 
 
@@ -61,7 +65,7 @@ def test_most_popular_ranks_equal_a_plain_ranking_by_training_counts(ds):
                     if targets[u] else 0 for u in range(ds.n_users)]
             for budget in (3 * (ds.n_items + 1), 1 << 26):  # blocks of three users, and one block
                 got = most_popular_ranks(ds, split, mask, score_budget=budget)
-                assert got.tolist() == want, (split, mask, budget)
+                assert got.tolist() == want and got.dtype == np.int64, (split, mask, budget)
     assert most_popular_ranks(ds, "test").tolist() == most_popular_ranks(ds, "test", True).tolist()
 
 
@@ -121,7 +125,7 @@ def test_subsets_follow_their_definitions(ds, model):
             u for u in range(ds.n_users) if targets[u] and 0 < counts[targets[u]] < 10]
     if ds.split == "loo":
         assert len(subset_users(ds, "test", "new")) > 0  # the held-out items are some users' test targets
-    with pytest.raises(ValueError, match="unknown subset 'lukewarm'"):
+    with pytest.raises(ValueError, match="unknown subset 'lukewarm'; known: all, warm, cold, new"):
         subset_users(ds, "test", "lukewarm")
 
 
@@ -141,3 +145,17 @@ def test_subset_metrics_are_the_metrics_of_each_subsets_users(ds, model):
     assert got["warm"] == pytest.approx({"users": len(users), **plain_metrics([short[u] for u in users], 4)})
     with pytest.raises(ValueError, match=f"need one rank per user \\({ds.n_users}\\), got 2"):
         subset_metrics(np.array([1, 2]), ds, "test", [10])
+
+
+def test_cold_starts_at_one_training_interaction(tmp_path):
+    """A target trained on once is cold, never trained on new (threshold 3)."""
+    seqs = {"a": "pqrx", "b": "pqsy", "c": "qrsz", "d": "prsw", "e": "pqr" + "t", "f": "pq" + "s" + "u"}
+    rows = [(u, i, n) for u, s in seqs.items() for n, i in enumerate(s)]
+    rows += [("g", i, n) for n, i in enumerate("xyzxv")] + [("h", i, n) for n, i in enumerate("tuvu")]
+    inter = pd.DataFrame(rows, columns=["user", "item", "timestamp"])
+    ds = PreparedDataset(prepare(RawDataset(inter, pd.DataFrame({"item": sorted(inter["item"].unique())}), "c"),
+                                 tmp_path / "p", PrepareConfig(min_user_interactions=3, dedup="none"), log=QUIET))
+    counts = ds.train_item_counts[ds.targets("test")]
+    assert {0, 1} <= set(counts.tolist())
+    for name, keep in {"new": counts == 0, "cold": (counts >= 1) & (counts <= 2), "warm": counts >= 3}.items():
+        assert subset_users(ds, "test", name, 3).tolist() == np.flatnonzero(keep).tolist(), name
