@@ -5,6 +5,7 @@ import threading
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 
 from morec import catalog
@@ -56,8 +57,13 @@ def test_an_id_already_there_is_refused_and_nothing_is_written(tmp_path, ids, tr
 def test_another_models_catalogue_is_refused(tmp_path):
     save_added(tmp_path, ["a"], ["A"], vecs(1), "other")
     assert read_added(tmp_path).ids == ["a"]  # without a fingerprint: read as it is
-    with pytest.raises(ConfigError, match="encoded with other weights.*retrained"):
+    with pytest.raises(ConfigError, match=r"encoded with other weights than .*/model\.safetensors \(the model was "
+                       r"retrained since\); delete it and add the items again with `morec catalog add`$"):
         read_added(tmp_path, FP)
+    with pytest.raises(ConfigError, match="other weights"):
+        load_added(tmp_path, FP)
+    with safe_open(str(tmp_path / CATALOG_FILE), framework="pt") as f:
+        assert f.metadata()["format"] == "morec-added-items/1"
     with pytest.raises(ConfigError, match="other weights"):
         append_added(tmp_path, ["b"], ["B"], vecs(2), FP)
 
@@ -65,10 +71,11 @@ def test_another_models_catalogue_is_refused(tmp_path):
 def test_a_damaged_or_foreign_file_names_what_to_do(tmp_path):
     path = tmp_path / CATALOG_FILE
     path.write_bytes(b"not a safetensors file")
-    with pytest.raises(ConfigError, match=f"{CATALOG_FILE} is damaged.*delete it and add the items again"):
+    with pytest.raises(ConfigError, match=rf"{CATALOG_FILE} is damaged \([A-Za-z]*Error: .*delete it and add the items "
+                       "again with `morec catalog add`$"):
         read_added(tmp_path)
     save_file({"vectors": vecs(1)}, str(path), {"weights": FP})
-    with pytest.raises(ConfigError, match="not a morec catalogue file"):
+    with pytest.raises(ConfigError, match="not a morec catalogue file .*again with `morec catalog add`$"):
         read_added(tmp_path, FP)
     save_file({"vectors": vecs(1)}, str(path), {"weights": FP, "ids": '["a", "b"]', "titles": '["A", "B"]'})
     with pytest.raises(ConfigError, match=r"inconsistent \(2 ids, 1 vectors\)"):
