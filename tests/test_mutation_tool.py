@@ -1,0 +1,33 @@
+"""tools/mutation.py's bookkeeping: the per-group mutmut table, the mutant-name patterns and the score that
+leaves equivalent mutants out (the mutation runs themselves take minutes and are not part of CI)."""
+import importlib.util
+import sys
+import tomllib
+from pathlib import Path
+
+spec = importlib.util.spec_from_file_location("mutation", Path(__file__).resolve().parents[1] / "tools" / "mutation.py")
+mutation = importlib.util.module_from_spec(spec)
+sys.modules["mutation"] = mutation  # dataclasses look their module up there
+spec.loader.exec_module(mutation)
+
+
+def test_score_leaves_out_equivalent_mutants_and_lists_the_live_ones():
+    statuses = {"m.x_f__mutmut_1": "killed", "m.x_f__mutmut_2": "survived", "m.x_f__mutmut_3": "survived",
+                "m.x_f__mutmut_4": "timeout", "m.x_g__mutmut_1": "no tests"}
+    lines, score = mutation.summary("g", statuses, {"m.x_f__mutmut_3": "same value"})
+    assert score == 2 / 4
+    assert lines[0] == "g: 5 mutants, 1 equivalent, 2 of 4 non-equivalent killed = 50.0%"
+    assert lines[1:] == ["  alive: m.x_f__mutmut_2 (survived)", "  alive: m.x_g__mutmut_1 (no tests)"]
+
+
+def test_equivalent_file_lines_and_group_tables(tmp_path):
+    f = tmp_path / "eq.txt"
+    f.write_text("# comment\n\na.x_f__mutmut_1  # block size only\n", encoding="utf-8")
+    assert mutation.read_equivalent(f) == {"a.x_f__mutmut_1": "block size only"}
+    group = mutation.GROUPS["catalog"]
+    table = tomllib.loads(mutation.mutmut_table(group))["tool"]["mutmut"]
+    assert table["only_mutate"] == ["morec/catalog.py"] and table["pytest_add_cli_args_test_selection"] == list(group.tests)
+    assert mutation.mutant_patterns(group)[0] == "morec.catalog.x_catalog_signature__mutmut_*"
+    assert mutation.mutant_patterns(mutation.GROUPS["ranking"]) == ["morec.evaluate.*", "morec.ranks.*"]
+    for name, g in mutation.GROUPS.items():  # every listed test file exists
+        assert all((Path(mutation.ROOT) / t.split("::")[0]).exists() for t in g.tests), name
