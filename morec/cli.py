@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     tu.set_defaults(func=cmd_tune)
 
     cp = sub.add_parser("compare", help="paired comparison of two runs or seed groups on the same dataset: Improv. "
-                                        "with a 95%% bootstrap interval over users, a permutation p-value, a verdict")
+                                        "with a 95%% interval over seeds and users, p raw and Holm-adjusted, a verdict")
     cp.add_argument("a", help="arm A: a run directory, a folder of one configuration's seed runs, or a sweep "
                               "configuration path without its _seed-N suffix")
     cp.add_argument("b", help="arm B, the same way; Improv. is B over A")
