@@ -21,7 +21,7 @@ from .recommend import ServingError
 from .report import copy_run_summaries, fill_blocks, format_table, plot_item_popularity, plot_sequence_lengths, \
     results_rows, write_report
 from .serve import TOKEN_ENV, Limits, serve
-from .stats import detail, format_improv, p_text
+from .stats import detail, format_improv, p_text, parse_margin
 from .sweep import SweepError, load_sweep, run_sweep, summary_markdown
 from .train import Trainer, TrainingCollapsed, claim_run_dir
 from .tune import load_tune, run_tune, tune_markdown
@@ -167,18 +167,6 @@ def cmd_tune(args, extra) -> int:
 
 def _seeds(n: int) -> str:
     return f"{n} seed" if n == 1 else f"{n} seeds"
-
-
-def parse_margin(text: str) -> float:
-    """'5%' or '0.05' -> 0.05 (an equivalence margin on Improv.)."""
-    try:
-        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"--margin {text!r}: give a relative margin such as 5% or 0.05 (0 turns "
-                                         "the equivalence check off)")
-    return value
 
 
 def cmd_compare(args, extra) -> int:

@@ -15,7 +15,7 @@ or None where a run kept none); a seed group lists its runs in ``members``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .config import Config, ConfigError, from_dict, to_dict
 from .stats import ALPHA, MARGIN, Paired, adjust, metric_sentence, paired
@@ -159,6 +159,25 @@ def adjust_family(comparisons: list[Comparison]) -> None:
         c.paired[m] = p
 
 
+class Family:
+    """Every comparison of one report, computed once each (Tables 2 and 5 may hold the same pair), then
+    Holm-adjusted together before any row or verdict is written."""
+
+    def __init__(self, alpha: float = ALPHA, margin: float = MARGIN):
+        self.alpha, self.margin = alpha, margin
+        self.comparisons: dict[tuple[str, str], Comparison] = {}
+
+    def get(self, old, new, metrics: list[str], names: tuple[str, str]) -> Comparison:
+        key = (str(old.dir), str(new.dir))
+        if key not in self.comparisons:
+            self.comparisons[key] = Comparison(old, new, metrics, self.alpha, names, self.margin)
+        return self.comparisons[key]
+
+    def adjust(self) -> int:
+        adjust_family(list(self.comparisons.values()))
+        return sum(len(c.paired) for c in self.comparisons.values())
+
+
 def check_comparable(a, b, metrics: list[str], equal_budgets: bool) -> None:
     """Raise ComparisonError with the reasons when the arms cannot be compared, or, with ``equal_budgets``,
     when their budgets differ."""
@@ -195,3 +214,31 @@ def verdict_line(results: dict[str, Paired], notes: list[str], names: tuple[str,
     if notes:
         line += ". Caveats: " + "; ".join(notes)
     return line + "."
+
+
+def chosen_vs_base(seed_arms: list[dict], log: Callable[[str], None] = print) -> list[str]:
+    """Each chosen configuration against the base config on their seed runs: the paired statistics of
+    :mod:`morec.stats` (seeds and users, Holm over the pairs and metrics), as verdict sentences."""
+    from .report import load_arm  # the report reads arms; it imports this module, so only when called
+
+    def runs(s):
+        return [r["dir"] for r in s["runs"] if r["status"] == "done"]
+
+    base = next((s for s in seed_arms if s["arm"] == "base" and runs(s)), None)
+    if base is None:
+        return []
+    comparisons = []
+    for s in seed_arms:
+        if s["arm"] != "chosen" or not runs(s):
+            continue
+        a, b = load_arm(runs(base)), load_arm(runs(s))
+        metrics = list(dict.fromkeys([f"hr@{a.config['eval']['ks'][0]}", a.select_metric]))
+        try:
+            check_comparable(a, b, metrics, equal_budgets=False)
+        except ComparisonError as err:
+            log(f"chosen vs base: {err}")
+            continue
+        name = " ".join(["chosen", *map(str, s["group"].values())])
+        comparisons.append(Comparison(a, b, metrics, ALPHA, ("base", name), MARGIN))
+    adjust_family(comparisons)
+    return [c.result()["verdict"] for c in comparisons]

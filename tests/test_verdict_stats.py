@@ -15,8 +15,7 @@ from morec.ranks import per_user_metric
 from morec.report import load_arm
 from morec.sequential import seed_dir, until_decided
 from morec.stats import Paired, adjust, format_improv, paired, sign_flip
-from morec.tune import chosen_vs_base
-from morec.verdict import ComparisonError, budget_notes, capped, compare_arms
+from morec.verdict import ComparisonError, budget_notes, capped, chosen_vs_base, compare_arms
 from test_stats import N_USERS, arm_ranks, write_run
 
 
@@ -203,3 +202,40 @@ def test_the_tune_summary_states_chosen_against_base(tmp_path):
     (line,) = chosen_vs_base(arms[::-1])
     assert line.startswith("chosen vs base on test (3 vs 3 seeds, 600 users; Holm over 2 tests): HR@10 better")
     assert chosen_vs_base(arms[1:]) == []  # no base arm: nothing to compare
+
+
+def test_a_sweep_with_a_seed_range_adds_seeds_to_undecided_configurations(tmp_path):
+    import yaml
+
+    from morec.config import to_dict
+    from morec.evaluate import metrics_from_ranks
+    from morec.ranks import save_ranks
+    from morec.sweep import SweepError, parse_sweep, run_sweep
+
+    trained = []
+
+    def runner(run, resume, log):  # stands in for training: known ranks, the same rate for both learning rates
+        cfg = to_dict(run.config)
+        seed, lr = cfg["train"]["seed"], cfg["train"]["lr"]
+        ranks = arm_ranks(0.2, seed + (10 if lr > 0.0015 else 0))
+        metrics = metrics_from_ranks(ranks, [10])
+        results = {"best_epoch": 1, "valid": metrics, "test": metrics, "stop_reason": "patience", "config": cfg,
+                   "dataset": {"name": "toy", "n_users": N_USERS, "prepare": {}, "fingerprint": "abc"}}
+        run.dir.mkdir(parents=True, exist_ok=True)
+        (run.dir / "results.json").write_text(json.dumps(results))
+        (run.dir / "config.yaml").write_text(yaml.safe_dump(cfg))
+        save_ranks(run.dir, ranks, ranks)
+        trained.append(run.name)
+        return results
+
+    spec = {"base": {"data": str(tmp_path / "data"), "eval": {"ks": [10]}}, "grid": {"train.lr": [0.001, 0.002]},
+            "seeds": {"min": 2, "max": 4}, "out": str(tmp_path / "sw")}
+    summary = run_sweep(parse_sweep(spec), log=lambda m: None, runner=runner)
+    assert [a["seed"] for a in summary["added_seeds"]] == [3, 4]  # equal arms: never decided, so up to max
+    assert all(a["configurations"] == ["lr-0.001", "lr-0.002"] for a in summary["added_seeds"])
+    assert "Bonferroni over 3 planned looks" in summary["added_seeds"][0]["rule"]
+    assert len(trained) == 8
+    again = run_sweep(parse_sweep(spec), log=lambda m: None, runner=runner)  # resumable: nothing retrained
+    assert len(trained) == 8 and [a["seed"] for a in again["added_seeds"]] == [3, 4]
+    with pytest.raises(SweepError, match="min: M, max: N"):
+        parse_sweep({**spec, "seeds": {"min": 3, "max": 2}})
