@@ -117,14 +117,13 @@ def undecided_configurations(runs: list, alpha: float, margin: float = MARGIN) -
     return [names[0], *undecided] if undecided else []
 
 
-def add_seeds_until_decided(spec, runs: list, run_one: Callable, log: Callable[[str], None] = print) -> list[dict]:
+def add_seeds_until_decided(spec, runs: list, run_one: Callable, expand: Callable,
+                            log: Callable[[str], None] = print) -> list[dict]:
     """A sweep with ``seeds: {min, max}``: after its first seeds, train the next seed of every undecided
     configuration (see :func:`undecided_configurations`) until none is or ``max`` is reached; Bonferroni over
     the looks as for compare. Appends the new runs to ``runs``; returns per added seed the configurations and
     the seconds it took."""
     from dataclasses import replace
-
-    from .sweep import expand
 
     looks = spec.seeds_max - len(spec.seeds) + 1
     seed, added = max(spec.seeds), []

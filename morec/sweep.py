@@ -39,7 +39,7 @@ from .checkpoint import atomic_write_text, has_checkpoint
 from .config import Config, ConfigError, deep_merge, from_dict, to_dict
 from .report.tables import format_table
 from .train import Trainer, TrainingCollapsed
-from .verdict import capped
+from .runlog import capped
 
 # keys that may differ between a finished run's config and the sweep's without making it another run
 IGNORED_KEYS = {("out",), ("train", "threads"), ("train", "progress"), ("train", "device")}
@@ -326,7 +326,7 @@ def run_sweep(spec: SweepSpec, log: Callable[[str], None] = print,
     if spec.seeds_max:
         from .sequential import add_seeds_until_decided
 
-        added = add_seeds_until_decided(spec, runs, lambda r, tag: run_one(r, tag, runner, log), log)
+        added = add_seeds_until_decided(spec, runs, lambda r, tag: run_one(r, tag, runner, log), expand, log)
     summary = summarize(spec, runs)
     if spec.seeds_max:
         summary["added_seeds"] = added

@@ -48,7 +48,7 @@ from .runs import load_run
 from .sweep import (SweepRun, SweepSpec, get_dotted, load_base, nest_dotted, parse_sweep, run_sweep, same_config,
                     summarize, summary_markdown, write_summary)
 from .train import Trainer, TrainingCollapsed
-from .verdict import chosen_vs_base
+from .compare import chosen_vs_base
 
 DISTRIBUTIONS = ("log_uniform", "uniform", "int", "choice")
 PRUNERS = ("median", "halving", "none")

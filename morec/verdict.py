@@ -15,9 +15,10 @@ or None where a run kept none); a seed group lists its runs in ``members``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .config import Config, ConfigError, from_dict, to_dict
+from .runlog import capped
 from .stats import ALPHA, MARGIN, Paired, adjust, metric_sentence, paired
 
 BUDGET_KEYS = (("train", "epochs", "max epochs"), ("train", "patience", "patience"),
@@ -25,18 +26,6 @@ BUDGET_KEYS = (("train", "epochs", "max epochs"), ("train", "patience", "patienc
                ("model.encoder", "lr", "encoder learning rate"), ("eval", "valid_every", "eval.valid_every"),
                ("eval", "valid_from", "eval.valid_from"), ("eval", "valid_users", "eval.valid_users"))
 EVAL_KEYS = ("mask_history",)
-
-
-def capped(results: dict) -> bool:
-    """The run hit its epoch cap while validation was still rising: its best validated epoch was its last one.
-    A schedule that ends at the cap by design (cosine) after validation stopped rising is not capped. Runs
-    saved before ``valid_rising_at_cap`` was recorded: best epoch = last epoch run (0-based) at the cap."""
-    if results.get("stop_reason") != "epochs":
-        return False
-    if "valid_rising_at_cap" in results:
-        return bool(results["valid_rising_at_cap"])
-    last = results.get("epochs_run") or (results.get("config") or {}).get("train", {}).get("epochs")
-    return last is not None and results.get("best_epoch") == int(last) - 1
 
 
 class ComparisonError(ConfigError):
@@ -214,31 +203,3 @@ def verdict_line(results: dict[str, Paired], notes: list[str], names: tuple[str,
     if notes:
         line += ". Caveats: " + "; ".join(notes)
     return line + "."
-
-
-def chosen_vs_base(seed_arms: list[dict], log: Callable[[str], None] = print) -> list[str]:
-    """Each chosen configuration against the base config on their seed runs: the paired statistics of
-    :mod:`morec.stats` (seeds and users, Holm over the pairs and metrics), as verdict sentences."""
-    from .report import load_arm  # the report reads arms; it imports this module, so only when called
-
-    def runs(s):
-        return [r["dir"] for r in s["runs"] if r["status"] == "done"]
-
-    base = next((s for s in seed_arms if s["arm"] == "base" and runs(s)), None)
-    if base is None:
-        return []
-    comparisons = []
-    for s in seed_arms:
-        if s["arm"] != "chosen" or not runs(s):
-            continue
-        a, b = load_arm(runs(base)), load_arm(runs(s))
-        metrics = list(dict.fromkeys([f"hr@{a.config['eval']['ks'][0]}", a.select_metric]))
-        try:
-            check_comparable(a, b, metrics, equal_budgets=False)
-        except ComparisonError as err:
-            log(f"chosen vs base: {err}")
-            continue
-        name = " ".join(["chosen", *map(str, s["group"].values())])
-        comparisons.append(Comparison(a, b, metrics, ALPHA, ("base", name), MARGIN))
-    adjust_family(comparisons)
-    return [c.result()["verdict"] for c in comparisons]

@@ -15,7 +15,9 @@ from morec.ranks import per_user_metric
 from morec.report import load_arm
 from morec.sequential import seed_dir, until_decided
 from morec.stats import Paired, adjust, format_improv, paired, sign_flip
-from morec.verdict import ComparisonError, budget_notes, capped, chosen_vs_base, compare_arms
+from morec.compare import chosen_vs_base
+from morec.runlog import capped
+from morec.verdict import ComparisonError, budget_notes, compare_arms
 from test_stats import N_USERS, arm_ranks, write_run
 
 
@@ -239,3 +241,20 @@ def test_a_sweep_with_a_seed_range_adds_seeds_to_undecided_configurations(tmp_pa
     assert len(trained) == 8 and [a["seed"] for a in again["added_seeds"]] == [3, 4]
     with pytest.raises(SweepError, match="min: M, max: N"):
         parse_sweep({**spec, "seeds": {"min": 3, "max": 2}})
+
+
+def test_compare_of_several_pairs_is_one_holm_family(tmp_path, capsys):
+    for seed in (1, 2, 3):
+        write_run(tmp_path / f"kind-id_seed-{seed}", "id", seed, arm_ranks(0.20, seed))
+        write_run(tmp_path / f"kind-text_seed-{seed}", "text", seed, arm_ranks(0.35, seed + 10))
+    a, b = str(tmp_path / "kind-id"), str(tmp_path / "kind-text")
+    from morec import api
+
+    first, second = api.comparisons([(a, b), (b, a)], ["hr@10"])
+    for out in (first, second):
+        assert "Holm over 2 tests" in out["verdict"] and out["metrics"]["hr@10"]["family"] == 2
+    assert first["metrics"]["hr@10"]["verdict"] == "better" and second["metrics"]["hr@10"]["verdict"] == "worse"
+    assert cli.main(["compare", a, b, b, a, "--metric", "hr@10"]) == 0
+    assert capsys.readouterr().out.count("Holm over 2 tests") == 2
+    assert cli.main(["compare", a, b, a]) == 2  # an odd number of arms: a one-line usage error
+    assert "pairs of arms" in capsys.readouterr().err
