@@ -87,7 +87,10 @@ def budget_notes(a, b) -> list[str]:
     """Budget differences between the arms and capped / collapsed runs, as sentences for a verdict."""
     notes = []
     runs_a, runs_b = members(a), members(b)
+    id_arm = any(_get(r.config, "model.encoder", "kind") == "id" for r in runs_a + runs_b)
     for section, key, label in BUDGET_KEYS:
+        if id_arm and section == "model.encoder":
+            continue  # an ID embedding trains at train.lr: the encoder's own rate is no budget of that arm
         va = sorted({str(_get(_resolved(r.config), section, key)) for r in runs_a})
         vb = sorted({str(_get(_resolved(r.config), section, key)) for r in runs_b})
         if va != vb or len(va) > 1:

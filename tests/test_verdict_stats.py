@@ -134,6 +134,15 @@ def test_the_budget_check_covers_learning_rates_and_the_validation_schedule(tmp_
         with pytest.raises(ComparisonError, match="different budgets"):
             compare_arms(load_arm(tmp_path / "a"), load_arm(tmp_path / name), ["hr@10"], equal_budgets=True)
     assert not budget_notes(load_arm(tmp_path / "a"), load_arm(tmp_path / "a"))
+    # the encoder's learning rate is a budget between two modality encoders, not against an ID embedding
+    for name, kind, lr in (("text1", "text", 1e-4), ("text2", "text", 3e-3), ("id2", "id", 3e-3)):
+        write_run(tmp_path / name, kind, 1, arm_ranks(0.2, 3))
+        f = tmp_path / name / "results.json"
+        results = json.loads(f.read_text())
+        results["config"]["model"]["encoder"]["lr"] = lr
+        f.write_text(json.dumps(results))
+    assert any("encoder learning rate" in n for n in budget_notes(load_arm(tmp_path / "text1"), load_arm(tmp_path / "text2")))
+    assert not budget_notes(load_arm(tmp_path / "a"), load_arm(tmp_path / "text2"))
 
 
 def test_capped_means_the_cap_came_while_validation_was_still_rising():
