@@ -37,7 +37,7 @@ from .train import train
 from .verdict import compare_arms
 
 __all__ = ["fetch_dataset", "prepare_dataset", "dataset_stats", "load_config", "quick_config", "train", "evaluate_run",
-           "compare", "compare_runs", "comparison", "quickstart", "load_run", "Run", "recommend", "add_items", "export", "PreparedDataset"]
+           "compare", "compare_runs", "comparison", "comparisons", "quickstart", "load_run", "Run", "recommend", "add_items", "export", "PreparedDataset"]
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -116,6 +116,14 @@ def comparison(a, b, metrics: list[str] | None = None, names=("A", "B"), alpha: 
         metrics = [f"hr@{arm_a.config.get('eval', {}).get('ks', [10])[0]}", arm_a.select_metric]
     return compare_arms(arm_a, arm_b, list(dict.fromkeys(metrics)), alpha, tuple(names),
                         equal_budgets=not allow_unequal_budgets, margin=margin)
+
+
+def comparisons(pairs: list[tuple], metrics: list[str] | None = None, names=None, alpha: float = ALPHA,
+                allow_unequal_budgets: bool = False, margin: float = MARGIN) -> list[dict]:
+    """Several pairs of arms (each as in :func:`comparison`) as one family, Holm-adjusted together."""
+    from .compare import comparisons as family
+
+    return family(pairs, metrics, names, alpha, allow_unequal_budgets, margin)
 
 
 def compare_runs(runs_a: list[str | Path], runs_b: list[str | Path], metric: str = "ndcg@10", names=("A", "B"),

@@ -26,9 +26,10 @@ from .runlock import run_lock
 from .report import copy_run_summaries, fill_blocks, format_table, plot_item_popularity, plot_sequence_lengths, \
     results_rows, write_report
 from .serve import TOKEN_ENV, Limits, check_options, serve
-from .stats import detail, format_improv, p_text
+from .stats import format_improv, parse_margin
 from .sweep import SweepError, load_sweep, run_sweep, summary_markdown
 from .train import Trainer, TrainingCollapsed, claim_run_dir
+from .compare import comparison_text
 from .tune import EXAMPLE as TUNE_EXAMPLE, load_tune, run_tune, tune_markdown
 from .yamlfile import YamlError
 
@@ -185,22 +186,6 @@ def cmd_tune(args, extra) -> int:
     return 0
 
 
-def _seeds(n: int) -> str:
-    return f"{n} seed" if n == 1 else f"{n} seeds"
-
-
-def parse_margin(text: str) -> float:
-    """'5%' or '0.05' -> 0.05 (an equivalence margin on Improv.)."""
-    try:
-        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"--margin {text!r}: give a relative margin such as 5% or 0.05 (0 turns "
-                                         "the equivalence check off)")
-    return value
-
-
 def cmd_study(args, extra) -> int:
     from .study import StudyOptions, run_study
     from .study.plan import parse_duration
@@ -245,29 +230,23 @@ def add_study_parser(sub) -> None:
 
 
 def cmd_compare(args, extra) -> int:
+    if len(args.arms) % 2:
+        raise ConfigError(f"compare takes pairs of arms (A B [C D ...]); got {len(args.arms)} paths")
+    pairs = list(zip(args.arms[::2], args.arms[1::2]))
     names = (args.names[0], args.names[1]) if args.names else ("A", "B")
     if args.until_decided:
         from .sequential import until_decided
 
-        result = until_decided(args.a, args.b, args.metric, names, max_seeds=args.max_seeds, margin=args.margin,
-                               allow_unequal_budgets=args.allow_unequal_budgets)
+        if len(pairs) > 1:
+            raise ConfigError("--until-decided takes one pair of arms")
+        results = [until_decided(*pairs[0], args.metric, names, max_seeds=args.max_seeds, margin=args.margin,
+                                 allow_unequal_budgets=args.allow_unequal_budgets)]
     else:
-        result = api.comparison(args.a, args.b, args.metric, names, allow_unequal_budgets=args.allow_unequal_budgets,
-                                margin=args.margin)
-    if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k != "paired"}, indent=2))
-        return 0
-    rows = []
-    for m, c in result["paired"].items():
-        rows.append({"test metric": m, f"{names[0]} ({_seeds(c.seeds_a)})": f"{100 * c.mean_a:.2f}",
-                     f"{names[1]} ({_seeds(c.seeds_b)})": f"{100 * c.mean_b:.2f}", "Improv. [95% CI]": format_improv(c),
-                     "p": p_text(c)[2:], "verdict": c.verdict + (" (provisional)" if c.provisional else "")})
-    print(f"{names[0]}: {result['a']['dir']}\n{names[1]}: {result['b']['dir']}\n")
-    print(format_table(rows, list(rows[0])))
-    print()
-    for m, c in result["paired"].items():
-        print(f"{m}: {detail(c)}")
-    print("\n" + result["verdict"])
+        results = api.comparisons(pairs, args.metric, names if len(pairs) == 1 else None, margin=args.margin,
+                                  allow_unequal_budgets=args.allow_unequal_budgets)
+    for result in results:
+        print(json.dumps({k: v for k, v in result.items() if k != "paired"}, indent=2) if args.json
+              else comparison_text(result))
     return 0
 
 
@@ -406,10 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     tu.set_defaults(func=cmd_tune)
 
     cp = sub.add_parser("compare", help="paired comparison of two runs or seed groups on the same dataset: Improv. "
-                                        "with a 95%% bootstrap interval over users, a permutation p-value, a verdict")
-    cp.add_argument("a", help="arm A: a run directory, a folder of one configuration's seed runs, or a sweep "
-                              "configuration path without its _seed-N suffix")
-    cp.add_argument("b", help="arm B, the same way; Improv. is B over A")
+                                        "with a 95%% interval over seeds and users, p raw and Holm-adjusted, a verdict")
+    cp.add_argument("arms", nargs="+", metavar="A B", help="arm A: a run directory, a folder of one configuration's seed "
+                    "runs, or a sweep configuration path without its _seed-N suffix; arm B the same way (Improv. is B "
+                    "over A); more pairs C D ... form one family, Holm-adjusted together")
     cp.add_argument("--metric", action="append", help="hr@K or ndcg@K (repeatable; default hr@10 and the selection metric)")
     cp.add_argument("--names", nargs=2, metavar=("A", "B"), help="labels of the two arms")
     cp.add_argument("--allow-unequal-budgets", action="store_true",

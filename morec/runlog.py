@@ -95,3 +95,15 @@ class RunLog:
         self.steps.close()
         if self.writer is not None:
             self.writer.close()
+
+
+def capped(results: dict) -> bool:
+    """The run hit its epoch cap while validation was still rising: its best validated epoch was its last one.
+    A schedule that ends at the cap by design (cosine) after validation stopped rising is not capped. Runs
+    saved before ``valid_rising_at_cap`` was recorded: best epoch = last epoch run (0-based) at the cap."""
+    if results.get("stop_reason") != "epochs":
+        return False
+    if "valid_rising_at_cap" in results:
+        return bool(results["valid_rising_at_cap"])
+    last = results.get("epochs_run") or (results.get("config") or {}).get("train", {}).get("epochs")
+    return last is not None and results.get("best_epoch") == int(last) - 1

@@ -93,3 +93,52 @@ def until_decided(a, b, metrics: list[str] | None, names=("A", "B"), max_seeds: 
         + (f" (added seeds took {h['seconds_per_added_seed']} s)" if h.get("seconds_per_added_seed") else "")
         for h in history) + "."
     return result
+
+
+def undecided_configurations(runs: list, alpha: float, margin: float = MARGIN) -> list[str]:
+    """The sweep configurations (``config_name``) whose comparison with the grid's first configuration, on its
+    selection metric and Holm-adjusted over the configurations, is neither better, worse nor equivalent; the
+    first configuration too when any is (both arms of an undecided pair get the next seed)."""
+    from .report import load_arm
+    from .verdict import Comparison, adjust_family
+
+    arms: dict[str, list] = {}
+    for r in runs:
+        if r.status == "done":
+            arms.setdefault(r.config_name, []).append(r.dir)
+    if len(arms) < 2:
+        return []
+    names = list(arms)
+    reference = load_arm(arms[names[0]])
+    comparisons = {n: Comparison(reference, load_arm(arms[n]), [reference.select_metric], alpha, (names[0], n), margin)
+                   for n in names[1:]}
+    adjust_family(list(comparisons.values()))
+    undecided = [n for n, c in comparisons.items() if not _decided(c.result())]
+    return [names[0], *undecided] if undecided else []
+
+
+def add_seeds_until_decided(spec, runs: list, run_one: Callable, expand: Callable,
+                            log: Callable[[str], None] = print) -> list[dict]:
+    """A sweep with ``seeds: {min, max}``: after its first seeds, train the next seed of every undecided
+    configuration (see :func:`undecided_configurations`) until none is or ``max`` is reached; Bonferroni over
+    the looks as for compare. Appends the new runs to ``runs``; returns per added seed the configurations and
+    the seconds it took."""
+    from dataclasses import replace
+
+    looks = spec.seeds_max - len(spec.seeds) + 1
+    seed, added = max(spec.seeds), []
+    while seed < spec.seeds_max:
+        undecided = undecided_configurations(runs, ALPHA / looks)
+        if not undecided:
+            break
+        seed += 1
+        new = [r for r in expand(replace(spec, seeds=[seed])) if r.config_name in undecided]
+        start = time.perf_counter()
+        for r in new:
+            run_one(r, f"[seed {seed}] {r.name}")
+        seconds = round(time.perf_counter() - start, 1)
+        log(f"seed {seed} for {len(new)} undecided configurations took {seconds} s")
+        added.append({"seed": seed, "configurations": undecided, "seconds": seconds,
+                      "rule": f"Bonferroni over {looks} planned looks: each at alpha {ALPHA / looks:.4g}"})
+        runs.extend(new)
+    return added

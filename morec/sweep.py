@@ -11,6 +11,8 @@ A sweep file (YAML)::
       train.lr,model.encoder.lr: [[1e-3, 1e-4], [1e-4, 1e-4]]   # keys joined by "," vary together
     group_by: [model.encoder.kind, model.backbone]   # one best run per group (default: one group)
     seeds: [1, 2, 3]           # optional: every combination once per seed (train.seed), runs named ..._seed-N
+                               # or {min: 3, max: 8}: seeds 1-3, then more while a configuration's comparison
+                               # with the grid's first is undecided (morec/sequential.py)
     out: runs/sweep-ml100k
 
 Each run gets its own directory under ``out``, named from its overrides. Running the sweep again skips the
@@ -36,7 +38,7 @@ from .config import Config, ConfigError, deep_merge, from_dict, to_dict
 from .report.tables import format_table
 from .runlock import RunDirBusy, run_lock
 from .train import Trainer, TrainingCollapsed
-from .verdict import capped
+from .runlog import capped
 from .yamlfile import load_yaml_file, shown
 
 # keys that may differ between a finished run's config and the sweep's without making it another run
@@ -52,6 +54,7 @@ class SweepSpec:
     out: Path
     source: Path | None = None
     seeds: list[int] | None = None  # every grid combination once per seed
+    seeds_max: int | None = None  # seeds: {min, max}: more seeds for undecided configurations, up to this
 
 
 @dataclass
@@ -157,14 +160,26 @@ def parse_sweep(spec: dict, overrides: dict | None = None, source: Path | None =
     out = spec.get("out")
     if not out:
         raise SweepError(f"{where}out (the sweep's directory) must be set")
-    seeds = spec.get("seeds")
+    seeds, seeds_max = spec.get("seeds"), None
+    if isinstance(seeds, dict):
+        seeds, seeds_max = seed_range(seeds, where)
     if seeds is not None:
         if not isinstance(seeds, list) or not seeds or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds) \
                 or len(set(seeds)) != len(seeds):
             raise SweepError(f"{where}seeds must be a non-empty list of distinct integers, got {shown(seeds)}")
         if any("train.seed" in keys for keys, _ in grid):
             raise SweepError(f"{where}train.seed is both a grid key and the seeds axis; keep one (seeds: [...])")
-    return SweepSpec(base, grid, list(group_by), Path(out), source, seeds)  # relative to the working directory, as --out
+    # out is relative to the working directory, as --out
+    return SweepSpec(base, grid, list(group_by), Path(out), source, seeds, seeds_max)
+
+
+def seed_range(seeds: dict, where: str) -> tuple[list[int], int]:
+    """``{min: 3, max: 8}`` -> seeds 1..3 first, at most 8."""
+    low, high = seeds.get("min"), seeds.get("max")
+    if set(seeds) != {"min", "max"} or not all(isinstance(x, int) and not isinstance(x, bool) for x in (low, high)) \
+            or not 1 <= low <= high:
+        raise SweepError(f"{where}seeds as a range must be {{min: M, max: N}} with 1 <= M <= N, got {seeds!r}")
+    return list(range(1, low + 1)), high
 
 
 def _short(key: str, all_keys: list[str]) -> str:
@@ -274,6 +289,38 @@ def _status(results: dict) -> str:
     return "collapsed" if results.get("stop_reason") == "collapsed" else "done"
 
 
+def run_one(run: SweepRun, tag: str, runner, log: Callable[[str], None]) -> None:
+    """Skip (finished before), resume or train one run of the sweep; a failure is recorded on the run."""
+    results = _read_results(run.dir)
+    if results is not None:
+        if not same_config(results.get("config") or {}, to_dict(run.config)):
+            raise SweepError(f"{run.dir} holds a finished run of another config than this sweep's {run.name}; "
+                             "give the sweep a new out directory or remove that run")
+        run.results, run.status, run.how = results, _status(results), "skipped"
+        log(f"{tag}: finished before ({run.status}), skipped")
+        return
+    resume = has_checkpoint(run.dir)
+    run.how = "resumed" if resume else ("restarted" if run.dir.exists() else "trained")
+    log(f"{tag}: {run.how}")
+    try:
+        run.results = runner(run, resume, log)
+        run.status = _status(run.results)
+    except TrainingCollapsed as err:
+        run.results, run.status, run.error = _read_results(run.dir), "collapsed", str(err)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except RunDirBusy as err:  # another process of this sweep trains it: left to that one, nothing written
+        run.how = "running elsewhere"
+        log(f"{tag}: skipped: {err}")
+    except Exception as err:  # one bad combination must not end the sweep; it is reported
+        run.status, run.error = "failed", f"{type(err).__name__}: {err}"
+        log(f"{tag}: failed: {run.error}")
+        (run.dir).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run.dir / "error.txt", traceback.format_exc())
+    if run.status == "collapsed":
+        log(f"{tag}: collapsed: {(run.results or {}).get('collapse') or run.error}")
+
+
 def run_sweep(spec: SweepSpec, log: Callable[[str], None] = print,
               runner: Callable[[SweepRun, bool, Callable], dict] | None = None) -> dict:
     """Run every pending run of ``spec`` in turn, then write and return the summary (see :func:`summarize`)."""
@@ -281,36 +328,15 @@ def run_sweep(spec: SweepSpec, log: Callable[[str], None] = print,
     runs = expand(spec)
     spec.out.mkdir(parents=True, exist_ok=True)
     for i, run in enumerate(runs, 1):
-        tag = f"[{i}/{len(runs)}] {run.name}"
-        results = _read_results(run.dir)
-        if results is not None:
-            if not same_config(results.get("config") or {}, to_dict(run.config)):
-                raise SweepError(f"{run.dir} holds a finished run of another config than this sweep's {run.name}; "
-                                 "give the sweep a new out directory or remove that run")
-            run.results, run.status, run.how = results, _status(results), "skipped"
-            log(f"{tag}: finished before ({run.status}), skipped")
-            continue
-        resume = has_checkpoint(run.dir)
-        run.how = "resumed" if resume else ("restarted" if run.dir.exists() else "trained")
-        log(f"{tag}: {run.how}")
-        try:
-            run.results = runner(run, resume, log)
-            run.status = _status(run.results)
-        except TrainingCollapsed as err:
-            run.results, run.status, run.error = _read_results(run.dir), "collapsed", str(err)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except RunDirBusy as err:  # another process of this sweep trains it: left to that one, nothing written
-            run.how = "running elsewhere"
-            log(f"{tag}: skipped: {err}")
-        except Exception as err:  # one bad combination must not end the sweep; it is reported
-            run.status, run.error = "failed", f"{type(err).__name__}: {err}"
-            log(f"{tag}: failed: {run.error}")
-            (run.dir).mkdir(parents=True, exist_ok=True)
-            atomic_write_text(run.dir / "error.txt", traceback.format_exc())
-        if run.status == "collapsed":
-            log(f"{tag}: collapsed: {(run.results or {}).get('collapse') or run.error}")
+        run_one(run, f"[{i}/{len(runs)}] {run.name}", runner, log)
+    added = []
+    if spec.seeds_max:
+        from .sequential import add_seeds_until_decided
+
+        added = add_seeds_until_decided(spec, runs, lambda r, tag: run_one(r, tag, runner, log), expand, log)
     summary = summarize(spec, runs)
+    if spec.seeds_max:
+        summary["added_seeds"] = added
     write_summary(spec.out, summary)
     return summary
 

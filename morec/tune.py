@@ -45,10 +45,10 @@ from .evaluate import metrics_from_ranks, rank_users, subset_metrics
 from .ranks import load_ranks, save_ranks
 from .runlock import run_lock
 from .runs import load_run
-from .stats import ALPHA, MARGIN
 from .sweep import (SweepRun, SweepSpec, get_dotted, load_base, nest_dotted, parse_sweep, run_sweep, same_config,
                     summarize, summary_markdown, write_summary)
 from .train import Trainer, TrainingCollapsed
+from .compare import chosen_vs_base
 from .yamlfile import load_yaml_file, shown
 
 # `morec tune --example`: a tune file to start from, every key explained (tests parse it)
@@ -422,39 +422,10 @@ def finish(spec: TuneSpec, study, log: Callable[[str], None] = print, seeds: boo
             summary["seeds"].append({"arm": arm, "group": b["group"], "overrides": params, "out": str(out), "runs": [
                 {"seed": r["overrides"]["train.seed"], "dir": r["dir"], "status": r["status"],
                  "test": (_read_json(Path(r["dir"]) / "results.json") or {}).get("test")} for r in result["runs"]]})
-    summary["verdicts"] = chosen_vs_base(summary["seeds"], log)
+    summary["verdicts"] = chosen_vs_base(summary["seeds"], log)  # the chosen configurations against the base
     write_summary(spec.out, summary)
     atomic_write_text(spec.out / "sweep.md", tune_markdown(summary))
     return summary
-
-
-def chosen_vs_base(seed_arms: list[dict], log: Callable[[str], None] = print) -> list[str]:
-    """Each chosen configuration against the base config on their seed runs: the paired statistics of
-    :mod:`morec.stats` (seeds and users, Holm over the pairs and metrics), as verdict sentences."""
-    from .report import load_arm
-    from .verdict import Comparison, ComparisonError, adjust_family, check_comparable
-
-    def runs(s):
-        return [r["dir"] for r in s["runs"] if r["status"] == "done"]
-
-    base = next((s for s in seed_arms if s["arm"] == "base" and runs(s)), None)
-    if base is None:
-        return []
-    comparisons = []
-    for s in seed_arms:
-        if s["arm"] != "chosen" or not runs(s):
-            continue
-        a, b = load_arm(runs(base)), load_arm(runs(s))
-        metrics = list(dict.fromkeys([f"hr@{a.config['eval']['ks'][0]}", a.select_metric]))
-        try:
-            check_comparable(a, b, metrics, equal_budgets=False)
-        except ComparisonError as err:
-            log(f"chosen vs base: {err}")
-            continue
-        name = " ".join(["chosen", *map(str, s["group"].values())])
-        comparisons.append(Comparison(a, b, metrics, ALPHA, ("base", name), MARGIN))
-    adjust_family(comparisons)
-    return [c.result()["verdict"] for c in comparisons]
 
 
 def run_tune(spec: TuneSpec, log: Callable[[str], None] = print, seeds: bool = True) -> dict | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, ConfigError, from_dict, to_dict
+from .runlog import capped
 from .stats import ALPHA, MARGIN, Paired, adjust, metric_sentence, paired
 
 BUDGET_KEYS = (("train", "epochs", "max epochs"), ("train", "patience", "patience"),
@@ -25,18 +26,6 @@ BUDGET_KEYS = (("train", "epochs", "max epochs"), ("train", "patience", "patienc
                ("model.encoder", "lr", "encoder learning rate"), ("eval", "valid_every", "eval.valid_every"),
                ("eval", "valid_from", "eval.valid_from"), ("eval", "valid_users", "eval.valid_users"))
 EVAL_KEYS = ("mask_history",)
-
-
-def capped(results: dict) -> bool:
-    """The run hit its epoch cap while validation was still rising: its best validated epoch was its last one.
-    A schedule that ends at the cap by design (cosine) after validation stopped rising is not capped. Runs
-    saved before ``valid_rising_at_cap`` was recorded: best epoch = last epoch run (0-based) at the cap."""
-    if results.get("stop_reason") != "epochs":
-        return False
-    if "valid_rising_at_cap" in results:
-        return bool(results["valid_rising_at_cap"])
-    last = results.get("epochs_run") or (results.get("config") or {}).get("train", {}).get("epochs")
-    return last is not None and results.get("best_epoch") == int(last) - 1
 
 
 class ComparisonError(ConfigError):
@@ -98,7 +87,10 @@ def budget_notes(a, b) -> list[str]:
     """Budget differences between the arms and capped / collapsed runs, as sentences for a verdict."""
     notes = []
     runs_a, runs_b = members(a), members(b)
+    id_arm = any(_get(r.config, "model.encoder", "kind") == "id" for r in runs_a + runs_b)
     for section, key, label in BUDGET_KEYS:
+        if id_arm and section == "model.encoder":
+            continue  # an ID embedding trains at train.lr: the encoder's own rate is no budget of that arm
         va = sorted({str(_get(_resolved(r.config), section, key)) for r in runs_a})
         vb = sorted({str(_get(_resolved(r.config), section, key)) for r in runs_b})
         if va != vb or len(va) > 1:
@@ -157,6 +149,25 @@ def adjust_family(comparisons: list[Comparison]) -> None:
     adjusted = adjust([c.paired[m] for c, m in tests], redo)
     for (c, m), p in zip(tests, adjusted):
         c.paired[m] = p
+
+
+class Family:
+    """Every comparison of one report, computed once each (Tables 2 and 5 may hold the same pair), then
+    Holm-adjusted together before any row or verdict is written."""
+
+    def __init__(self, alpha: float = ALPHA, margin: float = MARGIN):
+        self.alpha, self.margin = alpha, margin
+        self.comparisons: dict[tuple[str, str], Comparison] = {}
+
+    def get(self, old, new, metrics: list[str], names: tuple[str, str]) -> Comparison:
+        key = (str(old.dir), str(new.dir))
+        if key not in self.comparisons:
+            self.comparisons[key] = Comparison(old, new, metrics, self.alpha, names, self.margin)
+        return self.comparisons[key]
+
+    def adjust(self) -> int:
+        adjust_family(list(self.comparisons.values()))
+        return sum(len(c.paired) for c in self.comparisons.values())
 
 
 def check_comparable(a, b, metrics: list[str], equal_budgets: bool) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..config import Config, ConfigError, from_dict, note_once, to_dict
 from ..ranks import load_ranks
+from ..runlog import capped
 from ..yamlfile import load_yaml_file
 
 
@@ -51,9 +52,7 @@ class RunInfo:
 
     @property
     def capped(self) -> int:
-        from ..verdict import capped  # the one definition: hit the cap while validation was still rising
-
-        return sum(capped(r.results) for r in self.runs)
+        return sum(capped(r.results) for r in self.runs)  # hit the cap while validation was still rising
 
     @property
     def n_collapsed(self) -> int:

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from ..config import MODES
 from ..cost import human, human_bytes
-from ..stats import ALPHA, MARGIN, format_improv, p_cell
-from ..verdict import Comparison, adjust_family, budget_notes, comparability_problems
+from ..stats import format_improv, p_cell
+from ..verdict import Family, budget_notes, comparability_problems
 from .discovery import RunInfo, best_on_valid, encoder_label, group_seeds, setting_label, training_label, training_order
 
 # Every table cell is one configuration: a run directory, or the runs of one configuration that differ only
@@ -21,25 +21,6 @@ from .discovery import RunInfo, best_on_valid, encoder_label, group_seeds, setti
 # two-level bootstrap interval (seeds, then users) and p (morec.stats), Holm-adjusted over every test of the
 # report (a family), marked * when significant after Holm. Collapsed runs are never chosen. Accuracy is in
 # percent, as in the paper.
-
-
-class Family:
-    """Every comparison of one report, computed once each (Tables 2 and 5 may hold the same pair), then
-    Holm-adjusted together before any row or verdict is written."""
-
-    def __init__(self, alpha: float = ALPHA, margin: float = MARGIN):
-        self.alpha, self.margin = alpha, margin
-        self.comparisons: dict[tuple[str, str], Comparison] = {}
-
-    def get(self, old, new, metrics: list[str], names: tuple[str, str]) -> Comparison:
-        key = (str(old.dir), str(new.dir))
-        if key not in self.comparisons:
-            self.comparisons[key] = Comparison(old, new, metrics, self.alpha, names, self.margin)
-        return self.comparisons[key]
-
-    def adjust(self) -> int:
-        adjust_family(list(self.comparisons.values()))
-        return sum(len(c.paired) for c in self.comparisons.values())
 
 
 def format_table(rows: list[dict], columns: list[str], floats: str = "{:.4f}") -> str:

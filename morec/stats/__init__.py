@@ -6,8 +6,8 @@ from .family import adjust, holm
 from .paired import (ALPHA, MARGIN, N_RESAMPLES, TWO_LEVEL, USER_LEVEL, Paired, mean_std, paired, seed_matrix,
                      user_scores)
 from .pvalues import PValue, format_p, sign_flip
-from .text import detail, format_improv, metric_sentence, p_cell, p_text
+from .text import detail, format_improv, metric_sentence, p_cell, p_text, parse_margin
 
 __all__ = ["ALPHA", "MARGIN", "N_RESAMPLES", "TWO_LEVEL", "USER_LEVEL", "PValue", "Paired", "adjust", "detail",
-           "format_improv", "format_p", "holm", "mean_std", "metric_sentence", "p_cell", "p_text", "paired",
+           "format_improv", "format_p", "holm", "mean_std", "metric_sentence", "p_cell", "p_text", "paired", "parse_margin",
            "seed_matrix", "sign_flip", "user_scores"]

@@ -2,6 +2,8 @@
 variation the interval covers, and what the seeds and users could detect."""
 from __future__ import annotations
 
+import argparse
+
 from .paired import Paired
 from .pvalues import PValue, format_p, format_pvalue
 
@@ -56,3 +58,15 @@ def detail(c: Paired) -> str:
 def metric_sentence(c: Paired) -> str:
     """'HR@10 worse (-15.69% [-24.25%, -6.46%], p 0.002, Holm 0.008; <detail>)'."""
     return f"{c.metric.upper()} {c.verdict} ({format_improv(c)}, {p_text(c)}; {detail(c)})"
+
+
+def parse_margin(text: str) -> float:
+    """'5%' or '0.05' -> 0.05 (an equivalence margin on Improv.)."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"--margin {text!r}: give a relative margin such as 5% or 0.05 (0 turns "
+                                         "the equivalence check off)")
+    return value
