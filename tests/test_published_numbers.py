@@ -142,7 +142,9 @@ def test_a_changed_last_digit_is_caught(doc):
                 collided += 1  # both values are in the cited file: a change to the other one is still a real number
             else:
                 caught += 1
-    assert caught > collided, f"{doc.name}: {caught} changes caught, {collided} collide with other cited numbers"
+    # a page without checked numbers (a guide page of settings and commands) has nothing to catch
+    assert caught > collided or caught == collided == 0, \
+        f"{doc.name}: {caught} changes caught, {collided} collide with other cited numbers"
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
