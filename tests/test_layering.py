@@ -10,7 +10,7 @@ Layers, lowest first; a module imports only from its own layer or a lower one:
     evaluation   evaluate, runs, stats, verdict
     uses         train, distributed, catalog, recommend, serve, pretraining, pretrain_text, pretrain_vision
                  (serving, the catalogue and pre-training never import the training loop)
-    experiments  sweep, tune, report, study, sequential
+    experiments  sweep, tune, report, study, sequential, compare
     front        api, cli, __main__
 
 and no import cycle, even through function-local imports. Each rule has a test on the real graph and a test that
@@ -74,7 +74,7 @@ LAYERS = [
     ("evaluation", ("morec.evaluate", "morec.runs", "morec.stats", "morec.verdict")),
     ("uses", ("morec.train", "morec.distributed", "morec.catalog", "morec.recommend", "morec.serve",
               "morec.pretraining", "morec.pretrain_text", "morec.pretrain_vision")),
-    ("experiments", ("morec.sweep", "morec.tune", "morec.report", "morec.study", "morec.sequential")),
+    ("experiments", ("morec.sweep", "morec.tune", "morec.report", "morec.study", "morec.sequential", "morec.compare")),
     ("front", ("morec.api", "morec.cli", "morec.__main__")),
 ]
 PARTS = ("morec.encoders", "morec.backbones", "morec.losses")

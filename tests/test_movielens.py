@@ -18,7 +18,7 @@ def test_quickstart_on_movielens(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| IDRec SASRec" in out and "| MoRec (MiniLM, TS) SASRec" in out and "| Improv. (test, 95% CI)" in out
     # the verdict comes from the paired statistics, never from the sign of one number
-    assert any(line.startswith("MoRec (MiniLM, TS) vs IDRec on test (1 vs 1 seeds, 943 users): HR@10 ")
+    assert any(line.startswith("MoRec (MiniLM, TS) vs IDRec on test (1 vs 1 seeds, 943 users; Holm over 2 tests): HR@10 ")
                for line in out.splitlines()), out
     metrics = json.loads(out.strip().splitlines()[-1])
     ds = PreparedDataset(tmp_path / "data" / "prepared" / "ml-100k")

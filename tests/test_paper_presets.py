@@ -159,7 +159,9 @@ def test_hm_float_ids_are_an_error_naming_both_forms(tmp_path):
 def test_flattened_images_do_not_change_the_sequences(tmp_path):
     pytest.importorskip("PIL")
     nested, _ = prepared(write_hm(tmp_path / "a" / "HM"), tmp_path / "p", preset="none")
-    flat, _ = prepared(write_hm(tmp_path / "b" / "HM", flat_images=True), tmp_path / "q", preset="none")
+    with pytest.raises(DataFormatError, match="16 of 16 item images are missing"):  # said at prepare, not later
+        prepared(write_hm(tmp_path / "b" / "HM", flat_images=True), tmp_path / "q", preset="none")
+    flat, _ = prepared(tmp_path / "b" / "HM", tmp_path / "q", preset="none", prepare_cfg={"image_missing": "blank"})
     assert sequences(flat) == sequences(nested) and len(sequences(flat)[customer(1)]) == 15  # no latest-13
 
 

@@ -118,11 +118,11 @@ def test_image_store_sees_an_image_fixed_in_place(tmp_path):
     (raw / "img").mkdir()
     for i in range(ITEMS):
         Image.new("RGB", (20, 20), (10 * i, 0, 0)).save(raw / "img" / f"i{i}.png")
-    (raw / "img" / "i3.png").write_bytes(b"corrupt")
     items = pd.read_csv(raw / "items.csv")
     items["image"] = [f"img/{x}.png" for x in items["item"]]
     items.to_csv(raw / "items.csv", index=False)
     main(["data", "prepare", str(raw), "--out", str(tmp_path / "p")])
+    (raw / "img" / "i3.png").write_bytes(b"corrupt")  # broken after prepare checked it
     ds = PreparedDataset(tmp_path / "p")
     with pytest.raises(DataFormatError, match="i3.png"):
         build_image_store(ds, 16, "error", log=lambda s: None)

@@ -60,7 +60,8 @@ def prepared(rows, cfg: PrepareConfig):
         try:
             ds = PreparedDataset(prepare(raw, Path(tmp) / "p", cfg, log=lambda s: None))
         except DataFormatError as err:
-            assert "every user was filtered out" in str(err) or (not rows and "has no rows" in str(err))
+            assert ("every user was filtered out" in str(err) or (not rows and "holds no interactions" in str(err))
+                    or "must lie within the interactions' span" in str(err))
             return None, None
         names = ds.items["item"].to_numpy()
         times = np.load(ds.path / "seq_times.npy")
@@ -113,6 +114,10 @@ def test_time_split_never_trains_after_a_target_and_keeps_every_user_with_a_use(
     want = reference_time_split(rows, cfg)
     seqs, positions = prepared(rows, cfg)
     if not reference_filters(rows, cfg) or not want:
+        assert seqs is None
+        return
+    kept = [t for seq in reference_filters(rows, cfg).values() for _, t in seq]
+    if cfg.time_valid <= min(kept) or cfg.time_test > max(kept):  # given cuts outside the data's span: refused
         assert seqs is None
         return
     assert {u: (s, positions[u]) for u, s in seqs.items()} == want

@@ -295,8 +295,6 @@ def prepare(raw: RawDataset, out_dir: str | Path, cfg: PrepareConfig | None = No
                        "_order": np.arange(len(inter), dtype=np.int64),
                        **({"_timed": inter["timed"].to_numpy(dtype=bool)} if "timed" in inter else {})})
     log(f"[{raw.name}] read {len(df):,} interactions, {len(user_ids):,} users, {len(item_ids):,} items")
-    if df.empty:  # (the de-duplication's pair key has no maximum item to build on)
-        raise DataFormatError(f"[{raw.name}] the interaction table has no rows; check the source file or its reader options")
     step = _FilterLog(raw.name, log)
     df = filter_interactions(df, cfg, step)
     cuts = None
