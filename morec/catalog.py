@@ -412,12 +412,12 @@ def append_added(run_dir: str | Path, ids: list[str], titles: list, vectors: tor
             save_added(run_dir, current.ids + list(ids), current.titles + list(titles), all_vectors, fingerprint)
             return AddedItems(current.ids + list(ids), current.titles + list(titles), all_vectors,
                               catalog_signature(run_dir))
+    except Timeout:  # before OSError: filelock's Timeout is a TimeoutError, an OSError without an errno
+        raise CatalogError(f"{lock.lock_file} has been held by another addition for over {LOCK_TIMEOUT:.0f} s; "
+                           "try again, or remove the lock file if no morec process is running") from None
     except OSError as err:
         if err.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         # the file is replaced whole or not at all: the catalogue is as it was
         raise StorageFullError("no space left on the device that holds the run's catalogue; the items were not "
                                "added (free some space and add them again)") from None
-    except Timeout:
-        raise CatalogError(f"{lock.lock_file} has been held by another addition for over {LOCK_TIMEOUT:.0f} s; "
-                           "try again, or remove the lock file if no morec process is running") from None
