@@ -52,7 +52,8 @@ def _comments(cls: type) -> dict[str, str]:
     return out
 
 
-def _meaning(cls: type, name: str) -> str:
+def _meaning(cls: type, name: str, width: int | None = MEANING_WIDTH) -> str:
+    """The field's comment on one line, cut to ``width`` characters (None: whole)."""
     for klass in cls.__mro__:
         if name in getattr(klass, "__annotations__", {}):
             text = _comments(klass).get(name, "")
@@ -60,7 +61,7 @@ def _meaning(cls: type, name: str) -> str:
     else:
         text = ""
     text = " ".join(text.split())
-    return text if len(text) <= MEANING_WIDTH else text[:MEANING_WIDTH - 3].rsplit(" ", 1)[0] + " ..."
+    return text if width is None or len(text) <= width else text[:width - 3].rsplit(" ", 1)[0] + " ..."
 
 
 def _type_name(tp) -> str:
@@ -82,24 +83,48 @@ def _default(f: dataclasses.Field) -> str:
     return str(value)
 
 
-def settings(cls: type, prefix: str) -> list[tuple[str, str, str, str]]:
+def settings(cls: type, prefix: str, width: int | None = MEANING_WIDTH) -> list[tuple[str, str, str, str]]:
     """(key, type, default, meaning) of every setting under ``cls``, nested sections flattened."""
     hints = typing.get_type_hints(cls)
     rows = []
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):
-            rows += settings(tp, f"{prefix}{f.name}.")
+            rows += settings(tp, f"{prefix}{f.name}.", width)
         else:
-            rows.append((prefix + f.name, _type_name(tp), _default(f), _meaning(cls, f.name)))
+            rows.append((prefix + f.name, _type_name(tp), _default(f), _meaning(cls, f.name, width)))
     return rows
 
 
 SECTIONS = ("prepare", "run", "model", "model.encoder", "model.encoder.text", "model.encoder.vision", "train", "eval")
 
 
-def all_settings() -> list[tuple[str, str, str, str]]:
-    return settings(PrepareConfig, "prepare.") + settings(Config, "")
+def all_settings(width: int | None = MEANING_WIDTH) -> list[tuple[str, str, str, str]]:
+    return settings(PrepareConfig, "prepare.", width) + settings(Config, "", width)
+
+
+def _section_of(key: str) -> str:
+    """The longest of :data:`SECTIONS` that holds ``key`` (``run`` for the top-level keys)."""
+    return max((s for s in SECTIONS if key.startswith(s + ".")), key=len, default="run")
+
+
+def markdown() -> str:
+    """The configuration reference as Markdown, one table per section with whole meanings
+    (docs/guide/configuration.md is this text; `morec config show --markdown` prints it)."""
+    out = ["# Configuration reference", "",
+           "Back to the [guide](README.md) · [README](../../README.md)", "",
+           "Generated from the typed config (`morec/config.py`) by `morec config show --markdown`: every setting with",
+           "its type, default and meaning. Give one as `--SECTION.KEY=VALUE` on `morec train` / `morec data prepare`,",
+           "or under its section in a YAML config (`--config FILE.yaml`); an unknown key or a wrong type is an error.",
+           ""]
+    rows = all_settings(width=None)
+    for section in SECTIONS:
+        mine = [r for r in rows if _section_of(r[0]) == section]
+        out += [f"## {section}", "", "| setting | type | default | meaning |", "|---|---|---|---|"]
+        out += [f"| `--{key}` | {tp.replace('|', chr(92) + '|')} | `{default}` | {meaning.replace('|', chr(92) + '|')} |"
+                for key, tp, default, meaning in mine]
+        out.append("")
+    return "\n".join(out)
 
 
 def show(section: str | None = None) -> str:
@@ -124,7 +149,7 @@ def epilog(*sections: str) -> str:
 
 
 def cmd_config_show(args, extra) -> int:
-    print(show(args.section), end="")
+    print(markdown() if args.markdown else show(args.section), end="")
     return 0
 
 
@@ -134,4 +159,6 @@ def add_command(sub) -> None:
     show_parser = cfg.add_subparsers(dest="config_command", required=True).add_parser(
         "show", help="every --section.key setting with its type, default and meaning")
     show_parser.add_argument("section", nargs="?", help=f"one of {', '.join(SECTIONS)} (default: all)")
+    show_parser.add_argument("--markdown", action="store_true",
+                             help="every section as Markdown tables with whole meanings (docs/guide/configuration.md)")
     show_parser.set_defaults(func=cmd_config_show)

@@ -11,37 +11,19 @@ from fashion_shop import COLOURS, write_shop  # noqa: E402
 
 from morec.catalog import load_added  # noqa: E402
 from morec.cli import main  # noqa: E402
+from training_helpers import train_tiny_vision_run  # noqa: E402
 
 QUIET = lambda s: None  # noqa: E731
 
 
 @pytest.fixture(scope="module")
 def shop_run(tmp_path_factory):
-    import torch
-    from transformers import ResNetConfig, ResNetModel
-
-    from morec.config import load_config
-    from morec.train import train
-
     root = tmp_path_factory.mktemp("shop-run")
     shop = write_shop(root / "shop")
     assert main(["data", "prepare", str(shop), "--out", str(root / "prepared"), "--option", "user_column=customer",
                  "--option", "item_column=article_id", "--option", "time_column=ordered_at",
                  "--prepare.min_user_interactions=3"]) == 0
-    torch.manual_seed(0)
-    ResNetModel(ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
-                             layer_type="basic")).save_pretrained(root / "resnet")
-    cfg = load_config(None, [f"--data={root / 'prepared'}", f"--out={root / 'run'}", "--model.dim=16",
-                             "--model.max_len=8", "--model.encoder.kind=vision", "--model.encoder.vision.image_size=32",
-                             f"--model.encoder.pretrained={root / 'resnet'}", "--model.encoder.mode=frozen",
-                             "--train.epochs=1", "--train.progress=false", "--train.threads=1",
-                             "--train.checkpoints=false"])
-    before = torch.get_num_threads()
-    try:
-        train(cfg, log=QUIET)
-    finally:
-        torch.set_num_threads(before)
-    return root / "run"
+    return train_tiny_vision_run(root / "prepared", root, QUIET)
 
 
 def new_articles(folder, header="article_id,image_path", rows=("N1,img/N1.jpg",)):

@@ -52,3 +52,15 @@ def test_config_show_one_section(capsys):
     assert "--model.dim" not in out and "--train." not in out
     assert main(["config", "show", "nope"]) == 2
     assert "the sections are prepare, run, model" in capsys.readouterr().err
+
+
+def test_the_guides_configuration_page_is_the_generated_reference():
+    """docs/guide/configuration.md is `morec config show --markdown`: regenerate it when a setting changes."""
+    from pathlib import Path
+
+    from morec import config_help
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "guide" / "configuration.md"
+    assert page.read_text(encoding="utf-8") == config_help.markdown()
+    assert "| `--train.lr` | float | `0.001` |" in page.read_text(encoding="utf-8")
+    assert "| `--model.encoder.vision.image_missing` |" in page.read_text(encoding="utf-8")

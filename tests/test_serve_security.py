@@ -43,32 +43,16 @@ def png_header_only(width: int, height: int) -> bytes:
 @pytest.fixture(scope="module")
 def vision_run(tmp_path_factory):
     """A tiny vision MoRec SASRec (random tiny ResNet, frozen features) on synthetic images."""
-    import torch
-    from transformers import ResNetConfig, ResNetModel
-
-    from morec.config import load_config
     from morec.data.formats.registry import read_raw
     from morec.data.prepare import prepare
     from morec.data.synthetic import SynthConfig, write_synthetic
-    from morec.train import train
+    from training_helpers import train_tiny_vision_run
 
     root = tmp_path_factory.mktemp("vision-serve")
     raw = write_synthetic(SynthConfig(n_users=60, n_items=30, n_topics=3, seq_len_min=5, seq_len_max=8,
                                       image_size=32, seed=2), root / "raw")
     prepare(read_raw(raw), root / "prepared", log=sf.QUIET)
-    torch.manual_seed(0)
-    ResNetModel(ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
-                             layer_type="basic")).save_pretrained(root / "resnet")
-    cfg = load_config(None, [f"--data={root / 'prepared'}", f"--out={root / 'run'}", "--model.dim=16",
-                             "--model.max_len=8", "--model.encoder.kind=vision", "--model.encoder.vision.image_size=32",
-                             f"--model.encoder.pretrained={root / 'resnet'}", "--model.encoder.mode=frozen",
-                             "--train.epochs=1", "--train.progress=false", "--train.threads=1",
-                             "--train.checkpoints=false"])
-    before = torch.get_num_threads()
-    try:
-        train(cfg, log=sf.QUIET)
-    finally:
-        torch.set_num_threads(before)
+    train_tiny_vision_run(root / "prepared", root, sf.QUIET)
     return root
 
 

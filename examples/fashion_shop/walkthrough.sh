@@ -15,13 +15,13 @@ run python make_shop.py --out raw --articles "$ARTICLES" --customers "$CUSTOMERS
 
 run morec data prepare raw --out prepared/shop --name shop --option user_column=customer_id \
       --option item_column=article_id --option time_column=ordered_at --option text_columns=name \
-      --option image_column=image_path
+      --option image_column=image_path --prepare.image_missing=blank
 
 # Two-stage: the ImageNet EfficientNet-Lite0's features of every photo are computed once (then cached with the
-# dataset); only the layers above them train. Missing or corrupt photos get a blank image.
+# dataset); only the layers above them train. The missing and corrupt photos prepare listed get a blank image.
 run morec train --data=prepared/shop --out=runs/photos --model.encoder.kind=vision \
       --model.encoder.pretrained=efficientnet-lite0 --model.encoder.mode=frozen \
-      --model.encoder.vision.image_size="$IMAGE_SIZE" --model.encoder.vision.image_missing=blank \
+      --model.encoder.vision.image_size="$IMAGE_SIZE" \
       --train.epochs="$EPOCHS" --train.patience=5 --train.progress=false
 
 run morec recommend runs/photos --user C001 --k 5
