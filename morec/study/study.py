@@ -29,6 +29,8 @@ from .plan import (Arm, dataset_content, fit_budget, format_duration, plan_arms,
 from .runner import RunSpec, child_env, results_of, run_all
 
 PRIMARY = "ndcg@10"
+# seconds kept back from the budget for the last verdicts and the report (the plots and bootstrap of a few arms)
+REPORT_RESERVE = 90.0
 
 
 @dataclass
@@ -162,16 +164,24 @@ class Study:
         seeds = range(1, self.state["targets"].get(key, 0) + 1)
         return [d for s in seeds if results_of(d := self.out / "runs" / f"{key}-s{s}") is not None]
 
+    def expected(self, key: str, run_seconds: dict[str, float]) -> float:
+        """A run's expected seconds: the longer of its timing-run estimate and its arm's runs so far (runs beside
+        each other on the cores can take longer than the timing, which ran alone)."""
+        seen = self.state["run_seconds"].get(key) or []
+        return max(run_seconds[key], sum(seen) / len(seen)) if seen else run_seconds[key]
+
     def _train_round(self, trained: list[Arm], run_seconds: dict[str, float]) -> None:
         specs = [RunSpec(a.key, s, self.run_args(a, s)) for a in trained for s in range(1, self.state["targets"][a.key] + 1)]
         todo = [s for s in specs if results_of(self.out / "runs" / s.name) is None]
         done = [0]
 
         def may_start(spec: RunSpec) -> bool:
-            if self.elapsed() + run_seconds[spec.key] <= self.opts.budget:
+            need = self.expected(spec.key, run_seconds)
+            if self.elapsed() + need + REPORT_RESERVE <= self.opts.budget:
                 return True
-            self.log(f"[study] {spec.name} not started: about {format_duration(run_seconds[spec.key])} needed, "
-                     f"{format_duration(self.opts.budget - self.elapsed())} of the budget left")
+            self.log(f"[study] {spec.name} not started: about {format_duration(need)} needed, "
+                     f"{format_duration(self.opts.budget - self.elapsed())} of the budget left "
+                     f"({format_duration(REPORT_RESERVE)} of it kept for the report)")
             return False
 
         def on_done(spec: RunSpec, results: dict | None, seconds: float) -> None:
@@ -217,8 +227,8 @@ class Study:
             for k, v in decided.items():
                 self.log(f"[study] {k}: {v.verdict} ({v.seeds} seed(s))")
             grow = [k for k in undecided if self.state["targets"][k] < self.opts.seeds_max]
-            next_cost = sum(plan["run_seconds"][k] for k in grow + ["idrec"]) / max(self.opts.jobs, 1)
-            if not grow or self.elapsed() + next_cost > self.opts.budget:
+            next_cost = sum(self.expected(k, plan["run_seconds"]) for k in grow + ["idrec"]) / max(self.opts.jobs, 1)
+            if not grow or self.elapsed() + next_cost + REPORT_RESERVE > self.opts.budget:
                 break
             self.log(f"[study] one more seed for {', '.join(grow)} and IDRec (~{format_duration(next_cost)})")
             for k in grow + ["idrec"]:
@@ -239,10 +249,13 @@ def _epochs(args: list[str]) -> int:
 
 
 def method_text(opts: StudyOptions, looks: int) -> str:
-    return (f"each content arm against IDRec on test {PRIMARY.upper()}, paired by user; 95% intervals resample "
-            f"seeds, then users (two-level) once both arms have two seeds; Holm's correction over the arms' tests "
-            f"at each look and alpha / {looks} per look (Bonferroni over up to {looks} looks as seeds are added); "
-            f"'equivalent' means the interval lies within ±{opts.margin * 100:g}% of IDRec.")
+    level = opts.alpha / looks
+    return (f"each content arm against IDRec on test {PRIMARY.upper()}, paired by user. Each look (a round of seeds) "
+            f"tests at alpha {opts.alpha:g} / {looks} = {level:.4g} (Bonferroni over up to {looks} looks as seeds are "
+            f"added), so intervals are {100 * (1 - level):.1f}% intervals; they resample seeds, then users (two-level) "
+            f"once both arms have two seeds. p is Holm-adjusted over the arms' tests; 'better' / 'worse' need that p "
+            f"under {level:.4g} and the interval clear of 0; 'equivalent' means the interval lies within "
+            f"±{opts.margin * 100:g}% of IDRec.")
 
 
 def run_study(opts: StudyOptions, dry_run: bool = False, log: Callable[[str], None] = print,
