@@ -27,7 +27,6 @@ class ArmSummary:
     test: dict[str, list[float]] = field(default_factory=dict)  # metric -> one value per seed
     subsets: dict[str, dict] = field(default_factory=dict)  # cold / new -> {"users": n, metric: mean over seeds}
     curves: list[list[tuple[int, float]]] = field(default_factory=list)  # per seed: (epoch, valid metric)
-    best_epochs: list[int] = field(default_factory=list)
 
     def mean(self, metric: str) -> float:
         return statistics.fmean(self.test[metric]) if self.test.get(metric) else float("nan")
@@ -62,7 +61,6 @@ def summarize_arm(arm: Arm, dirs: list[Path], primary: str) -> ArmSummary:
         for m in METRICS:
             s.test.setdefault(m, []).append(res["test"][m])
         s.curves.append(_curve(d, primary))
-        s.best_epochs.append(res["best_epoch"])
     for name in ("cold", "new"):
         subs = [r["test_subsets"][name] for r in s.results if (r.get("test_subsets") or {}).get(name, {}).get("users")]
         if subs:
