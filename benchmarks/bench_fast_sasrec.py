@@ -41,7 +41,8 @@ GOAL_SECONDS = 15.0  # half of RePlay's time to best
 # the library's defaults (the paper's setting, configs/ml100k_sasrec_id.yaml): BCE, 1 negative, every
 # window, AdamW lr 1e-3 constant, batch 128, FFN 4 x 64, validation of every user after every epoch
 DEFAULT: list[str] = []
-# the fast configuration: full CE over each user's latest window (as RePlay), FFN width 64 (as RePlay), fused
+# the first fast configuration (superseded by configs/ml100k_sasrec_id_fast.yaml, which samples half of every
+# window each epoch; benchmarks/bench_recipes.py measures it): full CE over each user's latest window (as RePlay), FFN width 64 (as RePlay), fused
 # attention, Adam betas (0.9, 0.98), batch 32, peak lr 3e-3 with 10% warm-up and cosine decay over 20 epochs,
 # validation from epoch 8. Chosen on seed 1's validation NDCG@10 among five short configurations
 # (benchmarks/results/issue16_explore_seed1.jsonl and issue16_explore2_seed1.jsonl; benchmarks/README.md).

@@ -191,20 +191,3 @@ def test_fused_attention_computes_the_same_function():
         assert torch.allclose(plain.encode(x, mask), fused.encode(x, mask), atol=1e-5)
     with pytest.raises(ConfigError, match="model.attention"):
         load_config(None, ["--data=d", "--model.attention=flash"])
-
-
-def test_fast_config_file_is_the_benchmarked_fast_arm():
-    """configs/ml100k_sasrec_id_fast.yaml is what benchmarks/bench_fast_sasrec.py measured as its fast arm: the
-    same model, training and evaluation settings as the library defaults plus the bench's FAST overrides."""
-    import importlib.util
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("bench_fast_sasrec", root / "benchmarks" / "bench_fast_sasrec.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    from_file = load_config(str(root / "configs" / "ml100k_sasrec_id_fast.yaml"), [])
-    from_bench = load_config(None, ["--data=data/prepared/ml-100k", *bench.FAST])
-    for section in ("model", "train", "eval"):
-        assert getattr(from_file, section) == getattr(from_bench, section), section
-    assert from_file.train.loss == "ce" and from_file.train.windows == "last"

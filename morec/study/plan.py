@@ -9,23 +9,18 @@ An arm is one way to represent items, trained with one recipe at every seed:
 - ``Side + ID``: content and ID fused (the multimodal encoder when the data has both text and images);
 - ``top-1``: the top text-encoder layer trained (the most expensive arm, kept only when the budget allows).
 
-Every arm shares one training recipe per backbone (same epochs, schedule, patience and selection metric), so
-the comparison is at equal budget. The recipe for SASRec is the fast ID recipe of
-``configs/ml100k_sasrec_id_fast.yaml``: full softmax over each user's latest window, cosine schedule over
-20 epochs. Other backbones use the library defaults with a 100-epoch cap.
+Every arm trains with one recipe, the backbone's fast recipe of :mod:`morec.recipes` (for SASRec: full softmax
+over sampled windows, cosine schedule over 20 epochs), so the comparison is at equal budget: same epochs,
+patience, learning rates and selection metric; only how items are represented differs.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
 from ..data.dataset import PreparedDataset
+from ..recipes import fast
 
-FAST_SASREC = ["--model.dim=64", "--model.max_len=50", "--model.ffn_mult=1", "--model.attention=fused",
-               "--train.loss=ce", "--train.windows=last", "--train.lr=0.003", "--train.betas=[0.9,0.98]",
-               "--train.schedule=cosine", "--train.warmup=0.1", "--train.weight_decay=0.1", "--train.batch_size=32",
-               "--train.epochs=20", "--train.patience=10", "--eval.valid_from=8"]
-DEFAULT_RECIPE = ["--train.epochs=100", "--train.patience=10"]
-COMMON = ["--eval.select_metric=ndcg@10", "--train.progress=false", "--train.tensorboard=false"]
+COMMON = ["--train.progress=false", "--train.tensorboard=false"]
 # kept first when the budget is short: the reference, then the cheapest answer per modality, then the rest
 PRIORITY = ("idrec", "ts", "side-id", "side", "top1")
 
@@ -62,7 +57,7 @@ def dataset_content(ds: PreparedDataset) -> Content:
 
 
 def recipe(backbone: str) -> list[str]:
-    return [f"--model.backbone={backbone}", *(FAST_SASREC if backbone == "sasrec" else DEFAULT_RECIPE), *COMMON]
+    return [*fast(backbone), *COMMON]
 
 
 def _encoder(modality: str, text_model: str, vision_model: str) -> list[str]:
