@@ -63,12 +63,12 @@ def export_split(dataset, out_dir: str | Path) -> Path:
 
 # RePlay's run in morec's terms (config.yaml of the run directory): what `morec compare` reads for its budget
 # notes and evaluation settings. The model and its training are RePlay's own (replay_sasrec_job.py); these
-# settings describe them, they are not morec's code.
+# settings describe them, they are not morec's code. eval.ks leads with 10: `morec compare` defaults to hr@K of
+# the first arm's first K, and morec's runs keep only K = 10 unless told otherwise.
 REPLAY_AS_MOREC = ["--model.dim=64", "--model.n_layers=2", "--model.n_heads=2", "--model.max_len=50",
                    "--model.ffn_mult=1", "--model.dropout=0.2", "--train.loss=ce", "--train.windows=last",
                    "--train.lr=1e-3", "--train.betas=[0.9,0.98]", "--train.weight_decay=0", "--train.batch_size=128",
-                   "--eval.ks=[5,10,20]", "--eval.select_metric=ndcg@10", "--eval.mask_history=true"]
-KS = [5, 10, 20]
+                   "--eval.ks=[10,5,20]", "--eval.select_metric=ndcg@10", "--eval.mask_history=true"]
 JOB = Path(__file__).resolve().parent / "replay_sasrec_job.py"
 
 
