@@ -144,6 +144,7 @@ class Bench:
             self.fast_run("idrec", seed)
 
     def arms_part(self) -> None:
+        self.default_epoch("idrec")  # the yardstick of Side + ID's goal: IDRec's default time to best
         for arm in self.args.arms:
             self.default_epoch(arm)
             for seed in self.args.arm_seeds:
@@ -238,6 +239,12 @@ def summarise(bench: Bench) -> str:
         print(f"  default -> fast: {words}")
         short = "; ".join(f"{m.upper()} {c.verdict}" for m, c in checks[arm]["paired"].items()) if arm in checks else "?"
         out.append(f"{arm} fast {ratio:.2f}x default time to best ({short})")
+    id_default, side_id = bench.row("arms", "idrec", 0), by("arms", "side-id")
+    if id_default and side_id:
+        t = statistics.mean(r["seconds_to_best"] for r in side_id)
+        print(f"Side + ID fast: {t:.1f} s to best; IDRec default: {id_default['epoch_seconds']:.2f} s/epoch x "
+              f"{statistics.mean(id_default['epochs_to_best']):.1f} epochs = {id_default['seconds_to_best']:.0f} s")
+        out.append(f"side-id fast {t / id_default['seconds_to_best']:.2f}x IDRec's default time to best")
     jobs = {r["arm"]: r for r in rows if r["part"] == "jobs"}
     if {"jobs1x2", "jobs2x1"} <= set(jobs):
         a, b = jobs["jobs1x2"]["seconds"], jobs["jobs2x1"]["seconds"]

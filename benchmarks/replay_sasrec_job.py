@@ -108,7 +108,7 @@ class FullRankingStopper(lightning.Callback):
 
     def __init__(self, valid_data, targets: np.ndarray, histories, patience: int, out: Path):
         self.valid_data, self.targets, self.histories = valid_data, targets, histories
-        self.patience, self.log = patience, (out / "epochs.jsonl").open("w")
+        self.patience, self.epoch_log = patience, (out / "epochs.jsonl").open("w")
         self.best = {"score": -math.inf, "epoch": -1, "state": None, "ranks": None, "seconds_to_best": None}
         self.bad_epochs, self.train_seconds, self.epochs, self.start, self.stop_reason = 0, 0.0, 0, None, "epochs"
 
@@ -134,8 +134,8 @@ class FullRankingStopper(lightning.Callback):
         row = {"epoch": epoch, "train_seconds": trained, "valid_seconds": time.perf_counter() - self.epoch_start - trained,
                "loss": float(torch.stack(self.losses).mean()), "valid_ndcg@10": score,
                "elapsed": time.perf_counter() - self.start}
-        self.log.write(json.dumps(row) + "\n")
-        self.log.flush()
+        self.epoch_log.write(json.dumps(row) + "\n")
+        self.epoch_log.flush()
         print(f"epoch {epoch:3d}  train {trained:.2f} s  valid {row['valid_seconds']:.2f} s  loss {row['loss']:.4f}  "
               f"valid ndcg@10 {score:.4f}{'  *' if improved else ''}", flush=True)
         if self.bad_epochs >= self.patience:

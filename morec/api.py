@@ -29,6 +29,7 @@ from .data.formats.registry import detect_format, read_raw, resolve_source
 from .data import presets
 from .data.prepare import check_out_dir, prepare
 from .evaluate import metrics_from_ranks, rank_users
+from .recipes import fast
 from .recommend import RecommenderService
 from .report import load_arm, plot_item_popularity, plot_sequence_lengths
 from .runs import load_run as load_model
@@ -182,8 +183,8 @@ def quickstart(root: str | Path = "data", runs: str | Path = "runs", morec: str 
                overrides: list[str] | None = None, log=print) -> dict:
     """`morec quickstart`: fetch and prepare MovieLens-100K under ``root`` (an existing prepared copy made with
     other prepare options is refused), train ID-based SASRec and text MoRec SASRec (MiniLM titles, trained as
-    ``morec`` says: ts / top1 / top2) into ``runs`` with ``overrides`` on both, and compare them paired over the
-    test users. Returns {"dataset": Table 1 row, "results": {name: results}, "runs": {name: run directory},
+    ``morec`` says: ts / top1 / top2) into ``runs``, both with SASRec's fast recipe (morec.recipes) and
+    ``overrides``, and compare them paired over the test users. Returns {"dataset": Table 1 row, "results": {name: results}, "runs": {name: run directory},
     "comparison": verdict.compare_arms's result on HR@10 and NDCG@10, or None with ``id_only``}."""
     root = Path(root)
     raw = fetch_dataset("movielens-100k", root / "raw")
@@ -199,7 +200,8 @@ def quickstart(root: str | Path = "data", runs: str | Path = "runs", morec: str 
         {"IDRec": ("id", []), name: (f"minilm-{morec}", [*QUICKSTART_TEXT, *morec_args])}
     results, dirs = {}, {}
     for model, (slug, model_args) in models.items():
-        cfg = quick_config(prepared, Path(runs) / f"ml100k-sasrec-{slug}", [*model_args, *(overrides or [])])
+        cfg = quick_config(prepared, Path(runs) / f"ml100k-sasrec-{slug}", [*fast("sasrec"), *model_args,
+                                                                             *(overrides or [])])
         results[model] = r = train(cfg, ds, log=log)
         dirs[model] = cfg.out
         log(f"{model}: best epoch {r['best_epoch']}, {r['seconds_per_epoch']:.2f} s/epoch, "
