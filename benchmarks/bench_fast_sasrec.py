@@ -44,7 +44,7 @@ DEFAULT: list[str] = []
 # the fast configuration: full CE over each user's latest window (as RePlay), FFN width 64 (as RePlay), fused
 # attention, Adam betas (0.9, 0.98), batch 32, peak lr 3e-3 with 10% warm-up and cosine decay over 20 epochs,
 # validation from epoch 8. Chosen on seed 1's validation NDCG@10 among five short configurations
-# (benchmarks/results/issue16_explore_seed1.jsonl and issue16_explore2_seed1.jsonl; benchmarks/README.md).
+# (benchmarks/results/fast_recipe_search_seed1.jsonl and fast_recipe_search_ffn256_seed1.jsonl; benchmarks/README.md).
 FAST = ["--train.loss=ce", "--train.windows=last", "--model.ffn_mult=1", "--model.attention=fused",
         "--train.betas=[0.9,0.98]", "--train.lr=3e-3", "--train.schedule=cosine", "--train.warmup=0.1",
         "--train.batch_size=32", "--train.epochs=20", "--eval.valid_from=8"]
