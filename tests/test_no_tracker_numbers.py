@@ -57,7 +57,7 @@ def _t(s: str) -> str:
 
 
 @pytest.mark.parametrize("cited", [_t("benchmarks/results/is~sue13_runs/side"), _t("(is~sue 16)"),
-                                   _t("Is~sue #4:"), _t("is~sues 13 and 16"), _t("see #~29."), _t("(#~7)"),
+                                   _t("Is~sue #~4:"), _t("is~sues 13 and 16"), _t("see #~29."), _t("(#~7)"),
                                    _t("PR #~12"), _t("tick~et 3"), _t("tests/test_is~sue_18.py")])
 def test_the_pattern_finds_tracker_citations(cited):
     assert TRACKER.search(cited), cited
