@@ -1,5 +1,6 @@
 """ID SASRec on MovieLens-100K: morec's default training against its fast configuration, side by side,
-over several seeds, with RePlay's published figures (issue 16) printed as the reference.
+over several seeds, with RePlay's figures (measured earlier under the same protocol, not re-run) printed
+as the reference.
 
     python benchmarks/bench_fast_sasrec.py [PREPARED_DIR] [--seeds 1,2,3] [--threads 1] [--results FILE]
 
@@ -31,7 +32,7 @@ from morec.data.dataset import PreparedDataset
 from morec.evaluate import metrics_from_ranks, most_popular_ranks
 from morec.train import Trainer
 
-# Issue 16's measurement of the peer (same protocol: leave-one-out, full ranking, history masked, 64-d,
+# An earlier measurement of the peer (same protocol: leave-one-out, full ranking, history masked, 64-d,
 # 2 blocks x 2 heads, max length 50; 2 cores, 2 threads, quiet machine). Not re-run here.
 REPLAY = {"name": "RePlay 0.22.0 SASRec (full CE, last window per user, Adam 1e-3 betas (0.9, 0.98), batch 128, "
                   "FFN width 64)", "seconds_per_epoch": 0.96, "best_epoch": 30, "seconds_to_best": 29.0,
@@ -45,7 +46,7 @@ DEFAULT: list[str] = []
 # window each epoch; benchmarks/bench_recipes.py measures it): full CE over each user's latest window (as RePlay), FFN width 64 (as RePlay), fused
 # attention, Adam betas (0.9, 0.98), batch 32, peak lr 3e-3 with 10% warm-up and cosine decay over 20 epochs,
 # validation from epoch 8. Chosen on seed 1's validation NDCG@10 among five short configurations
-# (benchmarks/results/issue16_explore_seed1.jsonl and issue16_explore2_seed1.jsonl; benchmarks/README.md).
+# (benchmarks/results/fast_recipe_search_seed1.jsonl and fast_recipe_search_ffn256_seed1.jsonl; benchmarks/README.md).
 FAST = ["--train.loss=ce", "--train.windows=last", "--model.ffn_mult=1", "--model.attention=fused",
         "--train.betas=[0.9,0.98]", "--train.lr=3e-3", "--train.schedule=cosine", "--train.warmup=0.1",
         "--train.batch_size=32", "--train.epochs=20", "--eval.valid_from=8"]
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
     by = {(r["arm"], r["seed"]): r for r in rows}
     print(f"\nML-100K ID SASRec, {args.threads} thread(s); most-popular test HR@10 {pop['hr@10']:.4f} "
           f"NDCG@10 {pop['ndcg@10']:.4f}")
-    print(f"reference (issue 16, not re-run): {REPLAY['name']}: {REPLAY['seconds_per_epoch']} s/epoch, best epoch "
+    print(f"reference (earlier measurement, not re-run): {REPLAY['name']}: {REPLAY['seconds_per_epoch']} s/epoch, best epoch "
           f"{REPLAY['best_epoch']}, {REPLAY['seconds_to_best']:.0f} s to best, test HR@10 {REPLAY['hr@10']} "
           f"NDCG@10 {REPLAY['ndcg@10']} (quiet machine, 2 threads)")
     summary = []
@@ -147,7 +148,7 @@ def main(argv=None) -> int:
               f"({', '.join(f'seed {s}: {x:.2f}x' for s, x in zip(done, ratios))}); chunks: "
               f"{'; '.join(sorted({by[('fast', s)]['chunk'] for s in done}))}")
         summary.append(f"fast/default speed-up {statistics.mean(ratios):.2f}x (per-seed {', '.join(f'{x:.2f}' for x in ratios)})")
-    print("SUMMARY bench_fast_sasrec | " + " | ".join(summary) + f" | RePlay (issue 16): 29 s to best, test HR@10 "
+    print("SUMMARY bench_fast_sasrec | " + " | ".join(summary) + f" | RePlay (earlier measurement): 29 s to best, test HR@10 "
           f"0.1729 NDCG@10 0.0899 | goal <= {GOAL_SECONDS:.0f} s | side-by-side seeds {','.join(map(str, done)) or 'none'}",
           flush=True)
     return 0

@@ -1,12 +1,12 @@
-"""Why BCE-family losses with many negatives trailed most-popular on small synthetic data (issue 16).
+"""Why BCE-family losses with many negatives trailed most-popular on small synthetic data.
 
-    python benchmarks/explore_bce_negatives.py LIST.txt >> benchmarks/results/issue16_bce_negatives.jsonl
+    python benchmarks/explore_bce_negatives.py LIST.txt >> benchmarks/results/bce_many_negatives_plateau.jsonl
 
 Each line of LIST.txt is ``NAME | overrides | ablations``; every run trains ID SASRec (32-d, lr 3e-3, 25 epochs
 unless overridden, seed 42) on the test suite's synthetic data (800 users, 300 items, 6 topics; written to
 /tmp/morec-bce-negatives once) and prints one JSON line: test NDCG@10, its ratio to most-popular's, the best
-epoch and the validation NDCG@10 every 5 epochs (``traj_every5``). The runs of issue 16 are listed in
-benchmarks/results/issue16_bce_negatives_lists.txt, their output in issue16_bce_negatives.jsonl.
+epoch and the validation NDCG@10 every 5 epochs (``traj_every5``). The published runs are listed in
+benchmarks/results/bce_many_negatives_plateau_runs.txt, their output in bce_many_negatives_plateau.jsonl.
 
 Ablations (experiment-only changes applied in this process, not library options):
 ``mean_neg``  the negatives' terms averaged instead of summed (changes the loss: the negatives weigh 1, not K);

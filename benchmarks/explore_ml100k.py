@@ -4,8 +4,8 @@ pairs already in OUT are skipped; no new run starts after DEADLINE seconds.
 
     python benchmarks/explore_ml100k.py OUT.jsonl SPEC.json [DEADLINE_SECONDS]
 
-SPEC.json: {"seeds": [1], "configs": {"name": ["--train.loss=ce", ...], ...}} (issue 16's is
-benchmarks/results/issue16_explore_spec.json, its results issue16_explore_seed1.jsonl).
+SPEC.json: {"seeds": [1], "configs": {"name": ["--train.loss=ce", ...], ...}} (the fast
+recipe's search: benchmarks/results/fast_recipe_search_spec.json, its results fast_recipe_search_seed1.jsonl).
 """
 import json
 import sys

@@ -73,7 +73,7 @@ class LossContext:
 
         Each user's own items are looked up among the U items (a small, cache-resident array), not each of
         the B x U pairs among all training interactions: with a million users the latter was a cache miss
-        per probe and most of an in-batch training step (issue 18)."""
+        per probe and most of an in-batch training step."""
         mask = torch.zeros(len(users), len(items), dtype=torch.bool, device=items.device)
         if len(items) == 0 or len(users) == 0:
             return mask

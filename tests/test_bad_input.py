@@ -1,4 +1,4 @@
-"""The bad-input table (issue 6): every row is a test through the `morec` command, which must exit with 2
+"""The bad-input table: every row is a test through the `morec` command, which must exit with 2
 and print one `morec: error: ...` line that names the file, line or item and says what to do.
 Nothing is dropped silently: what is repaired or filtered is counted in the log.
 

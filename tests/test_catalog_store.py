@@ -1,8 +1,8 @@
 """The run's catalogue is a transactional store: concurrent `morec catalog add` processes and a running
 `morec serve` receiving POST /items never lose an addition, and a server picks up what others added.
 
-MOREC_CATALOG_TRIALS=20 MOREC_CATALOG_PROCS=3 repeats the process test with three writer processes (the closing note
-of issue 14 ran it that way); CI runs one trial with two.
+MOREC_CATALOG_TRIALS=20 MOREC_CATALOG_PROCS=3 repeats the process test with three writer processes (the robustness
+work ran it that way); CI runs one trial with two.
 """
 import json
 import os

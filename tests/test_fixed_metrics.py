@@ -1,6 +1,6 @@
 """No behaviour change: with a fixed seed, IDRec SASRec, text top-k, text two-stage (frozen + TS-DNN) and vision
-end-to-end on small synthetic data reach exactly the metrics recorded before the modality-encoder refactor
-(issue 12, item 6). The expected values were recorded on main before the refactor (commit c30eaa1); a
+end-to-end on small synthetic data reach exactly the metrics recorded before the modality-encoder refactor.
+The expected values were recorded on main before the refactor (commit c30eaa1); a
 change in any encoder's forward, its caches, the heads' initialisation order or the training loop moves them.
 
 Only the tiny models written here are used (no download); two epochs each on one thread.

@@ -1,5 +1,5 @@
 """benchmarks/gpu_check.py --smoke: the prepared GPU check runs end to end on the CPU, so it cannot rot
-while no GPU is lent (issue 18)."""
+while no GPU is lent."""
 import json
 import math
 import os

@@ -147,7 +147,7 @@ def test_every_loss_beats_most_popular(synth_prepared, tmp_path, loss, extra):
 
 
 def test_seen_mask_is_each_users_training_items(synth_prepared):
-    """LossContext.seen looks each user's own items up among the candidates (issue 18: fast at a million
+    """LossContext.seen looks each user's own items up among the candidates (fast at a million
     users); it must equal the definition, item j among user b's training items, for unsorted candidates too."""
     ds = PreparedDataset(synth_prepared)
     ctx = LossContext.build(ds)
@@ -164,7 +164,7 @@ def test_gbce_trains_past_most_popular(synth_prepared, tmp_path):
     """gSASRec's gBCE (t = 0.75, 16 uniform negatives per position) trains SASRec well past most-popular.
 
     BCE-family losses with many negatives first learn popularity and sit at most-popular's level for a few
-    hundred optimizer steps before the sequence signal takes over (issue 16: on this data gBCE with batch 128
+    hundred optimizer steps before the sequence signal takes over (on this data gBCE with batch 128
     is still there after 25 epochs = 175 steps and leaves it near step 350; softmax losses have no such
     plateau). gSASRec trains for thousands of steps; batch 32 gives 30 epochs = 750 steps here. A model that
     learns only popularity stays near 1.0x most-popular's NDCG@10."""

@@ -85,7 +85,7 @@ def test_not_a_prepared_dataset(tmp_path):
 
 
 def test_integer_ids_prepare_exactly_as_their_strs(tmp_path):
-    """prepare works on integer codes ordered like the str ids (issue 18: no per-row strs for a million
+    """prepare works on integer codes ordered like the str ids (no per-row strs for a million
     users); the filters that sort or draw by id (subsample, new-item hold-out) must not notice."""
     rng = np.random.default_rng(3)
     n = 4000

@@ -323,7 +323,7 @@ def test_float_seconds_become_int64_and_fractions_keep_their_order(tmp_path):
 
 
 def test_late_timestamps_keep_every_users_latest_item_as_the_test_target(tmp_path):
-    """Issue 14: times >= 2**63 once wrapped negative and moved users' latest items away from the test slot.
+    """Times >= 2**63 once wrapped negative and moved users' latest items away from the test slot.
     Now the largest representable time is the latest: the test target is the row with the biggest time."""
     from morec.config import PrepareConfig
     from morec.data.dataset import PreparedDataset

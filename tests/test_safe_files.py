@@ -1,4 +1,4 @@
-"""Issue 14: nothing stale, nothing half-written, no raw tracebacks.
+"""Nothing stale, nothing half-written, no raw tracebacks.
 
 * caches are keyed by what they are computed from (texts, image files, weights);
 * `data prepare` into an existing folder refuses without --overwrite, which replaces it whole;

@@ -1,4 +1,4 @@
-"""`morec serve` reads only what it should (issue 14): new items' images arrive as uploaded bytes or as
+"""`morec serve` reads only what it should: new items' images arrive as uploaded bytes or as
 paths under --image-root (``..``, absolute paths and symlinks out of it refused, with one answer for
 "not allowed or not found"); ``lmdb:`` only under the root; a pixel limit checked before decoding and
 Pillow's decompression-bomb guard; an optional bearer token for POST /items; /health names no path."""
@@ -118,7 +118,7 @@ def test_a_non_image_inside_the_root_is_a_clear_error(server):
 def test_pixel_limit_and_decompression_bomb_are_refused_before_decoding(server):
     big = add(server, "big", image_base64=base64.b64encode(png_bytes((101, 100))).decode())
     assert big.status_code == 413 and "over the limit of 10,000 pixels" in big.json()["detail"], big.text
-    # the issue's 10000 x 10000 PNG and a 100000 x 100000 bomb: tiny files, refused from the header
+    # a 10000 x 10000 PNG and a 100000 x 100000 bomb: tiny files, refused from the header
     for w in (10_000, 100_000):
         r = add(server, f"bomb{w}", image_base64=base64.b64encode(png_header_only(w, w)).decode())
         assert r.status_code == 413, r.text

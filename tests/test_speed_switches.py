@@ -1,4 +1,4 @@
-"""The training switches of the speed work (issue 16), each against what it must do: which windows an
+"""The training switches of the speed work, each against what it must do: which windows an
 epoch trains on, the learning-rate schedule and Adam betas, gBCE on a hand-computed case, shared
 negatives, and the validation cadence / user subsample that model selection sees."""
 import json
