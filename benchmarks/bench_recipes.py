@@ -44,7 +44,7 @@ from morec.recipes import fast  # noqa: E402
 from morec.train import Trainer  # noqa: E402
 
 ML100K_RUNS = ROOT / "docs/results/ml100k/runs"
-MODES_RUNS = ROOT / "benchmarks/results/issue13_runs"
+MODES_RUNS = ROOT / "benchmarks/results/morec_modes_cost"
 SWEEP_SASREC = "encoder.mlp_layers-0_encoder.fusion-none_backbone-sasrec_batch_size-128_weight_decay-0.1_seed-{s}"
 
 
