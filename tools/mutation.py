@@ -41,7 +41,7 @@ GROUPS = {
                    ("tests/test_split_values.py", "tests/test_split_properties.py"),  # (test_prepare: a minute a run)
                    ("filter_interactions", "time_cuts", "time_split", "_drop_idle_users", "_draw_new_items",
                     "_hold_out_new_test_items", "split_positions", "hold_out_new_items")),
-    "losses": Group(("morec/losses.py",), ("tests/test_loss_values.py", *(f"tests/test_losses.py::test_{t}" for t in (
+    "losses": Group(("morec/losses.py",), ("tests/test_loss_values.py", "tests/test_loss_edges.py", *(f"tests/test_losses.py::test_{t}" for t in (
         "inbatch_logq_on_a_hand_computed_case", "sampled_softmax_logq_on_a_hand_computed_case",
         "inbatch_masks_the_users_own_items", "inbatch_on_sequences_masks_every_own_position",
         "popularity_sampler_follows_training_counts", "losses_need_what_they_read",
