@@ -38,14 +38,22 @@ GROUPS = {
     "ranking": Group(("morec/evaluate.py", "morec/ranks.py"),
                      ("tests/test_metrics.py", "tests/test_ranking_properties.py", "tests/test_ranking_reference.py")),
     "split": Group(("morec/data/prepare.py",),
-                   ("tests/test_split_properties.py", "tests/test_prepare.py"),
+                   ("tests/test_split_values.py", "tests/test_split_properties.py"),  # (test_prepare: a minute a run)
                    ("filter_interactions", "time_cuts", "time_split", "_drop_idle_users", "_draw_new_items",
                     "_hold_out_new_test_items", "split_positions", "hold_out_new_items")),
-    "losses": Group(("morec/losses.py",), ("tests/test_loss_values.py", *(f"tests/test_losses.py::test_{t}" for t in (
+    "losses": Group(("morec/losses.py",), ("tests/test_loss_values.py", "tests/test_loss_edges.py", *(f"tests/test_losses.py::test_{t}" for t in (
         "inbatch_logq_on_a_hand_computed_case", "sampled_softmax_logq_on_a_hand_computed_case",
         "inbatch_masks_the_users_own_items", "inbatch_on_sequences_masks_every_own_position",
         "popularity_sampler_follows_training_counts", "losses_need_what_they_read",
         "seen_mask_is_each_users_training_items")))),  # (its training runs take minutes per mutant)
+    "stats": Group(("morec/stats/paired.py", "morec/stats/pvalues.py", "morec/stats/bootstrap.py",
+                    "morec/stats/family.py", "morec/stats/design.py"),
+                   ("tests/test_stats_values.py", *(f"tests/test_verdict_stats.py::test_{t}" for t in (
+                       "holm_matches_statsmodels_and_a_hand_worked_family",
+                       "identical_differences_and_few_users_get_the_exact_p",
+                       "no_hits_and_rank_zero_users_raise_no_warnings"))),  # (the report / compare tests train runs)
+                   ("sign_flip", "exact_sign_flip", "_signed_sums", "from_count", "until_clear", "holm", "adjust",
+                    "paired", "_user_level", "_set_p", "seed_matrix", "mde", "seeds_needed", "hierarchical")),
     "catalog": Group(("morec/catalog.py",), ("tests/test_catalog_file.py",),
                      ("catalog_signature", "catalog_lock", "read_added", "load_added", "save_added", "append_added")),
 }
