@@ -45,6 +45,7 @@ from morec.train import Trainer  # noqa: E402
 
 ML100K_RUNS = ROOT / "docs/results/ml100k/runs"
 MODES_RUNS = ROOT / "benchmarks/results/morec_modes_cost"
+COMMITTED = ROOT / "benchmarks/results/fast_recipes"
 SWEEP_SASREC = "encoder.mlp_layers-0_encoder.fusion-none_backbone-sasrec_batch_size-128_weight_decay-0.1_seed-{s}"
 
 
@@ -81,9 +82,15 @@ class Bench:
         self.args = args
         self.work = Path(args.work)
         self.work.mkdir(parents=True, exist_ok=True)
-        self.rows_file = self.work / "rows.jsonl"
+        self.rows_file = Path(args.rows) if args.rows else self.work / "rows.jsonl"
         self.rows = [json.loads(x) for x in self.rows_file.read_text().splitlines()] if self.rows_file.exists() else []
-        self.dataset = PreparedDataset(args.data)
+        self._dataset = None
+
+    @property
+    def dataset(self) -> PreparedDataset:  # loaded on first training: a summary needs only the rows and runs
+        if self._dataset is None:
+            self._dataset = PreparedDataset(self.args.data)
+        return self._dataset
 
     def row(self, part: str, arm: str, seed: int) -> dict | None:
         return next((r for r in self.rows if (r["part"], r["arm"], r["seed"]) == (part, arm, seed)), None)
@@ -185,6 +192,12 @@ seeds: [1, 2, 3]
 """
 
 
+def run_dir(row: dict) -> Path:
+    """A row's run directory: where it trained, else its committed copy (config, results, ranks; no weights)."""
+    where = Path(row["dir"])
+    return where if (where / "results.json").exists() else COMMITTED / where.name
+
+
 def spread(values: list[float], digits: int = 4) -> str:
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
@@ -210,8 +223,8 @@ def summarise(bench: Bench) -> str:
                                   key=lambda r: r["seed"])
     replay, fast_id = by("replay", "replay"), by("replay", "idrec")
     if replay and fast_id:
-        checks = verdicts([("RePlay -> morec fast", [r["dir"] for r in replay], [r["dir"] for r in fast_id]),
-                           ("morec default -> fast", committed_default("idrec"), [r["dir"] for r in fast_id])])
+        checks = verdicts([("RePlay -> morec fast", [run_dir(r) for r in replay], [run_dir(r) for r in fast_id]),
+                           ("morec default -> fast", committed_default("idrec"), [run_dir(r) for r in fast_id])])
         t_r, t_f = statistics.mean(r["seconds_to_best"] for r in replay), statistics.mean(r["seconds_to_best"] for r in fast_id)
         for name, rs in (("RePlay 0.22 SASRec", replay), ("morec fast ID SASRec", fast_id)):
             print(f"{name:<22} {len(rs)} seeds | s/epoch {spread([r['seconds_per_epoch'] for r in rs], 2)} | best epoch "
@@ -225,7 +238,7 @@ def summarise(bench: Bench) -> str:
                    f"{t_f / t_r:.2f}x RePlay's time to best ({t_f:.1f} s vs {t_r:.1f} s)")
     arm_results = [(arm, by("arms", arm), bench.row("arms", arm, 0)) for arm in FAST_CONFIGS if arm != "idrec"]
     arm_results = [x for x in arm_results if x[1] and x[2]]
-    checks = verdicts([(arm, committed_default(arm), [r["dir"] for r in rs]) for arm, rs, _ in arm_results])
+    checks = verdicts([(arm, committed_default(arm), [run_dir(r) for r in rs]) for arm, rs, _ in arm_results])
     for arm, rs, default in arm_results:
         t = statistics.mean(r["seconds_to_best"] for r in rs)
         ratio = t / default["seconds_to_best"]
@@ -267,6 +280,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--work", default="runs/bench-recipes")
     p.add_argument("--summary-only", action="store_true", help="print the summary of the rows kept so far")
+    p.add_argument("--rows", help="the rows file (default WORK/rows.jsonl); the committed one: "
+                   "benchmarks/results/fast_recipes_rows.jsonl, with --summary-only")
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args(argv)
     args.arms = [a for a in args.arms.split(",") if a]

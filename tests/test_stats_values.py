@@ -276,3 +276,22 @@ def test_the_verdict_follows_p_and_the_interval_that_decides():
     d = c(level=USER_LEVEL).to_dict()
     assert d["provisional"] and d["significant"] and not d["equivalent"] and d["verdict"] == "better"
     assert d["p"] == 0.01 and d["metric"] == "hr@10"
+
+
+def test_paired_resamples_users_as_often_as_asked(monkeypatch):
+    """``paired(n_resamples=...)`` reaches the user-level bootstrap (it once fell back to the default)."""
+    from scipy import stats as scipy_stats
+
+    from morec.stats import paired
+
+    asked, real = [], scipy_stats.bootstrap
+
+    def counting(*args, **kwargs):
+        asked.append(kwargs["n_resamples"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scipy_stats, "bootstrap", counting)
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(1, 40, size=200), rng.integers(1, 30, size=200)
+    paired([a], [b], "hr@10", n_resamples=321)
+    assert asked and set(asked) == {321}

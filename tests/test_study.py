@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from browser import check_in_chromium
 from morec.data.synthetic import SynthConfig, write_synthetic
 from morec.ranks import save_ranks
 from morec.study.decide import verdicts
@@ -184,25 +184,4 @@ def test_study_runs_resumes_after_kills_and_reports(tmp_path, text_data):
     assert report.startswith("# Is content worth it on") and "Text TS (two-stage) vs IDRec" in report
     html_page = out / "report" / "study.html"
     assert "data:image/png;base64," in html_page.read_text()
-    check_in_chromium(html_page, tmp_path)
-
-
-def check_in_chromium(page: Path, tmp: Path) -> None:
-    """The page renders in headless Chromium: a non-blank screenshot and the decision text in the DOM."""
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None and os.environ.get("CI"):
-        pytest.fail("Chromium is missing: .ci/run installs Debian's chromium for the report tests")
-    if browser is None:
-        pytest.skip("no Chromium here (apt-get install chromium)")
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp / 'chromium-profile'}"]
-    shot = tmp / "study.png"
-    subprocess.run(flags + [f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()], capture_output=True,
-                   timeout=120)
-    from PIL import Image
-
-    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
-    assert pixels.std() > 10, "the screenshot is blank"
-    dom = subprocess.run(flags + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    assert "Is content worth it on" in dom and "vs IDRec" in dom
+    check_in_chromium(html_page, tmp_path, ["Is content worth it on", "vs IDRec"])

@@ -133,7 +133,8 @@ def _seed_means(x: np.ndarray) -> list[float]:
         return [float(v) for v in np.nanmean(x, axis=1)]
 
 
-def _user_level(out: Paired, a: np.ndarray, b: np.ndarray, rng, thresholds, max_draws: int) -> PValue:
+def _user_level(out: Paired, a: np.ndarray, b: np.ndarray, rng, thresholds, max_draws: int,
+                n_resamples: int = N_RESAMPLES) -> PValue:
     """Users resampled, models fixed: BCa intervals of B - A and Improv., and the sign-flip p."""
     from scipy import stats
 
@@ -152,7 +153,7 @@ def _user_level(out: Paired, a: np.ndarray, b: np.ndarray, rng, thresholds, max_
         with np.errstate(divide="ignore", invalid="ignore"):
             return (np.mean(y, axis=axis) - mx) / mx
 
-    boot = dict(paired=True, vectorized=True, n_resamples=N_RESAMPLES, confidence_level=1 - out.alpha, method="BCa",
+    boot = dict(paired=True, vectorized=True, n_resamples=n_resamples, confidence_level=1 - out.alpha, method="BCa",
                 random_state=rng)
     ci = stats.bootstrap((a, b), mean_diff, **boot).confidence_interval
     out.user_diff_ci = (float(ci.low), float(ci.high))
@@ -204,7 +205,7 @@ def paired(ranks_a: list[np.ndarray], ranks_b: list[np.ndarray], metric: str, al
         return out
     rng = np.random.default_rng(seed)
     thresholds = tuple(thresholds or (alpha,))
-    pv = _user_level(out, a, b, rng, thresholds, max_draws)
+    pv = _user_level(out, a, b, rng, thresholds, max_draws, n_resamples)
     out.user_p = pv.p
     se_user = user_bootstrap_std(b - a, rng)
     if min(len(ranks_a), len(ranks_b)) >= 2:
