@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .checkpoint import has_checkpoint
 from .config import ConfigError
@@ -94,7 +97,7 @@ class _Running:
 def _start(job: Job, threads: int, log: Callable[[str], None], prefix: str) -> _Running:
     cmd = train_command(job, threads)
     how = "resumed" if "--resume" in cmd else ("restarted" if "--overwrite" in cmd else "started")
-    log(f"{prefix}{job.name} {how}")
+    log(f"{prefix}{job.name} {'resumes' if how == 'resumed' else 'starts'}")
     job.log_file.parent.mkdir(parents=True, exist_ok=True)
     out = open(job.log_file, "a", encoding="utf-8")
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=child_env(threads))
@@ -129,7 +132,7 @@ def run_all(jobs: list[Job], n_jobs: int, threads: int,
     ``on_done(job, outcome)`` after each end. A finished job (results.json) is neither started nor reported."""
     pending = [j for j in jobs if results_of(j.run_dir) is None]
     running: list[_Running] = []
-    try:
+    with _terminate_as_exit(), _stopping(running):
         while pending or running:
             while pending and len(running) < max(n_jobs, 1):
                 job = pending.pop(0)
@@ -143,10 +146,30 @@ def run_all(jobs: list[Job], n_jobs: int, threads: int,
             for r in [r for r in running if r.proc.poll() is not None]:
                 running.remove(r)
                 on_done(r.job, _finish(r, log, prefix))
-    finally:
-        for r in running:  # a killed caller stops its runs; their checkpoints resume them
+
+
+@contextmanager
+def _stopping(running: list[_Running]) -> Iterator[None]:
+    try:
+        yield
+    finally:  # a killed caller stops its runs; their checkpoints resume them
+        for r in running:
             _stop(r.proc)
             r.out.close()
+
+
+@contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM ends the caller as Ctrl-C does, so that its runs are stopped rather than left training beside the
+    next command of the same folder (only the main thread may set a handler)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def add_jobs_argument(parser) -> None:

@@ -1,4 +1,5 @@
-"""Sweeps: a grid of runs, one after another or ``--jobs N`` at once, resumable, with the best of each group chosen on validation.
+"""Sweeps: a grid of runs, one after another (or ``--jobs N`` at once), resumable, with the best of each group
+chosen on validation.
 
 A sweep file (YAML)::
 
@@ -363,8 +364,8 @@ def run_in_processes(out: Path, runs: list[SweepRun], jobs: int, log: Callable[[
         run: SweepRun = job.owner
         if outcome.results is not None:
             run.results, run.status = outcome.results, _status(outcome.results)
-            if run.status == "collapsed":
-                log(f"{tag}{run.name}: collapsed: {run.results.get('collapse')}")
+            log(f"{tag}{run.name}: {run.status} in {outcome.seconds:.0f} s"
+                + (f": {run.results.get('collapse')}" if run.status == "collapsed" else ""))
             return
         printed = job.log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines() \
             if job.log_file.exists() else []

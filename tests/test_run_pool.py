@@ -92,32 +92,55 @@ def test_threads_per_run_never_oversubscribe_the_cores(monkeypatch):
     assert morec.run_pool.pinned_threads(16, 1) == 1
 
 
+def _trainers_of(out: Path) -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return [line for line in ps.splitlines() if "morec train" in line and str(out) in line]
+
+
+def _until_more_finish(proc: subprocess.Popen, runs: Path, than: int) -> None:
+    deadline = time.monotonic() + 300
+    while len(list(runs.glob("*/results.json"))) <= than and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+
+
 def test_a_killed_parallel_sweep_resumes_without_training_a_run_twice(tmp_path, tiny_data):
+    spec = {**sweep_spec(tiny_data, tmp_path / "sw", epochs=4), "grid": {"train.lr": [1e-3, 2e-3, 3e-3]}}
     sweep_file = tmp_path / "sweep.yaml"
-    sweep_file.write_text(yaml.safe_dump(sweep_spec(tiny_data, tmp_path / "sw", epochs=4)))
+    sweep_file.write_text(yaml.safe_dump(spec))
     runs = tmp_path / "sw"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "morec", "sweep", str(sweep_file), "--jobs", "2"]
-    first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             start_new_session=True)
-    deadline = time.monotonic() + 300
-    while not list(runs.glob("*/results.json")) and time.monotonic() < deadline and first.poll() is None:
-        time.sleep(0.2)
-    os.killpg(first.pid, signal.SIGKILL)  # the sweep and its training processes, as a lost terminal would
-    first.wait()
+
+    def start():
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+
+    # 1: SIGTERM to the sweep alone stops its training processes too
+    first = start()
+    _until_more_finish(first, runs, 0)
+    first.send_signal(signal.SIGTERM)
+    first.wait(timeout=60)
+    time.sleep(1)
+    assert not _trainers_of(runs), _trainers_of(runs)
+    # 2: SIGKILL to the whole process group, as a lost terminal would, after one more run finished
+    second = start()
+    _until_more_finish(second, runs, len(list(runs.glob("*/results.json"))))
+    os.killpg(second.pid, signal.SIGKILL)
+    second.wait()
     finished = {p.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/results.json")}
-    assert 1 <= len(finished) < 4, first.stdout.read()
+    assert 2 <= len(finished) < 6, second.stdout.read()
+    # 3: the rest, nothing trained twice
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
     for name, mtime in finished.items():  # read back, not trained again
         assert (runs / name / "results.json").stat().st_mtime_ns == mtime
         assert f"{name}: finished before" in again.stdout
     summary = json.loads((runs / "sweep.json").read_text())
-    assert [r["status"] for r in summary["runs"]] == ["done"] * 4
+    assert [r["status"] for r in summary["runs"]] == ["done"] * 6
     for run in summary["runs"]:  # a resumed run continued its epochs, none twice
         epochs = [json.loads(x)["epoch"] for x in (Path(run["dir"]) / "metrics.jsonl").read_text().splitlines()]
         assert epochs == list(range(4)), run["name"]
-    reference = run_sweep(parse_sweep(sweep_spec(tiny_data, tmp_path / "ref", epochs=4)), log=lambda s: None)
+    reference = run_sweep(parse_sweep({**spec, "out": str(tmp_path / "ref")}), log=lambda s: None)
     assert {k: numbers(v) for k, v in per_run(summary).items()} == {k: numbers(v) for k, v in per_run(reference).items()}
 
 
