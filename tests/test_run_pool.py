@@ -65,20 +65,23 @@ def numbers(results: dict) -> tuple:
     return results["best_epoch"], results["valid"], results["test"]
 
 
-def test_sweep_with_two_jobs_trains_the_same_runs_to_the_same_numbers(tmp_path, tiny_data, children):
-    serial = run_sweep(parse_sweep(sweep_spec(tiny_data, tmp_path / "one")), log=lambda s: None)
+@pytest.mark.parametrize("seeds", [[1, 2], {"min": 1, "max": 2}], ids=["seeds", "seeds-until-decided"])
+def test_sweep_with_two_jobs_trains_the_same_runs_to_the_same_numbers(tmp_path, tiny_data, children, seeds):
+    spec = {**sweep_spec(tiny_data, tmp_path / "one"), "seeds": seeds}
+    serial = run_sweep(parse_sweep(spec), log=lambda s: None)
     assert children["cmds"] == []  # one at a time stays in this process
-    parallel = run_sweep(parse_sweep(sweep_spec(tiny_data, tmp_path / "two")), log=lambda s: None, jobs=2)
+    parallel = run_sweep(parse_sweep({**spec, "out": str(tmp_path / "two")}), log=lambda s: None, jobs=2)
     one, two = per_run(serial), per_run(parallel)
-    assert sorted(one) == sorted(two) and len(two) == 4
+    assert sorted(one) == sorted(two) and len(two) >= 2
     for name in one:  # training is deterministic per seed on CPU: the same seed gives the same numbers
         assert numbers(two[name]) == numbers(one[name]), name
-    assert [r["status"] for r in parallel["runs"]] == ["done"] * 4
-    for key in ("best",):
-        strip = lambda rows: [{k: v for k, v in b.items() if k not in ("dir", "dirs")} for b in rows]  # noqa: E731
-        assert strip(parallel[key]) == strip(serial[key])
+    assert [r["status"] for r in parallel["runs"]] == ["done"] * len(two)
+    strip = lambda rows: [{k: v for k, v in b.items() if k not in ("dir", "dirs")} for b in rows]  # noqa: E731
+    assert strip(parallel["best"]) == strip(serial["best"])
+    assert [{k: v for k, v in a.items() if k != "seconds"} for a in parallel.get("added_seeds", [])] == \
+        [{k: v for k, v in a.items() if k != "seconds"} for a in serial.get("added_seeds", [])]
     # two `morec train` children at once, each with one torch thread and its OpenMP / MKL pools pinned to it
-    assert len(children["cmds"]) == 4 and children["most_at_once"] == 2
+    assert len(children["cmds"]) == len(two) and children["most_at_once"] == 2
     for cmd, env in zip(children["cmds"], children["envs"]):
         assert cmd[1:4] == ["-m", "morec", "train"] and cmd.count("--train.threads=1") == 1
         assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
