@@ -27,6 +27,7 @@ from .report import copy_run_summaries, fill_blocks, format_table, plot_item_pop
     results_rows, write_report
 from .serve import TOKEN_ENV, Limits, check_options, serve
 from .stats import format_improv, parse_margin
+from .run_pool import add_jobs_argument, check_jobs
 from .sweep import SweepError, load_sweep, run_sweep, summary_markdown
 from .train import Trainer, TrainingCollapsed, claim_run_dir
 from .compare import comparison_text
@@ -125,7 +126,7 @@ def cmd_train(args, extra) -> int:
         cfg = trainer.cfg
         if args.json:
             cfg.train.progress = False
-        results = trainer.fit()
+        results = trainer.fit(test=not args.no_test)
     if not trainer.dist.is_main:  # under torchrun only rank 0 reports
         return 0
     once = results.get("feature_pass_seconds") or 0
@@ -165,7 +166,7 @@ def cmd_quickstart(args, extra) -> int:
 
 def cmd_sweep(args, extra) -> int:
     try:
-        summary = run_sweep(load_sweep(args.sweep, parse_overrides(extra)))
+        summary = run_sweep(load_sweep(args.sweep, parse_overrides(extra)), jobs=check_jobs(args.jobs))
     except SweepError as err:
         raise ConfigError(str(err)) from None
     print(summary_markdown(summary))
@@ -179,7 +180,8 @@ def cmd_tune(args, extra) -> int:
             raise ConfigError("give a tune file (morec tune TUNE.yaml), or --example to print one to start from")
         print(TUNE_EXAMPLE, end="")
         return 0
-    summary = run_tune(load_tune(args.tune, parse_overrides(extra)), seeds=not args.search_only)
+    summary = run_tune(load_tune(args.tune, parse_overrides(extra)), seeds=not args.search_only,
+                       jobs=check_jobs(args.jobs))
     if summary is not None:
         print(tune_markdown(summary))
         print(f"tune summary: {Path(summary['out']) / 'sweep.json'}, {Path(summary['out']) / 'sweep.md'}")
@@ -352,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     t.add_argument("--overwrite", action="store_true",
                    help="--out may hold an earlier run: delete it and start clean (otherwise that is refused)")
+    t.add_argument("--no-test", action="store_true", help="leave the test split unread (a search trial)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="re-score a saved run directory")
@@ -374,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sw = sub.add_parser("sweep", help="a grid of runs from SWEEP.yaml (resumable), best of each group chosen on validation; --section.key=value over its base")
     sw.add_argument("sweep", help="YAML with base (or config), grid, group_by, out")
+    add_jobs_argument(sw)
     sw.set_defaults(func=cmd_sweep)
 
     tu = sub.add_parser("tune", help="hyper-parameter search with Optuna from TUNE.yaml (resumable, several processes "
@@ -382,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--example", action="store_true", help="print a commented tune file to start from")
     tu.add_argument("--search-only", action="store_true",
                     help="search and choose, but leave the seeds of the chosen configuration to a later run")
+    add_jobs_argument(tu)
     tu.set_defaults(func=cmd_tune)
 
     cp = sub.add_parser("compare", help="paired comparison of two runs or seed groups on the same dataset: Improv. "

@@ -1,4 +1,5 @@
-"""Sweeps: a grid of runs, one after another, resumable, with the best of each group chosen on validation.
+"""Sweeps: a grid of runs, one after another (or ``--jobs N`` at once), resumable, with the best of each group
+chosen on validation.
 
 A sweep file (YAML)::
 
@@ -34,9 +35,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .checkpoint import atomic_write_text, has_checkpoint
-from .config import Config, ConfigError, deep_merge, from_dict, to_dict
+from .config import Config, ConfigError, deep_merge, from_dict, save_config, to_dict
 from .report.tables import format_table
+from .run_pool import DEFAULT_JOBS, Job, Outcome, pinned_threads, run_all
 from .runlock import RunDirBusy, run_lock
+from .stats.seeds import mean_std, metrics_mean_std
 from .train import Trainer, TrainingCollapsed
 from .runlog import capped
 from .yamlfile import load_yaml_file, shown
@@ -102,10 +105,15 @@ def get_dotted(values: dict, dotted: str) -> Any:
 def load_sweep(path: str | Path, overrides: dict | None = None) -> SweepSpec:
     """Read a sweep file; ``overrides`` (nested dict, e.g. from --train.threads=1) go over its base config."""
     path = Path(path)
-    spec = load_yaml_file(path, "sweep file") or {}
+    return parse_sweep(read_spec_file(path, "sweep file", "base, grid, group_by and out", SweepError), overrides, path)
+
+
+def read_spec_file(path: Path, what: str, keys: str, error: type[ConfigError]) -> dict:
+    """A sweep or tune file as one mapping, read by morec's strict YAML loader (an empty file is {})."""
+    spec = load_yaml_file(path, what) or {}
     if not isinstance(spec, dict):
-        raise SweepError(f"{path}: expected a mapping with base, grid, group_by and out")
-    return parse_sweep(spec, overrides, path)
+        raise error(f"{path}: expected a mapping with {keys}")
+    return spec
 
 
 def load_base(spec: dict, overrides: dict | None = None, source: Path | None = None) -> dict:
@@ -289,18 +297,29 @@ def _status(results: dict) -> str:
     return "collapsed" if results.get("stop_reason") == "collapsed" else "done"
 
 
+def _finished_before(run: SweepRun, tag: str, log: Callable[[str], None]) -> bool:
+    """Read back a run that finished before (results.json of this very config); False when it has to train."""
+    results = _read_results(run.dir)
+    if results is None:
+        return False
+    if not same_config(results.get("config") or {}, to_dict(run.config)):
+        raise SweepError(f"{run.dir} holds a finished run of another config than this sweep's {run.name}; "
+                         "give the sweep a new out directory or remove that run")
+    run.results, run.status, run.how = results, _status(results), "skipped"
+    log(f"{tag}: finished before ({run.status}), skipped")
+    return True
+
+
+def _how(run: SweepRun) -> str:
+    return "resumed" if has_checkpoint(run.dir) else ("restarted" if run.dir.exists() else "trained")
+
+
 def run_one(run: SweepRun, tag: str, runner, log: Callable[[str], None]) -> None:
     """Skip (finished before), resume or train one run of the sweep; a failure is recorded on the run."""
-    results = _read_results(run.dir)
-    if results is not None:
-        if not same_config(results.get("config") or {}, to_dict(run.config)):
-            raise SweepError(f"{run.dir} holds a finished run of another config than this sweep's {run.name}; "
-                             "give the sweep a new out directory or remove that run")
-        run.results, run.status, run.how = results, _status(results), "skipped"
-        log(f"{tag}: finished before ({run.status}), skipped")
+    if _finished_before(run, tag, log):
         return
     resume = has_checkpoint(run.dir)
-    run.how = "resumed" if resume else ("restarted" if run.dir.exists() else "trained")
+    run.how = _how(run)
     log(f"{tag}: {run.how}")
     try:
         run.results = runner(run, resume, log)
@@ -313,27 +332,70 @@ def run_one(run: SweepRun, tag: str, runner, log: Callable[[str], None]) -> None
         run.how = "running elsewhere"
         log(f"{tag}: skipped: {err}")
     except Exception as err:  # one bad combination must not end the sweep; it is reported
-        run.status, run.error = "failed", f"{type(err).__name__}: {err}"
-        log(f"{tag}: failed: {run.error}")
-        (run.dir).mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run.dir / "error.txt", traceback.format_exc())
+        _failed(run, f"{type(err).__name__}: {err}", traceback.format_exc(), tag, log)
     if run.status == "collapsed":
         log(f"{tag}: collapsed: {(run.results or {}).get('collapse') or run.error}")
 
 
+def _failed(run: SweepRun, error: str, detail: str, tag: str, log: Callable[[str], None]) -> None:
+    run.status, run.error = "failed", error
+    log(f"{tag}: failed: {run.error}")
+    run.dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run.dir / "error.txt", detail)
+
+
+def run_in_processes(out: Path, runs: list[SweepRun], jobs: int, log: Callable[[str], None], tag: str = "") -> None:
+    """:func:`run_one` for many runs at once: each pending run a `morec train` process (morec.run_pool), ``jobs``
+    at a time, threads pinned so that they share the cores. The config a run trains is written beside its console
+    log (``out/logs/NAME.yaml``, ``NAME.log``); a run fails with the last line its process printed."""
+    pending = [r for r in runs if not _finished_before(r, f"{tag}{r.name}", log)]
+    if not pending:
+        return
+    threads = pinned_threads(jobs, pending[0].config.train.threads)
+    items = []
+    for run in pending:
+        config_file = out / "logs" / f"{run.name}.yaml"
+        config_file.parent.mkdir(parents=True, exist_ok=True)
+        save_config(run.config, config_file)
+        run.how = _how(run)
+        items.append(Job(run.name, run.dir, [f"--config={config_file}"], out / "logs" / f"{run.name}.log", owner=run))
+
+    def on_done(job: Job, outcome: Outcome) -> None:
+        run: SweepRun = job.owner
+        if outcome.results is not None:
+            run.results, run.status = outcome.results, _status(outcome.results)
+            log(f"{tag}{run.name}: {run.status} in {outcome.seconds:.0f} s"
+                + (f": {run.results.get('collapse')}" if run.status == "collapsed" else ""))
+            return
+        printed = job.log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines() \
+            if job.log_file.exists() else []
+        _failed(run, (printed or [f"exit status {outcome.returncode}"])[-1], "\n".join(printed[-40:]),
+                f"{tag}{run.name}", log)
+
+    run_all(items, jobs, threads, on_done, log=log, prefix=tag)
+
+
 def run_sweep(spec: SweepSpec, log: Callable[[str], None] = print,
-              runner: Callable[[SweepRun, bool, Callable], dict] | None = None) -> dict:
-    """Run every pending run of ``spec`` in turn, then write and return the summary (see :func:`summarize`)."""
+              runner: Callable[[SweepRun, bool, Callable], dict] | None = None, jobs: int = DEFAULT_JOBS) -> dict:
+    """Run every pending run of ``spec``, then write and return the summary (see :func:`summarize`). With
+    ``jobs`` > 1 the runs train as ``jobs`` processes at once (:func:`run_in_processes`; ``runner`` is unused)."""
     runner = runner or default_runner
     runs = expand(spec)
     spec.out.mkdir(parents=True, exist_ok=True)
-    for i, run in enumerate(runs, 1):
-        run_one(run, f"[{i}/{len(runs)}] {run.name}", runner, log)
+
+    def run_many(batch: list[SweepRun], tag: str) -> None:
+        if jobs > 1:
+            run_in_processes(spec.out, batch, jobs, log, tag)
+        else:
+            for i, run in enumerate(batch, 1):
+                run_one(run, f"{tag or f'[{i}/{len(batch)}] '}{run.name}", runner, log)
+
+    run_many(runs, "")
     added = []
     if spec.seeds_max:
         from .sequential import add_seeds_until_decided
 
-        added = add_seeds_until_decided(spec, runs, lambda r, tag: run_one(r, tag, runner, log), expand, log)
+        added = add_seeds_until_decided(spec, runs, run_many, expand, log)
     summary = summarize(spec, runs)
     if spec.seeds_max:
         summary["added_seeds"] = added
@@ -348,23 +410,15 @@ def _select_metric(run: SweepRun) -> str:
 
 
 def _mean(values: list[float]) -> float:
-    return float(sum(values) / len(values))
+    return mean_std(values)[0]
 
 
-def _mean_metrics(splits: list[dict | None]) -> dict[str, float] | None:
-    """Metric means over seeds; None where a split was not scored (a search trial's unread test split)."""
+def _mean_std_metrics(splits: list[dict | None]) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+    """Metric means and sample standard deviations over seeds (0.0 for one seed); None where a split was not
+    scored (a search trial's unread test split)."""
     if any(s is None for s in splits):
-        return None
-    return {k: _mean([s[k] for s in splits]) for k in splits[0]}
-
-
-def _std_metrics(splits: list[dict | None]) -> dict[str, float] | None:
-    """Sample standard deviation over seeds (0.0 for one seed)."""
-    import statistics
-
-    if any(s is None for s in splits):
-        return None
-    return {k: (statistics.stdev([s[k] for s in splits]) if len(splits) > 1 else 0.0) for k in splits[0]}
+        return None, None
+    return metrics_mean_std(splits)
 
 
 def summarize(spec: SweepSpec, runs: list[SweepRun]) -> dict:
@@ -403,12 +457,12 @@ def summarize(spec: SweepSpec, runs: list[SweepRun]) -> dict:
             pick = max(order, key=lambda c: (_mean([rows[i]["valid_score"] for i in configs[c]]), -order.index(c)))
             chosen = configs[pick]
             first = runs[chosen[0]]
+            test, test_std = _mean_std_metrics([runs[i].results.get("test") for i in chosen])
             entry.update({"name": pick if spec.seeds else first.name, "dir": str(first.dir),
                           "overrides": {k: v for k, v in first.overrides.items() if not (spec.seeds and k == "train.seed")},
                           "select_metric": rows[chosen[0]]["select_metric"],
-                          "valid": _mean_metrics([runs[i].results["valid"] for i in chosen]),
-                          "test": _mean_metrics([runs[i].results.get("test") for i in chosen]),
-                          "test_std": _std_metrics([runs[i].results.get("test") for i in chosen]),
+                          "valid": _mean_std_metrics([runs[i].results["valid"] for i in chosen])[0],
+                          "test": test, "test_std": test_std,
                           "test_subsets": first.results.get("test_subsets") if len(chosen) == 1 else None,
                           "seeds": [runs[i].config.train.seed for i in chosen],
                           "dirs": [str(runs[i].dir) for i in chosen]})

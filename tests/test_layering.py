@@ -8,9 +8,10 @@ Layers, lowest first; a module imports only from its own layer or a lower one:
     parts        encoders/, backbones/, losses      (peers: none imports another part)
     model        model
     evaluation   evaluate, runs, stats, verdict
-    uses         train, distributed, catalog, recommend, serve, pretraining, pretrain_text, pretrain_vision
+    uses         train, distributed, catalog, recommend, serve, pretraining, pretrain_text, pretrain_vision,
+                 run_pool (training runs as `morec train` processes)
                  (serving, the catalogue and pre-training never import the training loop)
-    experiments  sweep, tune, report, study, sequential, compare
+    experiments  sweep, tune, tune_processes, report, study, sequential, compare
     front        api, cli, __main__
 
 and no import cycle, even through function-local imports. Each rule has a test on the real graph and a test that
@@ -73,8 +74,8 @@ LAYERS = [
     ("model", ("morec.model",)),
     ("evaluation", ("morec.evaluate", "morec.runs", "morec.stats", "morec.verdict")),
     ("uses", ("morec.train", "morec.distributed", "morec.catalog", "morec.recommend", "morec.serve",
-              "morec.pretraining", "morec.pretrain_text", "morec.pretrain_vision")),
-    ("experiments", ("morec.sweep", "morec.tune", "morec.report", "morec.study", "morec.sequential", "morec.compare")),
+              "morec.pretraining", "morec.pretrain_text", "morec.pretrain_vision", "morec.run_pool")),
+    ("experiments", ("morec.sweep", "morec.tune", "morec.tune_processes", "morec.report", "morec.study", "morec.sequential", "morec.compare")),
     ("front", ("morec.api", "morec.cli", "morec.__main__")),
 ]
 PARTS = ("morec.encoders", "morec.backbones", "morec.losses")

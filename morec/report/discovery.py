@@ -14,6 +14,7 @@ import numpy as np
 from ..config import Config, ConfigError, from_dict, note_once, to_dict
 from ..ranks import load_ranks
 from ..runlog import capped
+from ..stats.seeds import mean_std
 from ..yamlfile import load_yaml_file
 
 
@@ -48,7 +49,7 @@ class RunInfo:
     def spread(self, split: str, metric: str) -> float | None:
         """Sample standard deviation over the usable seeds (None for one seed)."""
         values = [float(r.results[split][metric]) for r in self.runs if r.usable and metric in r.results[split]]
-        return float(np.std(values, ddof=1)) if len(values) > 1 else None
+        return mean_std(values)[1] if len(values) > 1 else None
 
     @property
     def capped(self) -> int:
