@@ -8,7 +8,8 @@ Layers, lowest first; a module imports only from its own layer or a lower one:
     parts        encoders/, backbones/, losses      (peers: none imports another part)
     model        model
     evaluation   evaluate, runs, stats, verdict
-    uses         train, distributed, catalog, recommend, serve, pretraining, pretrain_text, pretrain_vision
+    uses         train (with optim, selection, run_outputs), distributed, catalog, recommend, serve, pretraining,
+                 pretrain_text, pretrain_vision
                  (serving, the catalogue and pre-training never import the training loop)
     experiments  sweep, tune, report, study, sequential, compare
     front        api, cli, __main__
@@ -72,13 +73,14 @@ LAYERS = [
     ("parts", ("morec.encoders", "morec.backbones", "morec.losses")),
     ("model", ("morec.model",)),
     ("evaluation", ("morec.evaluate", "morec.runs", "morec.stats", "morec.verdict")),
-    ("uses", ("morec.train", "morec.distributed", "morec.catalog", "morec.recommend", "morec.serve",
+    ("uses", ("morec.train", "morec.optim", "morec.selection", "morec.run_outputs", "morec.distributed",
+              "morec.catalog", "morec.recommend", "morec.serve",
               "morec.pretraining", "morec.pretrain_text", "morec.pretrain_vision")),
     ("experiments", ("morec.sweep", "morec.tune", "morec.report", "morec.study", "morec.sequential", "morec.compare")),
     ("front", ("morec.api", "morec.cli", "morec.__main__")),
 ]
 PARTS = ("morec.encoders", "morec.backbones", "morec.losses")
-TRAINING = ("morec.train", "morec.sweep", "morec.tune")
+TRAINING = ("morec.train", "morec.optim", "morec.selection", "morec.run_outputs", "morec.sweep", "morec.tune")
 NEVER_TRAINING = ("morec.catalog", "morec.recommend", "morec.serve", "morec.pretraining", "morec.pretrain_text",
                   "morec.pretrain_vision", "morec.runs", "morec.model", "morec.evaluate")
 
