@@ -12,7 +12,7 @@ Layers, lowest first; a module imports only from its own layer or a lower one:
                  pretrain_text, pretrain_vision
                  (serving, the catalogue and pre-training never import the training loop)
     experiments  sweep, tune, report, study, sequential, compare
-    front        api, cli, __main__
+    front        api, cli (with cli_data, cli_serving), __main__
 
 and no import cycle, even through function-local imports. Each rule has a test on the real graph and a test that
 adds one wrong edge to it and must see that rule fail.
@@ -77,7 +77,7 @@ LAYERS = [
               "morec.catalog", "morec.recommend", "morec.serve",
               "morec.pretraining", "morec.pretrain_text", "morec.pretrain_vision")),
     ("experiments", ("morec.sweep", "morec.tune", "morec.report", "morec.study", "morec.sequential", "morec.compare")),
-    ("front", ("morec.api", "morec.cli", "morec.__main__")),
+    ("front", ("morec.api", "morec.cli", "morec.cli_data", "morec.cli_serving", "morec.__main__")),
 ]
 PARTS = ("morec.encoders", "morec.backbones", "morec.losses")
 TRAINING = ("morec.train", "morec.optim", "morec.selection", "morec.run_outputs", "morec.sweep", "morec.tune")
