@@ -14,7 +14,7 @@ from . import api, config_help
 from .catalog import CatalogError
 from .checkpoint import CheckpointError
 from .cli_data import add_data_command, cmd_data_prepare, cmd_data_synth
-from .cli_serving import add_serving_commands
+from .cli_serving import add_device_option, add_serving_commands
 from .config import ConfigError, load_config, parse_overrides
 from .data.formats import DataFormatError
 from .recommend import ServingError
@@ -206,7 +206,7 @@ def add_train_parser(sub) -> None:
 def add_evaluate_parser(sub) -> None:
     e = sub.add_parser("evaluate", help="re-score a saved run directory")
     e.add_argument("run")
-    e.add_argument("--device", default="cpu")
+    add_device_option(e)
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 

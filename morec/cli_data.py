@@ -82,11 +82,8 @@ def cmd_data_synth(args, extra) -> int:
 def add_data_command(sub) -> None:
     """`morec data fetch | prepare | formats | stats | synth`."""
     data = sub.add_parser("data", help="fetch, prepare, describe or synthesize datasets").add_subparsers(dest="data_command", required=True)
-    _add_fetch(data)
-    _add_prepare(data)
-    _add_formats(data)
-    _add_stats(data)
-    _add_synth(data)
+    for add in (_add_fetch, _add_prepare, _add_formats, _add_stats, _add_synth):
+        add(data)
 
 
 def _add_fetch(data) -> None:

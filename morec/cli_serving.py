@@ -55,12 +55,15 @@ def cmd_serve(args, extra) -> int:
     return 0
 
 
+def add_device_option(parser) -> None:
+    """Where a saved run's model runs: every command that loads one takes it."""
+    parser.add_argument("--device", default="cpu")
+
+
 def add_serving_commands(sub) -> None:
     """`morec recommend`, `catalog add`, `export` and `serve`, in this order in --help."""
-    _add_recommend(sub)
-    _add_catalog(sub)
-    _add_export(sub)
-    _add_serve(sub)
+    for add in (_add_recommend, _add_catalog, _add_export, _add_serve):
+        add(sub)
 
 
 def _add_recommend(sub) -> None:
@@ -69,7 +72,7 @@ def _add_recommend(sub) -> None:
     r.add_argument("--user", help="a user id of the training data")
     r.add_argument("--history", help="item ids, comma-separated, oldest first (sequence backbones)")
     r.add_argument("--k", type=int, default=10)
-    r.add_argument("--device", default="cpu")
+    add_device_option(r)
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_recommend)
 
@@ -85,7 +88,7 @@ def _add_catalog(sub) -> None:
     ca.add_argument("--format", help="csv | tsv | jsonl | json (default: the file's extension)")
     ca.add_argument("--map", action="append", metavar="FILE_COLUMN=DATASET_COLUMN",
                     help="read a column of the file as the dataset's column, e.g. --map sku=book_sku --map name=book_title")
-    ca.add_argument("--device", default="cpu")
+    add_device_option(ca)
     ca.set_defaults(func=cmd_catalog_add)
 
 
@@ -93,7 +96,7 @@ def _add_export(sub) -> None:
     x = sub.add_parser("export", help="item vectors + user encoder (safetensors) + manifest, for serving without the training data")
     x.add_argument("run")
     x.add_argument("--out", required=True)
-    x.add_argument("--device", default="cpu")
+    add_device_option(x)
     x.set_defaults(func=cmd_export)
 
 
@@ -102,7 +105,7 @@ def _add_serve(sub) -> None:
     sv.add_argument("run", help="run or export directory")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--device", default="cpu")
+    add_device_option(sv)
     sv.add_argument("--index", default="exact", choices=["exact", "faiss", "auto"],
                     help="exact top-K by matrix product, or a faiss HNSW index (needs faiss; auto: >= 100k items)")
     sv.add_argument("--threads", type=int, default=1, help="torch threads per request")

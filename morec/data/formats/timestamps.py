@@ -112,12 +112,8 @@ def _seconds(values: pd.Series, text: pd.Series | None, as_float: np.ndarray, pa
         return _whole_seconds(values, text, as_float, path, column, where)
     too_big = np.abs(as_float) >= _EXACT_FLOAT
     if too_big.any():
-        line = values.index[too_big][0]
-        raise DataFormatError(
-            f"{path}, {where} {line}: {column} {_shown(values.loc[line])} has a fraction but is too large to keep "
-            f"exactly (|value| >= 2**53; {int(too_big.sum())} {where}s like this). Use whole seconds, or "
-            "fractional seconds of a realistic size."
-        )
+        raise _refusal(values, too_big, path, column, where, "has a fraction but is too large to keep exactly",
+                       "|value| >= 2**53; ", "Use whole seconds, or fractional seconds of a realistic size.")
     return pd.Series(as_float, index=values.index)
 
 
@@ -163,9 +159,14 @@ def _refuse_out_of_range(numbers: pd.Series, shown: pd.Series, path: Path, colum
         arr = numbers.to_numpy()
         out = (arr >= 2.0**63) | (arr < -(2.0**63))
     if out.any():
-        line = numbers.index[out][0]
-        raise DataFormatError(
-            f"{path}, {where} {line}: {column} {_shown(shown.loc[line])} is outside the range of a 64-bit time "
-            f"(-2**63 to 2**63 - 1; {int(out.sum())} {where}s like this). Fix those values: seconds since "
-            "1970 are about 1.7e9 today, milliseconds about 1.7e12."
-        )
+        raise _refusal(shown, out, path, column, where, "is outside the range of a 64-bit time",
+                       "-2**63 to 2**63 - 1; ", "Fix those values: seconds since 1970 are about 1.7e9 today, "
+                       "milliseconds about 1.7e12.")
+
+
+def _refusal(values: pd.Series, bad: np.ndarray, path: Path, column: str, where: str, says: str, limit: str,
+             todo: str) -> DataFormatError:
+    """The error naming the first of the ``bad`` values, what is wrong with it, how many are like it, what to do."""
+    line = values.index[bad][0]
+    return DataFormatError(f"{path}, {where} {line}: {column} {_shown(values.loc[line])} {says} "
+                           f"({limit}{int(bad.sum())} {where}s like this). {todo}")
