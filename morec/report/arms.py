@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .discovery import _resolved, encoder_label, split_seed
+from .discovery import _resolved, encoder_label
 from .names import BACKBONES, ENCODERS, MODE_WORDS, get_dotted
 
 INDEX = "runs.md"
@@ -126,17 +126,17 @@ def key_settings(config: dict) -> str:
     is_id = get_dotted(config, "model.encoder.kind") in (None, "id")
     shown = [f"{k.split('.', 1)[1] if k.startswith(('model.', 'train.')) else k} {_value(json.dumps(v, default=str))}"
              for k in KEY_SETTINGS if not (is_id and k in ENCODER_ONLY)
-             and (v := get_dotted(config, k)) not in (None, "", [])]
+             and (v := get_dotted(config, k)) not in (None, "", [], 0, "none", False)]
     return ", ".join(shown)
 
 
 def dirs_text(dirs: list[Path], where: Path) -> str:
-    """Run directories relative to ``where``: ``runs/name-s{1,2,3}`` for a configuration's seeds in one folder."""
+    """Run directories relative to ``where``: ``runs/name-s{1,2,3}`` for a configuration's seeds in one folder
+    (names that differ only in their trailing number: ``-s3``, ``_seed-3``, ``seed-3``)."""
     rel = [Path(os.path.relpath(d, where)) for d in dirs]
-    parts = [split_seed(p.name) for p in rel]
-    if len(rel) > 1 and all(parts) and len({p[:2] for p in parts}) == 1 and len({p.parent for p in rel}) == 1:
-        config, sep, _ = parts[0]
-        return (rel[0].parent / f"{config}{sep}{{{','.join(p[2] for p in parts)}}}").as_posix()
+    parts = [re.fullmatch(r"(.*?)(\d+)", p.name) for p in rel]
+    if len(rel) > 1 and all(parts) and len({m.group(1) for m in parts}) == 1 and len({p.parent for p in rel}) == 1:
+        return (rel[0].parent / f"{parts[0].group(1)}{{{','.join(m.group(2) for m in parts)}}}").as_posix()
     return ", ".join(p.as_posix() for p in rel)
 
 
