@@ -248,7 +248,7 @@ def add_compare_parser(sub) -> None:
     cp = sub.add_parser("compare", help="paired comparison of two runs or seed groups on the same dataset: Improv. "
                                         "with a 95%% interval over seeds and users, p raw and Holm-adjusted, a verdict")
     cp.add_argument("arms", nargs="+", metavar="A B", help="arm A: a run directory, a folder of one configuration's seed "
-                    "runs, or a sweep configuration path without its _seed-N suffix; arm B the same way (Improv. is B "
+                    "runs, or a sweep configuration path without its -sN (or _seed-N) suffix; arm B the same way (Improv. is B "
                     "over A); more pairs C D ... form one family, Holm-adjusted together")
     cp.add_argument("--metric", action="append", help="hr@K or ndcg@K (repeatable; default hr@10 and the selection metric)")
     cp.add_argument("--names", nargs=2, metavar=("A", "B"), help="labels of the two arms")

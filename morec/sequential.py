@@ -20,6 +20,7 @@ from typing import Callable
 
 from .checkpoint import has_checkpoint
 from .config import ConfigError, load_config
+from .report.discovery import split_seed
 from .stats import ALPHA, MARGIN
 from .verdict import compare_arms, members
 
@@ -29,6 +30,9 @@ DECIDED = ("better", "worse", "equivalent")
 def seed_dir(run_dir: Path, seed: int) -> Path:
     """Where seed ``seed`` of the configuration of ``run_dir`` goes: beside it, named as the sweep names seeds."""
     name = run_dir.name
+    parts = split_seed(name)
+    if parts:  # a sweep's sasrec-id-s3 (or sasrec_seed-3 as sweeps named it before)
+        return run_dir.parent / f"{parts[0]}{parts[1]}{seed}"
     m = re.fullmatch(r"(.*?)(_?)seed-?(-?\d+)", name)
     if m:
         return run_dir.parent / f"{m.group(1)}{m.group(2)}seed-{seed}"

@@ -11,12 +11,14 @@ A sweep file (YAML)::
       model.backbone: [sasrec, dssm]
       train.lr,model.encoder.lr: [[1e-3, 1e-4], [1e-4, 1e-4]]   # keys joined by "," vary together
     group_by: [model.encoder.kind, model.backbone]   # one best run per group (default: one group)
-    seeds: [1, 2, 3]           # optional: every combination once per seed (train.seed), runs named ..._seed-N
+    seeds: [1, 2, 3]           # optional: every combination once per seed (train.seed), runs named ...-sN
                                # or {min: 3, max: 8}: seeds 1-3, then more while a configuration's comparison
                                # with the grid's first is undecided (morec/sequential.py)
     out: runs/sweep-ml100k
 
-Each run gets its own directory under ``out``, named from its overrides. Running the sweep again skips the
+Each run gets its own directory under ``out``, named short by what tells it apart (``sasrec-id-s1``,
+``sasrec-minilm-frozen-mlp2-s3``: :func:`morec.report.names.short_names`); its full settings are in its
+``config.yaml``. A sweep directory whose runs carry the long names of earlier versions keeps them. Running the sweep again skips the
 runs that finished (results.json present), resumes an interrupted run from its checkpoint (or restarts it
 when it has none), and runs the rest. A run that collapsed (``stop_reason: collapsed``) or failed is never
 chosen. The best configuration of each group is the one with the highest validation ``eval.select_metric``
@@ -36,6 +38,10 @@ from typing import Any, Callable
 
 from .checkpoint import atomic_write_text, has_checkpoint
 from .config import Config, ConfigError, deep_merge, from_dict, save_config, to_dict
+from .report.discovery import split_seed
+from .report.arms import INDEX, Arm, make_arms
+from .report.index import runs_index
+from .report.names import short_names
 from .report.tables import format_table
 from .run_pool import DEFAULT_JOBS, Job, Outcome, pinned_threads, run_all
 from .runlock import RunDirBusy, run_lock
@@ -209,7 +215,8 @@ def _value_text(v: Any) -> str:
 
 
 def run_name(overrides: dict[str, Any]) -> str:
-    """A directory name from a run's overrides: ``encoder.kind-text_lr-0.001``; a long one is shortened with a hash."""
+    """The long directory name sweeps gave a run before short names (``encoder.kind-text_lr-0.001``), kept so that
+    a sweep directory named that way resumes under its own names; a long one is shortened with a hash."""
     keys = list(overrides)
     if not keys:
         return "run"
@@ -220,22 +227,46 @@ def run_name(overrides: dict[str, Any]) -> str:
     return name
 
 
+def _long_names_used(out: Path, long_names: list[str]) -> bool:
+    """Whether ``out`` holds a run named the old, long way: then the whole sweep keeps that naming, so it
+    resumes (and adds seeds) beside its finished runs instead of training them again."""
+    if not out.is_dir():
+        return False
+    wanted = set(long_names)
+    for d in out.iterdir():
+        parts = split_seed(d.name)
+        if d.is_dir() and (d.name in wanted or (parts and parts[1] == "_seed-" and parts[0] in wanted)
+                           or re.fullmatch(r"seed-\d+", d.name) and "run" in wanted):
+            return True
+    return False
+
+
+def config_names(spec: SweepSpec, combos: list[dict[str, Any]]) -> tuple[list[str], Callable[[str, int], str]]:
+    """Each grid combination's name (without its seed) and how a seed joins it: short names
+    (``sasrec-minilm-frozen-mlp2`` + ``-s3``), or the long ones where ``spec.out`` already holds runs named so."""
+    long_names = [run_name(c) for c in combos]
+    if _long_names_used(spec.out, long_names):
+        return long_names, lambda name, seed: f"{name}_seed-{seed}" if name != "run" else f"seed-{seed}"
+    return short_names(spec.base, combos), lambda name, seed: f"{name}-s{seed}"
+
+
 def expand(spec: SweepSpec) -> list[SweepRun]:
     """Every combination of the grid, in grid order, as configs with their run directories."""
     runs, names = [], set()
     all_keys = [k for keys, _ in spec.grid for k in keys]
     combos = list(itertools.product(*[rows for _, rows in spec.grid])) if spec.grid else [()]
+    grid = [{k: v for (keys, _), row in zip(spec.grid, combo) for k, v in zip(keys, row)} for combo in combos]
+    base_names, with_seed = config_names(spec, [{k: c[k] for k in all_keys} for c in grid])
     # seed-major: every combination runs with the first seed before any runs with the second, so a sweep
     # stopped early has every cell at some seeds rather than some cells at all of them
-    for seed, combo in itertools.product(spec.seeds or [None], combos):
-        overrides = {k: v for (keys, _), row in zip(spec.grid, combo) for k, v in zip(keys, row)}
-        config_name = run_name({k: overrides[k] for k in all_keys})
+    for seed, (config_name, combo) in itertools.product(spec.seeds or [None], list(zip(base_names, grid))):
+        overrides = dict(combo)
         if seed is not None:
             overrides["train.seed"] = seed
         values = spec.base
         for k, v in overrides.items():
             values = deep_merge(values, nest_dotted(k, v))
-        name = config_name if seed is None else (f"{config_name}_seed-{seed}" if all_keys else f"seed-{seed}")
+        name = config_name if seed is None else with_seed(config_name, seed)
         if name in names:
             raise SweepError(f"two runs of the sweep would share the directory {name!r}")
         names.add(name)
@@ -397,9 +428,10 @@ def run_sweep(spec: SweepSpec, log: Callable[[str], None] = print,
 
         added = add_seeds_until_decided(spec, runs, run_many, expand, log)
     summary = summarize(spec, runs)
+    arms = label_arms(summary, runs)
     if spec.seeds_max:
         summary["added_seeds"] = added
-    write_summary(spec.out, summary)
+    write_summary(spec.out, summary, arms)
     return summary
 
 
@@ -473,6 +505,28 @@ def summarize(spec: SweepSpec, runs: list[SweepRun]) -> dict:
             "pending": sum(r.status == "pending" for r in runs)}
 
 
+def label_arms(summary: dict, runs: list[SweepRun]) -> list[Arm]:
+    """Give every configuration of the summary its arm label (``arm``, ``anchor``: the runs index's row)."""
+    configs: dict[str, list[SweepRun]] = {}
+    for run in runs:
+        configs.setdefault(run.config_name or run.name, []).append(run)
+    arms = make_arms([(to_dict(rs[0].config), Path(rs[0].config.data).name, [r.dir for r in rs],
+                       [r.config.train.seed for r in rs]) for rs in configs.values()])
+    by_name = dict(zip(configs, arms))
+    for row, run in zip(summary["runs"], runs):
+        arm = by_name[run.config_name or run.name]
+        row["arm"], row["anchor"] = arm.label, arm.anchor
+    for entry in summary["best"]:
+        if entry.get("name") in by_name:
+            entry["arm"], entry["anchor"] = by_name[entry["name"]].label, by_name[entry["name"]].anchor
+    return arms
+
+
+def _arm(entry: dict) -> str:
+    """An arm's label linked to the runs index (summaries written before labels: the run's name)."""
+    return f"[{entry['arm']}]({INDEX}#{entry['anchor']})" if entry.get("arm") else entry["name"]
+
+
 def summary_markdown(summary: dict) -> str:
     group_by = summary["group_by"]
     lines = [f"# Sweep {summary['out']}", "",
@@ -481,7 +535,7 @@ def summary_markdown(summary: dict) -> str:
     rows = []
     for b in summary["best"]:
         row = {k: str(b["group"].get(k)) for k in group_by}
-        row["run"] = b["name"] or "(none finished)"
+        row["arm"] = _arm(b) if b["name"] else "(none finished)"
         if b["name"]:
             m = b["select_metric"]
             row[f"valid {m}"] = b["valid"][m]
@@ -496,14 +550,17 @@ def summary_markdown(summary: dict) -> str:
     lines += [format_table(rows, cols), "", "## Every run (validation only)", ""]
     rows = []
     for r in summary["runs"]:
-        rows.append({"run": r["name"], "status": r["status"],
+        rows.append({"arm": _arm(r), "seed": str(r["seed"]), "status": r["status"],
                      f"valid {r['select_metric']}": r["valid_score"] if r["valid_score"] is not None else "",
                      "best epoch": "" if r["best_epoch"] is None else str(r["best_epoch"]),
                      "stop": (r["stop_reason"] or "") + (" (capped)" if r.get("capped") else ""), "note": r.get("collapse") or r.get("error") or ""})
-    lines += [format_table(rows, list(rows[0]) if rows else ["run"]), ""]
+    lines += [format_table(rows, list(rows[0]) if rows else ["arm"]), "",
+              f"Arms link to [{INDEX}]({INDEX}): each one's run directories and key settings.", ""]
     return "\n".join(lines)
 
 
-def write_summary(out: Path, summary: dict) -> None:
+def write_summary(out: Path, summary: dict, arms: list[Arm] | None = None) -> None:
     atomic_write_text(out / "sweep.json", json.dumps(summary, indent=2, default=str))
     atomic_write_text(out / "sweep.md", summary_markdown(summary))
+    if arms:
+        atomic_write_text(out / INDEX, runs_index(arms, out))
