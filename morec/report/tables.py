@@ -154,7 +154,9 @@ def _improv_row(new: RunInfo, old: RunInfo, k: int, verdicts: list[str], names: 
     (runs from before morec kept ranks) the plain relative difference, said to have no interval."""
     metrics = [f"hr@{k}", f"ndcg@{k}"]
     row = {**lead, "run": f"{new.dir} vs {old.dir}", "arm": f"{arm_link(new)} vs {arm_link(old)}"}
-    problems = [p for m in metrics for p in comparability_problems(old, new, m)]
+    # a table names arms by their label (runs.md maps it to directories), its notes too
+    problems = [p.replace(str(new.dir), arm_link(new)).replace(str(old.dir), arm_link(old))
+                for m in metrics for p in comparability_problems(old, new, m)]
     if problems:
         for m in metrics:
             row[m.upper()] = improvement(percent(new.results["test"], m), percent(old.results["test"], m))
