@@ -108,7 +108,7 @@ def comparison(a, b, metrics: list[str] | None = None, names=("A", "B"), alpha: 
     the first eval.ks and the selection metric), from the per-user test ranks the runs stored (ranks.npz).
 
     An arm is a run directory, a folder of one configuration's seed runs, a sweep configuration path without
-    its ``_seed-N`` suffix, or a list of run directories (one configuration, several seeds). Refused
+    its ``-sN`` (or ``_seed-N``) suffix, or a list of run directories (one configuration, several seeds). Refused
     (:class:`morec.verdict.ComparisonError`, with the reasons) when the arms were trained on other datasets or
     splits, scored with other evaluation settings, kept no ranks, or (unless ``allow_unequal_budgets``) had other
     budgets. Returns :func:`morec.verdict.compare_arms`'s result: per-metric statistics, budget notes, verdict."""

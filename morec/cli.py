@@ -10,93 +10,23 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-import torch
-
 from . import api, config_help
-from .catalog import CatalogError, parse_mapping
+from .catalog import CatalogError
 from .checkpoint import CheckpointError
-from .config import ConfigError, PrepareConfig, from_dict, load_config, parse_overrides
-from .data.dataset import PreparedDataset
+from .cli_data import add_data_command, cmd_data_prepare, cmd_data_synth
+from .cli_serving import add_device_option, add_serving_commands
+from .config import ConfigError, load_config, parse_overrides
 from .data.formats import DataFormatError
-from .data.formats.registry import READERS, formats_help
-from .data.presets import preset_names
-from .data.synthetic import SynthConfig, write_synthetic
 from .recommend import ServingError
 from .runlock import run_lock
-from .report import copy_run_summaries, fill_blocks, format_table, plot_item_popularity, plot_sequence_lengths, \
-    results_rows, write_report
-from .serve import TOKEN_ENV, Limits, check_options, serve
+from .report import copy_run_summaries, fill_blocks, format_table, results_rows, write_report
 from .stats import format_improv, parse_margin
+from .run_pool import add_jobs_argument, check_jobs
 from .sweep import SweepError, load_sweep, run_sweep, summary_markdown
 from .train import Trainer, TrainingCollapsed, claim_run_dir
 from .compare import comparison_text
 from .tune import EXAMPLE as TUNE_EXAMPLE, load_tune, run_tune, tune_markdown
 from .yamlfile import YamlError
-
-
-def _reader_options(pairs: list[str]) -> dict:
-    """--option KEY=VALUE pairs as strings; the reader's registry turns them into its types (lists, None)."""
-    out = {}
-    for pair in pairs or []:
-        key, eq, value = pair.partition("=")
-        if not eq:
-            raise ConfigError(f"--option {pair!r}: expected key=value (`morec data formats` lists every option)")
-        out[key.strip()] = value
-    return out
-
-
-def cmd_data_fetch(args, extra) -> int:
-    print(api.fetch_dataset(args.name, Path(args.root)))
-    return 0
-
-
-def cmd_data_prepare(args, extra) -> int:
-    prep = parse_overrides(extra).get("prepare", {})
-    unknown = set(parse_overrides(extra)) - {"prepare"}
-    if unknown:
-        raise ConfigError(f"unknown option(s) {sorted(unknown)}; data prepare takes --prepare.KEY=VALUE")
-    from_dict(PrepareConfig, prep, "prepare.").validate()  # before reading the source: a bad setting is named first
-    ds = api.prepare_dataset(args.source, args.out, args.format, prep, name=args.name, overwrite=args.overwrite,
-                             preset=args.preset, **_reader_options(args.option))
-    print(json.dumps(ds.stats()))
-    return 0
-
-
-def cmd_data_formats(args, extra) -> int:
-    print(formats_help(), end="")
-    return 0
-
-
-def cmd_data_stats(args, extra) -> int:
-    ds = PreparedDataset(args.dataset)
-    row = ds.stats()
-    print(format_table([row], list(row), floats="{:.4%}"))
-    summary = ds.sequence_summary()
-    print(f"sequence length (interactions per user): min {summary['min_length']}, median "
-          f"{summary['median_length']:g}, mean {summary['mean_length']:g}, max {summary['max_length']}")
-    untimed = f"; {summary['untimed']:,} untimed interactions (a history without times) are not in it" \
-        if summary.get("untimed") else ""
-    if "first_date" in summary:
-        print(f"time span: {summary['first_date']} to {summary['last_date']} ({summary['span_days']:g} days){untimed}")
-    elif "first_time" not in summary:
-        print(f"time span: none ({summary.get('untimed', 0):,} interactions, none with a time)")
-    else:
-        print(f"time span: {summary['first_time']:g} to {summary['last_time']:g} (not dates: file order or positions)")
-    plot = Path(args.plot or Path(args.dataset) / "item_popularity.png")
-    plot_item_popularity(ds.train_item_counts, plot, f"{ds.name}: item popularity (training split)")
-    print(f"item popularity plot: {plot}")
-    lengths_plot = plot.with_name("sequence_lengths.png")
-    plot_sequence_lengths(ds.lengths, lengths_plot, f"{ds.name}: interactions per user")
-    print(f"sequence length histogram: {lengths_plot}")
-    if args.json:
-        print(json.dumps({**row, **summary}))
-    return 0
-
-
-def cmd_data_synth(args, extra) -> int:
-    cfg = from_dict(SynthConfig, parse_overrides(extra).get("synth", {}), "synth.")
-    print(write_synthetic(cfg, Path(args.out)))
-    return 0
 
 
 def _print_results(name: str, results: dict, ks: list[int], as_json: bool) -> None:
@@ -125,7 +55,7 @@ def cmd_train(args, extra) -> int:
         cfg = trainer.cfg
         if args.json:
             cfg.train.progress = False
-        results = trainer.fit()
+        results = trainer.fit(test=not args.no_test)
     if not trainer.dist.is_main:  # under torchrun only rank 0 reports
         return 0
     once = results.get("feature_pass_seconds") or 0
@@ -165,7 +95,7 @@ def cmd_quickstart(args, extra) -> int:
 
 def cmd_sweep(args, extra) -> int:
     try:
-        summary = run_sweep(load_sweep(args.sweep, parse_overrides(extra)))
+        summary = run_sweep(load_sweep(args.sweep, parse_overrides(extra)), jobs=check_jobs(args.jobs))
     except SweepError as err:
         raise ConfigError(str(err)) from None
     print(summary_markdown(summary))
@@ -179,7 +109,8 @@ def cmd_tune(args, extra) -> int:
             raise ConfigError("give a tune file (morec tune TUNE.yaml), or --example to print one to start from")
         print(TUNE_EXAMPLE, end="")
         return 0
-    summary = run_tune(load_tune(args.tune, parse_overrides(extra)), seeds=not args.search_only)
+    summary = run_tune(load_tune(args.tune, parse_overrides(extra)), seeds=not args.search_only,
+                       jobs=check_jobs(args.jobs))
     if summary is not None:
         print(tune_markdown(summary))
         print(f"tune summary: {Path(summary['out']) / 'sweep.json'}, {Path(summary['out']) / 'sweep.md'}")
@@ -262,88 +193,7 @@ def cmd_report(args, extra) -> int:
     return 0
 
 
-def _print_recommendations(out: dict, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(out))
-        return
-    for rank, item in enumerate(out["items"], 1):
-        title = f"  {item['title']}" if item.get("title") else ""
-        score = "nan" if item["score"] is None else f"{item['score']:.4f}"
-        print(f"{rank:3d}  {item['id']}  {score}{title}")
-
-
-def cmd_recommend(args, extra) -> int:
-    if (args.user is None) == (args.history is None):
-        raise ConfigError("give exactly one of --user ID or --history ITEM,ITEM,...")
-    history = [h for h in args.history.split(",") if h.strip()] if args.history is not None else None
-    _print_recommendations(api.recommend(args.run, user=args.user, history=history, k=args.k, device=args.device), args.json)
-    return 0
-
-
-def cmd_catalog_add(args, extra) -> int:
-    print(json.dumps(api.add_items(args.run, args.items, args.format, args.device, columns=parse_mapping(args.map))))
-    return 0
-
-
-def cmd_export(args, extra) -> int:
-    out = api.export(args.run, args.out, args.device)
-    print(f"exported {args.run} -> {out} (manifest.json, items.safetensors, user_encoder.safetensors)")
-    return 0
-
-
-def cmd_serve(args, extra) -> int:
-    limits = Limits(max_k=args.max_k, max_history=args.max_history, max_body=args.max_body,
-                    max_image_pixels=args.max_image_pixels)
-    check_options(args.port, args.threads, limits)  # before anything is loaded or bound
-    torch.set_num_threads(args.threads)  # per request: the server answers many at once
-    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV)
-    try:
-        serve(args.run, args.host, args.port, args.device, args.index, limits, image_root=args.image_root, token=token)
-    except KeyboardInterrupt:  # uvicorn has shut down cleanly and re-raises Ctrl-C
-        print("morec serve: stopped", file=sys.stderr)
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="morec", description="ID-based vs modality-based recommenders (SIGIR'23), one backbone, one loop.")
-    p.add_argument("--debug", action="store_true",
-                   help="show the full traceback of an error (also MOREC_DEBUG=1) instead of one 'morec: error:' line")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    data = sub.add_parser("data", help="fetch, prepare, describe or synthesize datasets").add_subparsers(dest="data_command", required=True)
-    f = data.add_parser("fetch", help="download a public dataset (movielens-100k)")
-    f.add_argument("name")
-    f.add_argument("--root", default="data/raw")
-    f.set_defaults(func=cmd_data_fetch)
-    pr = data.add_parser("prepare", help="raw files -> prepared dataset (the paper's preprocessing); --prepare.KEY=VALUE",
-                         formatter_class=argparse.RawDescriptionHelpFormatter,
-                         epilog=config_help.epilog("prepare") + "\n\nformats and their reader options "
-                                "(--option KEY=VALUE):\n\n" + formats_help())
-    pr.add_argument("source", help="folder or file of the raw dataset")
-    pr.add_argument("--out", required=True)
-    pr.add_argument("--format", help=f"{' | '.join(READERS)} (default: detected from the files)")
-    pr.add_argument("--preset", help=f"{preset_names()}: the paper's preprocessing of that dataset (latest-N, "
-                                     "minimum interactions, text, image size; each value cites the paper); default: "
-                                     "mind / hm when the format is theirs, else none; --prepare.KEY=VALUE wins")
-    pr.add_argument("--option", action="append", metavar="KEY=VALUE",
-                    help="reader option, repeatable, e.g. --option user_column=customer_id --option text_columns=title,blurb")
-    pr.add_argument("--name", help="the dataset's name in every table, figure and file name (default: the source "
-                                   "folder's name, or the --out folder's when that is generic like raw or data)")
-    pr.add_argument("--overwrite", action="store_true",
-                    help="replace an existing --out folder (written beside it, then swapped in; caches are dropped)")
-    pr.set_defaults(func=cmd_data_prepare)
-    fm = data.add_parser("formats", help="every raw format with its reader options and an example of each")
-    fm.set_defaults(func=cmd_data_formats)
-    st = data.add_parser("stats", help="Table 1 row and item-popularity plot of a prepared dataset")
-    st.add_argument("dataset")
-    st.add_argument("--plot", help="item popularity PNG (default DATASET/item_popularity.png); the sequence-length "
-                                   "histogram sequence_lengths.png is written beside it")
-    st.add_argument("--json", action="store_true", help="print the statistics as one JSON line last")
-    st.set_defaults(func=cmd_data_stats)
-    sy = data.add_parser("synth", help="write a synthetic dataset (texts and images that explain taste); --synth.KEY=VALUE")
-    sy.add_argument("out")
-    sy.set_defaults(func=cmd_data_synth)
-
+def add_train_parser(sub) -> None:
     t = sub.add_parser("train", help="train a model: --config FILE.yaml and --section.key=value overrides",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog=config_help.epilog("run", "model", "train", "eval"))
@@ -352,14 +202,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     t.add_argument("--overwrite", action="store_true",
                    help="--out may hold an earlier run: delete it and start clean (otherwise that is refused)")
+    t.add_argument("--no-test", action="store_true", help="leave the test split unread (a search trial)")
     t.set_defaults(func=cmd_train)
 
+
+def add_evaluate_parser(sub) -> None:
     e = sub.add_parser("evaluate", help="re-score a saved run directory")
     e.add_argument("run")
-    e.add_argument("--device", default="cpu")
+    add_device_option(e)
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 
+
+def add_quickstart_parser(sub) -> None:
     q = sub.add_parser("quickstart", help="MovieLens-100K end to end: ID-based vs text MoRec SASRec, results table")
     q.add_argument("--root", default="data")
     q.add_argument("--runs", default="runs")
@@ -370,24 +225,30 @@ def build_parser() -> argparse.ArgumentParser:
                         "top1 / top2 = its top 1 / 2 layers trained with the recommender (tens of minutes)")
     q.set_defaults(func=cmd_quickstart)
 
-    add_study_parser(sub)
 
+def add_sweep_parser(sub) -> None:
     sw = sub.add_parser("sweep", help="a grid of runs from SWEEP.yaml (resumable), best of each group chosen on validation; --section.key=value over its base")
     sw.add_argument("sweep", help="YAML with base (or config), grid, group_by, out")
+    add_jobs_argument(sw)
     sw.set_defaults(func=cmd_sweep)
 
+
+def add_tune_parser(sub) -> None:
     tu = sub.add_parser("tune", help="hyper-parameter search with Optuna from TUNE.yaml (resumable, several processes "
                                      "may share it), chosen on validation; --section.key=value over its base")
     tu.add_argument("tune", nargs="?", help="YAML with base, space, trials, pruner, seeds, out (morec tune --example)")
     tu.add_argument("--example", action="store_true", help="print a commented tune file to start from")
     tu.add_argument("--search-only", action="store_true",
                     help="search and choose, but leave the seeds of the chosen configuration to a later run")
+    add_jobs_argument(tu)
     tu.set_defaults(func=cmd_tune)
 
+
+def add_compare_parser(sub) -> None:
     cp = sub.add_parser("compare", help="paired comparison of two runs or seed groups on the same dataset: Improv. "
                                         "with a 95%% interval over seeds and users, p raw and Holm-adjusted, a verdict")
     cp.add_argument("arms", nargs="+", metavar="A B", help="arm A: a run directory, a folder of one configuration's seed "
-                    "runs, or a sweep configuration path without its _seed-N suffix; arm B the same way (Improv. is B "
+                    "runs, or a sweep configuration path without its -sN (or _seed-N) suffix; arm B the same way (Improv. is B "
                     "over A); more pairs C D ... form one family, Holm-adjusted together")
     cp.add_argument("--metric", action="append", help="hr@K or ndcg@K (repeatable; default hr@10 and the selection metric)")
     cp.add_argument("--names", nargs=2, metavar=("A", "B"), help="labels of the two arms")
@@ -404,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--json", action="store_true")
     cp.set_defaults(func=cmd_compare)
 
+
+def add_report_parser(sub) -> None:
     rp = sub.add_parser("report", help="the paper's tables (Markdown + CSV) and plots (PNG) from run or sweep directories")
     rp.add_argument("runs", nargs="+", help="run directories, sweep directories, or folders holding them")
     rp.add_argument("--out", default="report", help="directory for the tables and plots")
@@ -413,56 +276,26 @@ def build_parser() -> argparse.ArgumentParser:
                     "with FILE's text (repeatable), e.g. README.md")
     rp.set_defaults(func=cmd_report)
 
-    r = sub.add_parser("recommend", help="top-K items for a user or a history, from a run or export directory")
-    r.add_argument("run", help="run directory (morec train --out) or export directory (morec export --out)")
-    r.add_argument("--user", help="a user id of the training data")
-    r.add_argument("--history", help="item ids, comma-separated, oldest first (sequence backbones)")
-    r.add_argument("--k", type=int, default=10)
-    r.add_argument("--device", default="cpu")
-    r.add_argument("--json", action="store_true")
-    r.set_defaults(func=cmd_recommend)
 
-    cat = sub.add_parser("catalog", help="the recommendable catalogue of a run").add_subparsers(dest="catalog_command", required=True)
-    ca = cat.add_parser("add", help="encode new items from their content (text, images) with a MoRec model and make "
-                                    "them recommendable, no retraining")
-    ca.add_argument("run")
-    ca.add_argument("--items", required=True, help="CSV, TSV or JSON lines: an id column (id, item or the dataset's own, "
-                                                   "e.g. book_sku) and what the model reads (text fields, image paths) "
-                                                   "by the dataset's names; image paths relative to this file's folder")
-    ca.add_argument("--format", help="csv | tsv | jsonl | json (default: the file's extension)")
-    ca.add_argument("--map", action="append", metavar="FILE_COLUMN=DATASET_COLUMN",
-                    help="read a column of the file as the dataset's column, e.g. --map sku=book_sku --map name=book_title")
-    ca.add_argument("--device", default="cpu")
-    ca.set_defaults(func=cmd_catalog_add)
-
-    x = sub.add_parser("export", help="item vectors + user encoder (safetensors) + manifest, for serving without the training data")
-    x.add_argument("run")
-    x.add_argument("--out", required=True)
-    x.add_argument("--device", default="cpu")
-    x.set_defaults(func=cmd_export)
-
-    sv = sub.add_parser("serve", help="HTTP JSON API: POST /recommend, POST /items, GET /health")
-    sv.add_argument("run", help="run or export directory")
-    sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--device", default="cpu")
-    sv.add_argument("--index", default="exact", choices=["exact", "faiss", "auto"],
-                    help="exact top-K by matrix product, or a faiss HNSW index (needs faiss; auto: >= 100k items)")
-    sv.add_argument("--threads", type=int, default=1, help="torch threads per request")
-    sv.add_argument("--max-k", type=int, default=1000)
-    sv.add_argument("--max-history", type=int, default=2000)
-    sv.add_argument("--max-body", type=int, default=1 << 20, help="largest request body, bytes")
-    sv.add_argument("--max-image-pixels", type=int, default=25_000_000,
-                    help="largest new-item image (width x height), checked before decoding")
-    sv.add_argument("--image-root", help="folder that new items' image paths (POST /items) must lie under; "
-                                         "without it only uploaded images (image_base64) are accepted")
-    sv.add_argument("--token", help="require 'Authorization: Bearer TOKEN' for POST /items "
-                                    "(or set MOREC_SERVE_TOKEN, which keeps it out of the process list)")
-    sv.set_defaults(func=cmd_serve)
-    config_help.add_command(sub)
+def add_delegated_parsers(sub) -> None:
     for name, module in DELEGATED.items():  # listed in --help; parsed by their own module (see main)
         sub.add_parser(name, help=f"extra pre-training on the item {'texts (MLM)' if 'text' in name else 'images (MAE)'}: "
                                   f"see `morec {name} --help`")
+
+
+# every subcommand, in the order --help lists them
+COMMANDS = (add_data_command, add_train_parser, add_evaluate_parser, add_quickstart_parser, add_study_parser,
+            add_sweep_parser, add_tune_parser, add_compare_parser, add_report_parser, add_serving_commands,
+            config_help.add_command, add_delegated_parsers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="morec", description="ID-based vs modality-based recommenders (SIGIR'23), one backbone, one loop.")
+    p.add_argument("--debug", action="store_true",
+                   help="show the full traceback of an error (also MOREC_DEBUG=1) instead of one 'morec: error:' line")
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
     return p
 
 

@@ -113,7 +113,7 @@ def markdown() -> str:
     (docs/guide/configuration.md is this text; `morec config show --markdown` prints it)."""
     out = ["# Configuration reference", "",
            "Back to the [guide](README.md) · [README](../../README.md)", "",
-           "Generated from the typed config (`morec/config.py`) by `morec config show --markdown`: every setting with",
+           "Generated from the typed config (`morec/config/`) by `morec config show --markdown`: every setting with",
            "its type, default and meaning. Give one as `--SECTION.KEY=VALUE` on `morec train` / `morec data prepare`,",
            "or under its section in a YAML config (`--config FILE.yaml`); an unknown key or a wrong type is an error.",
            ""]

@@ -234,6 +234,42 @@ def gather_tensor_list(info: DistInfo, t: torch.Tensor, device: torch.device) ->
     return [p.cpu() for p in parts]
 
 
+def wrap_ddp(loss_module: torch.nn.Module, probe: Batch, info: DistInfo, device: torch.device, autocast):
+    """``loss_module`` under DistributedDataParallel; whether it must look for unused parameters is found once
+    on ``probe`` (a batch), in the ``autocast()`` the training runs under, and agreed over the ranks."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    local, _ = shard_batch(probe, info)
+    params = [p for p in loss_module.parameters() if p.requires_grad]
+    with autocast():
+        unused = find_unused_parameters(loss_module, local.to(device), params)
+    unused = all_reduce_sum(info, [float(unused)], device)[0] > 0
+    ids = [device.index] if device.type == "cuda" else None
+    return DDP(loss_module, device_ids=ids, find_unused_parameters=unused)
+
+
+def rank_rng_states(info: DistInfo, device: torch.device) -> dict[str, torch.Tensor]:
+    """Every rank's torch (and CUDA) generator state, which differ under torchrun (dropout), gathered for a
+    checkpoint; {} in one process. Every rank must call it."""
+    if not info.enabled:
+        return {}
+    states = {f"rng.rank{r}.torch": s
+              for r, s in enumerate(gather_tensor_list(info, torch.get_rng_state(), device))}
+    if device.type == "cuda":
+        cuda = torch.cuda.get_rng_state(device)
+        states.update({f"rng.rank{r}.cuda": s for r, s in enumerate(gather_tensor_list(info, cuda, device))})
+    return states
+
+
+def restore_rank_rng_state(info: DistInfo, device: torch.device, tensors: dict[str, torch.Tensor]) -> None:
+    """This rank's generator state from a checkpoint written by as many ranks (see :func:`rank_rng_states`)."""
+    if not info.enabled:
+        return
+    torch.set_rng_state(tensors[f"rng.rank{info.rank}.torch"])
+    if device.type == "cuda" and f"rng.rank{info.rank}.cuda" in tensors:
+        torch.cuda.set_rng_state(tensors[f"rng.rank{info.rank}.cuda"], device)
+
+
 def find_unused_parameters(loss_fn, batch: Batch, params: list[torch.nn.Parameter]) -> bool:
     """Whether one backward of ``loss_fn(batch)`` leaves some trainable parameter without a gradient.
 

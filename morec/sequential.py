@@ -20,6 +20,7 @@ from typing import Callable
 
 from .checkpoint import has_checkpoint
 from .config import ConfigError, load_config
+from .report.discovery import split_seed
 from .stats import ALPHA, MARGIN
 from .verdict import compare_arms, members
 
@@ -29,6 +30,9 @@ DECIDED = ("better", "worse", "equivalent")
 def seed_dir(run_dir: Path, seed: int) -> Path:
     """Where seed ``seed`` of the configuration of ``run_dir`` goes: beside it, named as the sweep names seeds."""
     name = run_dir.name
+    parts = split_seed(name)
+    if parts:  # a sweep's sasrec-id-s3 (or sasrec_seed-3 as sweeps named it before)
+        return run_dir.parent / f"{parts[0]}{parts[1]}{seed}"
     m = re.fullmatch(r"(.*?)(_?)seed-?(-?\d+)", name)
     if m:
         return run_dir.parent / f"{m.group(1)}{m.group(2)}seed-{seed}"
@@ -117,12 +121,12 @@ def undecided_configurations(runs: list, alpha: float, margin: float = MARGIN) -
     return [names[0], *undecided] if undecided else []
 
 
-def add_seeds_until_decided(spec, runs: list, run_one: Callable, expand: Callable,
+def add_seeds_until_decided(spec, runs: list, run_many: Callable[[list, str], None], expand: Callable,
                             log: Callable[[str], None] = print) -> list[dict]:
     """A sweep with ``seeds: {min, max}``: after its first seeds, train the next seed of every undecided
     configuration (see :func:`undecided_configurations`) until none is or ``max`` is reached; Bonferroni over
-    the looks as for compare. Appends the new runs to ``runs``; returns per added seed the configurations and
-    the seconds it took."""
+    the looks as for compare. ``run_many(new_runs, tag)`` trains one added seed's runs (at once where it can).
+    Appends the new runs to ``runs``; returns per added seed the configurations and the seconds it took."""
     from dataclasses import replace
 
     looks = spec.seeds_max - len(spec.seeds) + 1
@@ -134,8 +138,7 @@ def add_seeds_until_decided(spec, runs: list, run_one: Callable, expand: Callabl
         seed += 1
         new = [r for r in expand(replace(spec, seeds=[seed])) if r.config_name in undecided]
         start = time.perf_counter()
-        for r in new:
-            run_one(r, f"[seed {seed}] {r.name}")
+        run_many(new, f"[seed {seed}] ")
         seconds = round(time.perf_counter() - start, 1)
         log(f"seed {seed} for {len(new)} undecided configurations took {seconds} s")
         added.append({"seed": seed, "configurations": undecided, "seconds": seconds,

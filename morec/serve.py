@@ -147,32 +147,25 @@ def create_app(service: RecommenderService, limits: Limits | None = None, image_
     """The FastAPI application for ``service`` (wrapped in the body-size limit). New items' image paths
     are read only under ``image_root`` (none without it); ``token`` guards POST /items."""
     _require_fastapi()
-    import hmac
-
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
-    from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+    from fastapi import FastAPI
 
     limits = limits or Limits()
     if service.content is not None:
         service.content.configure_images(image_root, confine=True, max_pixels=limits.max_image_pixels)
     if token is not None and not token.strip():
         raise ServingError("the serve token is empty; give a non-empty --token or unset " + TOKEN_ENV)
-
-    class RecommendRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        user: StrictStr | StrictInt | None = None
-        history: list[StrictStr | StrictInt] | None = None
-        k: StrictInt = 10
-        exclude_history: bool = True
-
-    class AddItemsRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        items: list[dict[str, Any]] = Field(min_length=1)
-        columns: dict[str, StrictStr] | None = None
-
     app = FastAPI(title="morec", description="Recommendations from a trained morec model")
+    _add_error_answers(app)
+    _add_recommend_routes(app, service, limits)
+    _add_items_route(app, service, limits, token)
+    return BodyLimit(app, limits.max_body)
+
+
+def _add_error_answers(app) -> None:
+    """A person's mistake (a known error, a malformed body) answered as one readable ``detail``."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
 
     @app.exception_handler(ServingError)
     @app.exception_handler(CatalogError)
@@ -186,6 +179,18 @@ def create_app(service: RecommenderService, limits: Limits | None = None, image_
             where = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
             problems.append(f"{where}: {e.get('msg', 'invalid')}")
         return JSONResponse({"detail": "; ".join(problems[:10])}, status_code=422)
+
+
+def _add_recommend_routes(app, service: RecommenderService, limits: Limits) -> None:
+    """GET /health and POST /recommend."""
+    from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+
+    class RecommendRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        user: StrictStr | StrictInt | None = None
+        history: list[StrictStr | StrictInt] | None = None
+        k: StrictInt = 10
+        exclude_history: bool = True
 
     @app.get("/health")
     def health() -> dict:
@@ -202,17 +207,32 @@ def create_app(service: RecommenderService, limits: Limits | None = None, image_
                                f"(the model reads the latest {service.max_len})")
         return service.recommend(user=req.user, history=req.history, k=req.k, exclude_history=req.exclude_history)
 
-    def authorized(request: Request) -> bool:
-        if token is None:
-            return True
-        # the header's bytes as sent (Starlette decodes them as latin-1), against the token's UTF-8 bytes
-        raw = next((v for k, v in request.scope.get("headers") or [] if k.lower() == b"authorization"), b"")
-        scheme, _, given = raw.partition(b" ")
-        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), token.encode("utf-8"))
+
+def _authorized(request, token: str | None) -> bool:
+    import hmac
+
+    if token is None:
+        return True
+    # the header's bytes as sent (Starlette decodes them as latin-1), against the token's UTF-8 bytes
+    raw = next((v for k, v in request.scope.get("headers") or [] if k.lower() == b"authorization"), b"")
+    scheme, _, given = raw.partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), token.encode("utf-8"))
+
+
+def _add_items_route(app, service: RecommenderService, limits: Limits, token: str | None) -> None:
+    """POST /items: new items encoded from their content and made recommendable (guarded by ``token``)."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+    from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+    class AddItemsRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        items: list[dict[str, Any]] = Field(min_length=1)
+        columns: dict[str, StrictStr] | None = None
 
     @app.post("/items")
     def add_items(req: AddItemsRequest, request: Request):
-        if not authorized(request):
+        if not _authorized(request, token):
             return JSONResponse({"detail": "POST /items needs the header Authorization: Bearer <token> "
                                            "(the token the server was started with)"},
                                 status_code=401, headers={"WWW-Authenticate": "Bearer"})
@@ -226,8 +246,6 @@ def create_app(service: RecommenderService, limits: Limits | None = None, image_
                 raise ServingError(f"items[{i}]: field(s) {', '.join(bad)} must be strings or numbers")
         added = service.add_items(req.items, req.columns)
         return {"added": len(added), "ids": added, "items": service.n_items}
-
-    return BodyLimit(app, limits.max_body)
 
 
 def make_server(service: RecommenderService, host: str = "127.0.0.1", port: int = 8000,

@@ -1,4 +1,5 @@
-"""Sweeps: a grid of runs, one after another, resumable, with the best of each group chosen on validation.
+"""Sweeps: a grid of runs, one after another (or ``--jobs N`` at once), resumable, with the best of each group
+chosen on validation.
 
 A sweep file (YAML)::
 
@@ -10,12 +11,14 @@ A sweep file (YAML)::
       model.backbone: [sasrec, dssm]
       train.lr,model.encoder.lr: [[1e-3, 1e-4], [1e-4, 1e-4]]   # keys joined by "," vary together
     group_by: [model.encoder.kind, model.backbone]   # one best run per group (default: one group)
-    seeds: [1, 2, 3]           # optional: every combination once per seed (train.seed), runs named ..._seed-N
+    seeds: [1, 2, 3]           # optional: every combination once per seed (train.seed), runs named ...-sN
                                # or {min: 3, max: 8}: seeds 1-3, then more while a configuration's comparison
                                # with the grid's first is undecided (morec/sequential.py)
     out: runs/sweep-ml100k
 
-Each run gets its own directory under ``out``, named from its overrides. Running the sweep again skips the
+Each run gets its own directory under ``out``, named short by what tells it apart (``sasrec-id-s1``,
+``sasrec-minilm-frozen-mlp2-s3``: :func:`morec.report.names.short_names`); its full settings are in its
+``config.yaml``. A sweep directory whose runs carry the long names of earlier versions keeps them. Running the sweep again skips the
 runs that finished (results.json present), resumes an interrupted run from its checkpoint (or restarts it
 when it has none), and runs the rest. A run that collapsed (``stop_reason: collapsed``) or failed is never
 chosen. The best configuration of each group is the one with the highest validation ``eval.select_metric``
@@ -34,9 +37,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .checkpoint import atomic_write_text, has_checkpoint
-from .config import Config, ConfigError, deep_merge, from_dict, to_dict
+from .config import Config, ConfigError, deep_merge, from_dict, save_config, to_dict
+from .report.discovery import split_seed
+from .report.arms import INDEX, Arm, make_arms
+from .report.index import runs_index
+from .report.names import short_names
 from .report.tables import format_table
+from .run_pool import DEFAULT_JOBS, Job, Outcome, pinned_threads, run_all
 from .runlock import RunDirBusy, run_lock
+from .stats.seeds import mean_std, metrics_mean_std
 from .train import Trainer, TrainingCollapsed
 from .runlog import capped
 from .yamlfile import load_yaml_file, shown
@@ -102,10 +111,15 @@ def get_dotted(values: dict, dotted: str) -> Any:
 def load_sweep(path: str | Path, overrides: dict | None = None) -> SweepSpec:
     """Read a sweep file; ``overrides`` (nested dict, e.g. from --train.threads=1) go over its base config."""
     path = Path(path)
-    spec = load_yaml_file(path, "sweep file") or {}
+    return parse_sweep(read_spec_file(path, "sweep file", "base, grid, group_by and out", SweepError), overrides, path)
+
+
+def read_spec_file(path: Path, what: str, keys: str, error: type[ConfigError]) -> dict:
+    """A sweep or tune file as one mapping, read by morec's strict YAML loader (an empty file is {})."""
+    spec = load_yaml_file(path, what) or {}
     if not isinstance(spec, dict):
-        raise SweepError(f"{path}: expected a mapping with base, grid, group_by and out")
-    return parse_sweep(spec, overrides, path)
+        raise error(f"{path}: expected a mapping with {keys}")
+    return spec
 
 
 def load_base(spec: dict, overrides: dict | None = None, source: Path | None = None) -> dict:
@@ -201,7 +215,8 @@ def _value_text(v: Any) -> str:
 
 
 def run_name(overrides: dict[str, Any]) -> str:
-    """A directory name from a run's overrides: ``encoder.kind-text_lr-0.001``; a long one is shortened with a hash."""
+    """The long directory name sweeps gave a run before short names (``encoder.kind-text_lr-0.001``), kept so that
+    a sweep directory named that way resumes under its own names; a long one is shortened with a hash."""
     keys = list(overrides)
     if not keys:
         return "run"
@@ -212,22 +227,46 @@ def run_name(overrides: dict[str, Any]) -> str:
     return name
 
 
+def _long_names_used(out: Path, long_names: list[str]) -> bool:
+    """Whether ``out`` holds a run named the old, long way: then the whole sweep keeps that naming, so it
+    resumes (and adds seeds) beside its finished runs instead of training them again."""
+    if not out.is_dir():
+        return False
+    wanted = set(long_names)
+    for d in out.iterdir():
+        parts = split_seed(d.name)
+        if d.is_dir() and (d.name in wanted or (parts and parts[1] == "_seed-" and parts[0] in wanted)
+                           or re.fullmatch(r"seed-\d+", d.name) and "run" in wanted):
+            return True
+    return False
+
+
+def config_names(spec: SweepSpec, combos: list[dict[str, Any]]) -> tuple[list[str], Callable[[str, int], str]]:
+    """Each grid combination's name (without its seed) and how a seed joins it: short names
+    (``sasrec-minilm-frozen-mlp2`` + ``-s3``), or the long ones where ``spec.out`` already holds runs named so."""
+    long_names = [run_name(c) for c in combos]
+    if _long_names_used(spec.out, long_names):
+        return long_names, lambda name, seed: f"{name}_seed-{seed}" if name != "run" else f"seed-{seed}"
+    return short_names(spec.base, combos), lambda name, seed: f"{name}-s{seed}"
+
+
 def expand(spec: SweepSpec) -> list[SweepRun]:
     """Every combination of the grid, in grid order, as configs with their run directories."""
     runs, names = [], set()
     all_keys = [k for keys, _ in spec.grid for k in keys]
     combos = list(itertools.product(*[rows for _, rows in spec.grid])) if spec.grid else [()]
+    grid = [{k: v for (keys, _), row in zip(spec.grid, combo) for k, v in zip(keys, row)} for combo in combos]
+    base_names, with_seed = config_names(spec, [{k: c[k] for k in all_keys} for c in grid])
     # seed-major: every combination runs with the first seed before any runs with the second, so a sweep
     # stopped early has every cell at some seeds rather than some cells at all of them
-    for seed, combo in itertools.product(spec.seeds or [None], combos):
-        overrides = {k: v for (keys, _), row in zip(spec.grid, combo) for k, v in zip(keys, row)}
-        config_name = run_name({k: overrides[k] for k in all_keys})
+    for seed, (config_name, combo) in itertools.product(spec.seeds or [None], list(zip(base_names, grid))):
+        overrides = dict(combo)
         if seed is not None:
             overrides["train.seed"] = seed
         values = spec.base
         for k, v in overrides.items():
             values = deep_merge(values, nest_dotted(k, v))
-        name = config_name if seed is None else (f"{config_name}_seed-{seed}" if all_keys else f"seed-{seed}")
+        name = config_name if seed is None else with_seed(config_name, seed)
         if name in names:
             raise SweepError(f"two runs of the sweep would share the directory {name!r}")
         names.add(name)
@@ -289,18 +328,29 @@ def _status(results: dict) -> str:
     return "collapsed" if results.get("stop_reason") == "collapsed" else "done"
 
 
+def _finished_before(run: SweepRun, tag: str, log: Callable[[str], None]) -> bool:
+    """Read back a run that finished before (results.json of this very config); False when it has to train."""
+    results = _read_results(run.dir)
+    if results is None:
+        return False
+    if not same_config(results.get("config") or {}, to_dict(run.config)):
+        raise SweepError(f"{run.dir} holds a finished run of another config than this sweep's {run.name}; "
+                         "give the sweep a new out directory or remove that run")
+    run.results, run.status, run.how = results, _status(results), "skipped"
+    log(f"{tag}: finished before ({run.status}), skipped")
+    return True
+
+
+def _how(run: SweepRun) -> str:
+    return "resumed" if has_checkpoint(run.dir) else ("restarted" if run.dir.exists() else "trained")
+
+
 def run_one(run: SweepRun, tag: str, runner, log: Callable[[str], None]) -> None:
     """Skip (finished before), resume or train one run of the sweep; a failure is recorded on the run."""
-    results = _read_results(run.dir)
-    if results is not None:
-        if not same_config(results.get("config") or {}, to_dict(run.config)):
-            raise SweepError(f"{run.dir} holds a finished run of another config than this sweep's {run.name}; "
-                             "give the sweep a new out directory or remove that run")
-        run.results, run.status, run.how = results, _status(results), "skipped"
-        log(f"{tag}: finished before ({run.status}), skipped")
+    if _finished_before(run, tag, log):
         return
     resume = has_checkpoint(run.dir)
-    run.how = "resumed" if resume else ("restarted" if run.dir.exists() else "trained")
+    run.how = _how(run)
     log(f"{tag}: {run.how}")
     try:
         run.results = runner(run, resume, log)
@@ -313,31 +363,75 @@ def run_one(run: SweepRun, tag: str, runner, log: Callable[[str], None]) -> None
         run.how = "running elsewhere"
         log(f"{tag}: skipped: {err}")
     except Exception as err:  # one bad combination must not end the sweep; it is reported
-        run.status, run.error = "failed", f"{type(err).__name__}: {err}"
-        log(f"{tag}: failed: {run.error}")
-        (run.dir).mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run.dir / "error.txt", traceback.format_exc())
+        _failed(run, f"{type(err).__name__}: {err}", traceback.format_exc(), tag, log)
     if run.status == "collapsed":
         log(f"{tag}: collapsed: {(run.results or {}).get('collapse') or run.error}")
 
 
+def _failed(run: SweepRun, error: str, detail: str, tag: str, log: Callable[[str], None]) -> None:
+    run.status, run.error = "failed", error
+    log(f"{tag}: failed: {run.error}")
+    run.dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run.dir / "error.txt", detail)
+
+
+def run_in_processes(out: Path, runs: list[SweepRun], jobs: int, log: Callable[[str], None], tag: str = "") -> None:
+    """:func:`run_one` for many runs at once: each pending run a `morec train` process (morec.run_pool), ``jobs``
+    at a time, threads pinned so that they share the cores. The config a run trains is written beside its console
+    log (``out/logs/NAME.yaml``, ``NAME.log``); a run fails with the last line its process printed."""
+    pending = [r for r in runs if not _finished_before(r, f"{tag}{r.name}", log)]
+    if not pending:
+        return
+    threads = pinned_threads(jobs, pending[0].config.train.threads)
+    items = []
+    for run in pending:
+        config_file = out / "logs" / f"{run.name}.yaml"
+        config_file.parent.mkdir(parents=True, exist_ok=True)
+        save_config(run.config, config_file)
+        run.how = _how(run)
+        items.append(Job(run.name, run.dir, [f"--config={config_file}"], out / "logs" / f"{run.name}.log", owner=run))
+
+    def on_done(job: Job, outcome: Outcome) -> None:
+        run: SweepRun = job.owner
+        if outcome.results is not None:
+            run.results, run.status = outcome.results, _status(outcome.results)
+            log(f"{tag}{run.name}: {run.status} in {outcome.seconds:.0f} s"
+                + (f": {run.results.get('collapse')}" if run.status == "collapsed" else ""))
+            return
+        printed = job.log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines() \
+            if job.log_file.exists() else []
+        _failed(run, (printed or [f"exit status {outcome.returncode}"])[-1], "\n".join(printed[-40:]),
+                f"{tag}{run.name}", log)
+
+    run_all(items, jobs, threads, on_done, log=log, prefix=tag)
+
+
 def run_sweep(spec: SweepSpec, log: Callable[[str], None] = print,
-              runner: Callable[[SweepRun, bool, Callable], dict] | None = None) -> dict:
-    """Run every pending run of ``spec`` in turn, then write and return the summary (see :func:`summarize`)."""
+              runner: Callable[[SweepRun, bool, Callable], dict] | None = None, jobs: int = DEFAULT_JOBS) -> dict:
+    """Run every pending run of ``spec``, then write and return the summary (see :func:`summarize`). With
+    ``jobs`` > 1 the runs train as ``jobs`` processes at once (:func:`run_in_processes`; ``runner`` is unused)."""
     runner = runner or default_runner
     runs = expand(spec)
     spec.out.mkdir(parents=True, exist_ok=True)
-    for i, run in enumerate(runs, 1):
-        run_one(run, f"[{i}/{len(runs)}] {run.name}", runner, log)
+
+    def run_many(batch: list[SweepRun], tag: str) -> None:
+        if jobs > 1:
+            run_in_processes(spec.out, batch, jobs, log, tag)
+        else:
+            for i, run in enumerate(batch, 1):
+                run_one(run, f"{tag or f'[{i}/{len(batch)}] '}{run.name}", runner, log)
+
+    run_many(runs, "")
     added = []
     if spec.seeds_max:
         from .sequential import add_seeds_until_decided
 
-        added = add_seeds_until_decided(spec, runs, lambda r, tag: run_one(r, tag, runner, log), expand, log)
+        added = add_seeds_until_decided(spec, runs, run_many, expand, log)
     summary = summarize(spec, runs)
+    arms = label_arms(summary, runs)
     if spec.seeds_max:
         summary["added_seeds"] = added
-    write_summary(spec.out, summary)
+    write_summary(spec.out, summary, arms)
     return summary
 
 
@@ -348,23 +442,15 @@ def _select_metric(run: SweepRun) -> str:
 
 
 def _mean(values: list[float]) -> float:
-    return float(sum(values) / len(values))
+    return mean_std(values)[0]
 
 
-def _mean_metrics(splits: list[dict | None]) -> dict[str, float] | None:
-    """Metric means over seeds; None where a split was not scored (a search trial's unread test split)."""
+def _mean_std_metrics(splits: list[dict | None]) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+    """Metric means and sample standard deviations over seeds (0.0 for one seed); None where a split was not
+    scored (a search trial's unread test split)."""
     if any(s is None for s in splits):
-        return None
-    return {k: _mean([s[k] for s in splits]) for k in splits[0]}
-
-
-def _std_metrics(splits: list[dict | None]) -> dict[str, float] | None:
-    """Sample standard deviation over seeds (0.0 for one seed)."""
-    import statistics
-
-    if any(s is None for s in splits):
-        return None
-    return {k: (statistics.stdev([s[k] for s in splits]) if len(splits) > 1 else 0.0) for k in splits[0]}
+        return None, None
+    return metrics_mean_std(splits)
 
 
 def summarize(spec: SweepSpec, runs: list[SweepRun]) -> dict:
@@ -403,12 +489,12 @@ def summarize(spec: SweepSpec, runs: list[SweepRun]) -> dict:
             pick = max(order, key=lambda c: (_mean([rows[i]["valid_score"] for i in configs[c]]), -order.index(c)))
             chosen = configs[pick]
             first = runs[chosen[0]]
+            test, test_std = _mean_std_metrics([runs[i].results.get("test") for i in chosen])
             entry.update({"name": pick if spec.seeds else first.name, "dir": str(first.dir),
                           "overrides": {k: v for k, v in first.overrides.items() if not (spec.seeds and k == "train.seed")},
                           "select_metric": rows[chosen[0]]["select_metric"],
-                          "valid": _mean_metrics([runs[i].results["valid"] for i in chosen]),
-                          "test": _mean_metrics([runs[i].results.get("test") for i in chosen]),
-                          "test_std": _std_metrics([runs[i].results.get("test") for i in chosen]),
+                          "valid": _mean_std_metrics([runs[i].results["valid"] for i in chosen])[0],
+                          "test": test, "test_std": test_std,
                           "test_subsets": first.results.get("test_subsets") if len(chosen) == 1 else None,
                           "seeds": [runs[i].config.train.seed for i in chosen],
                           "dirs": [str(runs[i].dir) for i in chosen]})
@@ -419,6 +505,28 @@ def summarize(spec: SweepSpec, runs: list[SweepRun]) -> dict:
             "pending": sum(r.status == "pending" for r in runs)}
 
 
+def label_arms(summary: dict, runs: list[SweepRun]) -> list[Arm]:
+    """Give every configuration of the summary its arm label (``arm``, ``anchor``: the runs index's row)."""
+    configs: dict[str, list[SweepRun]] = {}
+    for run in runs:
+        configs.setdefault(run.config_name or run.name, []).append(run)
+    arms = make_arms([(to_dict(rs[0].config), Path(rs[0].config.data).name, [r.dir for r in rs],
+                       [r.config.train.seed for r in rs]) for rs in configs.values()])
+    by_name = dict(zip(configs, arms))
+    for row, run in zip(summary["runs"], runs):
+        arm = by_name[run.config_name or run.name]
+        row["arm"], row["anchor"] = arm.label, arm.anchor
+    for entry in summary["best"]:
+        if entry.get("name") in by_name:
+            entry["arm"], entry["anchor"] = by_name[entry["name"]].label, by_name[entry["name"]].anchor
+    return arms
+
+
+def _arm(entry: dict) -> str:
+    """An arm's label linked to the runs index (summaries written before labels: the run's name)."""
+    return f"[{entry['arm']}]({INDEX}#{entry['anchor']})" if entry.get("arm") else entry["name"]
+
+
 def summary_markdown(summary: dict) -> str:
     group_by = summary["group_by"]
     lines = [f"# Sweep {summary['out']}", "",
@@ -427,7 +535,7 @@ def summary_markdown(summary: dict) -> str:
     rows = []
     for b in summary["best"]:
         row = {k: str(b["group"].get(k)) for k in group_by}
-        row["run"] = b["name"] or "(none finished)"
+        row["arm"] = _arm(b) if b["name"] else "(none finished)"
         if b["name"]:
             m = b["select_metric"]
             row[f"valid {m}"] = b["valid"][m]
@@ -442,14 +550,17 @@ def summary_markdown(summary: dict) -> str:
     lines += [format_table(rows, cols), "", "## Every run (validation only)", ""]
     rows = []
     for r in summary["runs"]:
-        rows.append({"run": r["name"], "status": r["status"],
+        rows.append({"arm": _arm(r), "seed": str(r["seed"]), "status": r["status"],
                      f"valid {r['select_metric']}": r["valid_score"] if r["valid_score"] is not None else "",
                      "best epoch": "" if r["best_epoch"] is None else str(r["best_epoch"]),
                      "stop": (r["stop_reason"] or "") + (" (capped)" if r.get("capped") else ""), "note": r.get("collapse") or r.get("error") or ""})
-    lines += [format_table(rows, list(rows[0]) if rows else ["run"]), ""]
+    lines += [format_table(rows, list(rows[0]) if rows else ["arm"]), "",
+              f"Arms link to [{INDEX}]({INDEX}): each one's run directories and key settings.", ""]
     return "\n".join(lines)
 
 
-def write_summary(out: Path, summary: dict) -> None:
+def write_summary(out: Path, summary: dict, arms: list[Arm] | None = None) -> None:
     atomic_write_text(out / "sweep.json", json.dumps(summary, indent=2, default=str))
     atomic_write_text(out / "sweep.md", summary_markdown(summary))
+    if arms:
+        atomic_write_text(out / INDEX, runs_index(arms, out))

@@ -9,6 +9,9 @@ when started by torchrun (see morec.distributed), and checkpoints every epoch / 
 ``Trainer.resume`` (``morec train --resume RUN_DIR``) continues from exactly, mid-epoch too: an
 epoch's batch order is a pure function of (seed, epoch), so the batches already done are replayed
 from the generator and skipped, and the RNG states are restored.
+
+Which epoch is kept and when the run stops is decided in morec.selection; what the run writes besides its
+checkpoints (the claimed directory, results.json) in morec.run_outputs; the optimizer and schedule in morec.optim.
 """
 from __future__ import annotations
 
@@ -20,7 +23,6 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -32,82 +34,30 @@ from .progress import progress
 from . import cost
 from . import distributed as dist_utils
 from .checkpoint import (CheckpointError, atomic_save_tensors, atomic_write_text, flatten_optimizer, read_tensors,
-                         load_checkpoint_tensors, read_checkpoint_meta, remove_checkpoint, rng_state,
-                         save_checkpoint, set_rng_state, unflatten_optimizer)
-from .config import Config, ConfigError, deep_merge, from_dict, parse_overrides, save_config, to_dict
+                         load_checkpoint_tensors, read_checkpoint_meta, rng_state, save_checkpoint, set_rng_state,
+                         unflatten_optimizer)
+from .config import Config, to_dict
 from .data.batches import make_batches
 from .data.dataset import PreparedDataset
-from .evaluate import metrics_from_ranks, rank_users, subset_metrics
+from .evaluate import metrics_from_ranks, rank_users
 from .ranks import save_ranks
 from .losses import LossContext, compute_loss
 from .model import Recommender, build_model
+from .optim import lr_factor, make_optimizer
 from .runlog import RunLog
+from .run_outputs import checkpoint_config, claim_run_dir, open_run_dir, run_results, write_collapsed_results
 from .runlock import run_lock
-from .tempfiles import remove_stale
+from .selection import (TrainingCollapsed, TrainState, capped_message, judge_nonfinite_loss,
+                        improves, judge_unvalidated, judge_validated, selection_users, validates)
+
+__all__ = ["LossModule", "Trainer", "TrainingCollapsed", "claim_run_dir", "compute_loss", "lr_factor",
+           "make_optimizer", "resume", "seed_everything", "train"]
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def make_optimizer(model: Recommender, cfg: Config) -> torch.optim.Optimizer:
-    """AdamW; the pretrained encoder gets its own lr / weight decay; biases and norms are not decayed."""
-    encoder_ids = {id(p) for p in model.item_encoder.encoder_parameters()}
-    decay, no_decay, encoder = [], [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        if id(p) in encoder_ids:
-            encoder.append(p)
-        elif p.ndim < 2 or "norm" in name or name.split(".")[-2:-1] == ["ln"]:
-            no_decay.append(p)
-        else:
-            decay.append(p)
-    # each group is named: its learning rate is logged as lr/<name>
-    groups = [
-        {"params": decay, "lr": cfg.train.lr, "weight_decay": cfg.train.weight_decay, "name": "decay"},
-        {"params": no_decay, "lr": cfg.train.lr, "weight_decay": 0.0, "name": "no_decay"},
-    ]
-    if encoder:
-        groups.append({"params": encoder, "lr": cfg.model.encoder.lr, "weight_decay": cfg.model.encoder.weight_decay,
-                       "name": "encoder"})
-    return torch.optim.AdamW([g for g in groups if g["params"]], betas=tuple(cfg.train.betas))
-
-
-def lr_factor(schedule: str, step: int, total_steps: int, warmup: float = 0.0) -> float:
-    """The share of each group's peak learning rate used at optimizer step ``step`` (0-based) of ``total_steps``.
-
-    constant: 1. cosine: linear warm-up over ``warmup`` of the steps, then cosine decay to 0 at the last
-    step. onecycle (Smith & Topin's shape, without the momentum cycle): cosine rise from 1/25 over
-    ``warmup`` (0: 0.3) of the steps, then cosine fall to 1e-4. A pure function of the step, so a resumed
-    run continues the schedule exactly.
-    """
-    if schedule == "constant":
-        return 1.0
-    total = max(total_steps, 1)
-    if schedule == "cosine":
-        up = int(warmup * total)
-        if step < up:
-            return (step + 1) / up
-        return 0.5 * (1 + math.cos(math.pi * min(step - up, total - up) / max(total - up, 1)))
-    if schedule == "onecycle":
-        up = max(1, int((warmup or 0.3) * total))
-        start, end = 1 / 25, 1e-4
-        if step < up:
-            return start + (1 - start) * 0.5 * (1 - math.cos(math.pi * step / up))
-        return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * min(step - up, total - up) / max(total - up, 1)))
-    raise ValueError(f"unknown schedule {schedule!r}")
-
-
-class TrainingCollapsed(RuntimeError):
-    """The loss became NaN / inf before any epoch finished: results.json says ``stop_reason: collapsed``."""
-
-
-def collapse_message(cfg: Config, epoch: int, why: str) -> str:
-    return (f"training collapsed at epoch {epoch}: {why}. Lower the learning rates: train.lr (now {cfg.train.lr}) "
-            f"and model.encoder.lr (now {cfg.model.encoder.lr})")
 
 
 class LossModule(nn.Module):
@@ -119,42 +69,6 @@ class LossModule(nn.Module):
 
     def forward(self, batch) -> torch.Tensor:
         return compute_loss(self.model, batch, self.loss_name, self.ctx)
-
-
-@dataclass
-class TrainState:
-    """Everything besides tensors that a checkpoint must hold to continue a run exactly."""
-
-    epoch: int = 0  # the epoch in progress, or the next one to start
-    batches_done: int = 0  # micro-batches of `epoch` already trained
-    step: int = 0  # optimizer steps since the start of the run
-    loss_sum: float = 0.0  # weighted batch losses of `epoch` so far (summed over ranks in a checkpoint)
-    loss_count: int = 0  # batches behind loss_sum
-    nonfinite: int = 0  # fp16 steps of `epoch` whose loss overflowed (skipped by the scaler)
-    epoch_seconds: float = 0.0  # training seconds of `epoch` so far
-    best_score: float | None = None
-    best_epoch: int = -1
-    bad_epochs: int = 0
-    train_seconds: float = 0.0  # training seconds of completed epochs
-    feature_seconds: float = 0.0  # the item encoder's work done once before epoch 0 (not in train_seconds)
-    time_to_best: float = 0.0
-    elapsed: float = 0.0  # wall seconds of the run so far, over every resume
-    log: list = field(default_factory=list)  # the metrics.jsonl records
-    finished: bool = False
-    stop_reason: str = ""  # epochs | patience | collapsed
-    collapse: str = ""  # why a collapsed run was stopped, and the learning rates to lower
-    low_epochs: int = 0  # consecutive epochs with the validation score collapsed (see train.collapse_ratio)
-    serial: int = 0  # checkpoints written
-    checkpoint_seconds: float = 0.0  # spent writing checkpoints
-    checkpoint_bytes: int = 0  # size of the latest
-
-
-def capped_message(cfg, best_epoch: int, out) -> str:
-    """Said at the end of a run stopped by its epoch cap before patience ran out: more epochs may still help."""
-    more = (f"continue it with: morec train --resume {out} --train.epochs={2 * cfg.train.epochs}"
-            if cfg.train.checkpoints else f"train again with a larger train.epochs (it was {cfg.train.epochs})")
-    return (f"note: the run stopped at its epoch cap (train.epochs={cfg.train.epochs}) while validation was still "
-            f"improving (best epoch {best_epoch}, patience {cfg.train.patience} not used up); {more}")
 
 
 class Trainer:
@@ -180,7 +94,7 @@ class Trainer:
                                     negatives_shared=t.negatives_shared)
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self.total_steps = t.epochs * -(-len(self.batches) // t.accumulate)
-        self.valid_users = self._selection_users()
+        self.valid_users = selection_users(self.dataset.n_users, cfg.eval.valid_users, t.seed)
         self.out = Path(cfg.out)
         self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[t.precision]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
@@ -190,35 +104,17 @@ class Trainer:
         self.loss_module = LossModule(self.model, t.loss, ctx)
         self.step_module: nn.Module = self.loss_module
         if self.dist.enabled:
-            self.step_module = self._wrap_ddp()
+            probe = next(self.batches.epoch(np.random.default_rng([t.seed, 0])))
+            self.step_module = dist_utils.wrap_ddp(self.loss_module, probe, self.dist, self.device, self._autocast)
         self.state = TrainState()
         self.resumed = False
         self.runlog: RunLog | None = None
 
     # --- pieces ------------------------------------------------------------------------------
-    def _wrap_ddp(self) -> nn.Module:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        probe = next(self.batches.epoch(np.random.default_rng([self.cfg.train.seed, 0])))
-        local, _ = dist_utils.shard_batch(probe, self.dist)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        with self._autocast():
-            unused = dist_utils.find_unused_parameters(self.loss_module, local.to(self.device), params)
-        unused = dist_utils.all_reduce_sum(self.dist, [float(unused)], self.device)[0] > 0
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return DDP(self.loss_module, device_ids=ids, find_unused_parameters=unused)
-
     def _autocast(self):
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
-    def _selection_users(self) -> np.ndarray | None:
-        """The fixed random users per-epoch selection sees (eval.valid_users), sorted; None: every user."""
-        n, want = self.dataset.n_users, self.cfg.eval.valid_users
-        if not want or want >= n:
-            return None
-        return np.sort(np.random.default_rng([self.cfg.train.seed, 16]).choice(n, want, replace=False))
 
     def rank(self, split: str, users: np.ndarray | None = None) -> np.ndarray:
         """The full-ranking rank on ``split`` of every user (or of ``users``); under torchrun items and users
@@ -234,11 +130,6 @@ class Trainer:
     def evaluate(self, split: str, users: np.ndarray | None = None) -> dict[str, float]:
         return metrics_from_ranks(self.rank(split, users), self.cfg.eval.ks)
 
-    def validates(self, epoch: int) -> bool:
-        """Whether ``epoch`` is validated (eval.valid_from / valid_every; the last epoch always is)."""
-        e = self.cfg.eval
-        return epoch >= self.cfg.train.epochs - 1 or (epoch >= e.valid_from and (epoch - e.valid_from) % e.valid_every == 0)
-
     def _set_lr(self) -> None:
         t = self.cfg.train
         factor = lr_factor(t.schedule, self.state.step, self.total_steps, t.warmup)
@@ -250,12 +141,8 @@ class Trainer:
         t, st = self.cfg.train, self.state
         self.step_module.train()
         self.model.item_encoder.on_epoch_start(epoch)
-        rng = np.random.default_rng([t.seed, epoch])
         n_batches, acc, skip = len(self.batches), t.accumulate, st.batches_done
-        batches = self.batches.epoch(rng)
-        if skip:  # replay the generator (same rng draws) without training on what was done before the checkpoint
-            batches = itertools.islice(batches, skip, None)
-        bar = progress(batches, n_batches, f"epoch {epoch}", t.progress and self.dist.is_main, skip, sys.stderr)
+        bar = self._epoch_batches(epoch, skip)
         t0, seconds_before = time.perf_counter(), st.epoch_seconds
         interval = {"loss": 0.0, "batches": 0, "steps": 0, "t0": t0}  # since the last step record
         self.optimizer.zero_grad(set_to_none=True)
@@ -263,42 +150,69 @@ class Trainer:
             group_start = i - i % acc
             group_size = min(acc, n_batches - group_start)
             last_in_group = i + 1 - group_start == group_size
-            local, weight = dist_utils.shard_batch(batch, self.dist)
-            no_sync = self.dist.enabled and not last_in_group
-            with self.step_module.no_sync() if no_sync else contextlib.nullcontext():
-                with self._autocast():
-                    loss = self.step_module(local.to(self.device))
-                scaled = loss * (weight / group_size) if (weight != 1.0 or group_size != 1) else loss
-                self.scaler.scale(scaled).backward()
-            value = loss.item() * weight
-            if math.isfinite(value) or not self.scaler.is_enabled():
-                st.loss_sum += value
-                st.loss_count += 1
-                interval["loss"] += value
-                interval["batches"] += 1
-            else:
-                st.nonfinite += 1
+            self._count_loss(self._backward(batch, group_size, last_in_group), interval)
             st.batches_done = i + 1
-            if last_in_group:
-                if t.grad_clip:
-                    self.scaler.unscale_(self.optimizer)
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
-                if t.schedule != "constant":
-                    self._set_lr()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.optimizer.zero_grad(set_to_none=True)
-                st.step += 1
-                interval["steps"] += 1
-                if self.runlog and st.step % t.log_every == 0:
-                    self._log_step(epoch, interval)
-                if st.loss_count:
-                    bar.set_postfix(loss=f"{st.loss_sum / st.loss_count:.4f}")
-                if t.checkpoints and t.checkpoint_every_steps and st.step % t.checkpoint_every_steps == 0 \
-                        and st.batches_done < n_batches:
-                    st.epoch_seconds = seconds_before + time.perf_counter() - t0
-                    self.save_checkpoint()
+            if not last_in_group:
+                continue
+            self._optimizer_step()
+            interval["steps"] += 1
+            if self.runlog and st.step % t.log_every == 0:
+                self._log_step(epoch, interval)
+            if st.loss_count:
+                bar.set_postfix(loss=f"{st.loss_sum / st.loss_count:.4f}")
+            if t.checkpoints and t.checkpoint_every_steps and st.step % t.checkpoint_every_steps == 0 \
+                    and st.batches_done < n_batches:
+                st.epoch_seconds = seconds_before + time.perf_counter() - t0
+                self.save_checkpoint()
         st.epoch_seconds = seconds_before + time.perf_counter() - t0
+        return self._epoch_loss(epoch)
+
+    def _epoch_batches(self, epoch: int, skip: int):
+        """The epoch's batches, a pure function of (seed, epoch), less the ``skip`` already trained, with a bar."""
+        t = self.cfg.train
+        batches = self.batches.epoch(np.random.default_rng([t.seed, epoch]))
+        if skip:  # replay the generator (same rng draws) without training on what was done before the checkpoint
+            batches = itertools.islice(batches, skip, None)
+        return progress(batches, len(self.batches), f"epoch {epoch}", t.progress and self.dist.is_main, skip,
+                        sys.stderr)
+
+    def _backward(self, batch, group_size: int, last_in_group: bool) -> float:
+        """This process's share of ``batch`` forward and backward (gradients summed over the accumulation group,
+        synchronised across processes on its last batch only); returns its weighted loss."""
+        local, weight = dist_utils.shard_batch(batch, self.dist)
+        no_sync = self.dist.enabled and not last_in_group
+        with self.step_module.no_sync() if no_sync else contextlib.nullcontext():
+            with self._autocast():
+                loss = self.step_module(local.to(self.device))
+            scaled = loss * (weight / group_size) if (weight != 1.0 or group_size != 1) else loss
+            self.scaler.scale(scaled).backward()
+        return loss.item() * weight
+
+    def _count_loss(self, value: float, interval: dict) -> None:
+        st = self.state
+        if math.isfinite(value) or not self.scaler.is_enabled():
+            st.loss_sum += value
+            st.loss_count += 1
+            interval["loss"] += value
+            interval["batches"] += 1
+        else:
+            st.nonfinite += 1
+
+    def _optimizer_step(self) -> None:
+        t = self.cfg.train
+        if t.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        if t.schedule != "constant":
+            self._set_lr()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.step += 1
+
+    def _epoch_loss(self, epoch: int) -> float:
+        """The epoch's mean batch loss over every process."""
+        st = self.state
         total, count = dist_utils.all_reduce_sum(self.dist, [st.loss_sum, float(st.loss_count)], self.device)
         count /= self.dist.world_size  # every rank counted the same batches
         if st.nonfinite:
@@ -325,13 +239,7 @@ class Trainer:
         st.serial += 1
         (loss_sum,) = dist_utils.all_reduce_sum(self.dist, [st.loss_sum], self.device)
         rng_tensors, rng_info = rng_state()
-        if self.dist.enabled:  # each rank's torch generators (dropout) differ
-            for r, s in enumerate(dist_utils.gather_tensor_list(self.dist, torch.get_rng_state(), self.device)):
-                rng_tensors[f"rng.rank{r}.torch"] = s
-            if self.device.type == "cuda":
-                cuda = torch.cuda.get_rng_state(self.device)
-                for r, s in enumerate(dist_utils.gather_tensor_list(self.dist, cuda, self.device)):
-                    rng_tensors[f"rng.rank{r}.cuda"] = s
+        rng_tensors.update(dist_utils.rank_rng_states(self.dist, self.device))
         if not self.dist.is_main:
             return
         t0 = time.perf_counter()
@@ -356,15 +264,7 @@ class Trainer:
     def from_checkpoint(cls, run_dir: str | Path, dataset: PreparedDataset | None = None, log=print,
                         overrides: list[str] | dict | None = None) -> "Trainer":
         """A trainer rebuilt from ``run_dir``'s last checkpoint (its config, with ``overrides``), ready to ``fit()``."""
-        run = Path(run_dir)
-        if not run.is_dir():
-            raise FileNotFoundError(f"{run} is not a run directory; --resume takes the directory `morec train` wrote (its --out)")
-        meta = read_checkpoint_meta(run)
-        values = meta["config"]
-        if overrides:
-            values = deep_merge(values, parse_overrides(overrides) if isinstance(overrides, list) else overrides)
-        cfg = from_dict(Config, values)
-        cfg.out = str(run)
+        cfg, meta = checkpoint_config(run_dir, overrides)
         trainer = cls(cfg, dataset, log)
         trainer.load_checkpoint(meta)
         return trainer
@@ -387,16 +287,12 @@ class Trainer:
                                   "resume with the run's own config (model overrides cannot change on resume)") from None
         if meta.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(meta["scaler"])
-        known = {f.name for f in dataclasses.fields(TrainState)}
-        self.state = TrainState(**{k: v for k, v in meta["state"].items() if k in known})
-        st = self.state
+        self.state = st = TrainState.from_saved(meta["state"])
         if not self.dist.is_main:
             st.loss_sum = 0.0  # the checkpoint holds the sum over ranks; rank 0 carries it
         set_rng_state(tensors, meta["rng"])
-        if self.dist.enabled and meta.get("world_size") == self.dist.world_size:
-            torch.set_rng_state(tensors[f"rng.rank{self.dist.rank}.torch"])
-            if self.device.type == "cuda" and f"rng.rank{self.dist.rank}.cuda" in tensors:
-                torch.cuda.set_rng_state(tensors[f"rng.rank{self.dist.rank}.cuda"], self.device)
+        if meta.get("world_size") == self.dist.world_size:
+            dist_utils.restore_rank_rng_state(self.dist, self.device, tensors)
         if st.finished and st.stop_reason == "epochs" and self.cfg.train.epochs > st.epoch:
             st.finished, st.stop_reason = False, ""  # resumed with more epochs
         if self.dist.is_main and st.best_epoch >= 0 and st.best_epoch == st.epoch - 1 and st.batches_done == 0:
@@ -413,18 +309,22 @@ class Trainer:
             return self._fit(test)
 
     def _fit(self, test: bool) -> dict:
-        cfg, st, main = self.cfg, self.state, self.dist.is_main
-        if main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            remove_stale(self.out)  # temporary files of a killed earlier process
-            save_config(cfg, self.out / "config.yaml")
-            if not self.resumed:
-                # a fresh run: nothing of an earlier run in this directory may outlive it (its best model and
-                # results would otherwise be served under the new config until the first improved epoch)
-                remove_checkpoint(self.out)
-                for stale in RUN_OUTPUTS:
-                    (self.out / stale).unlink(missing_ok=True)
+        if self.dist.is_main:
+            open_run_dir(self.out, self.cfg, self.resumed)
         n_params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        self._log_start(n_params)
+        self._start = time.perf_counter() - self.state.elapsed
+        peak_reset = cost.reset_peak_memory(self.device)
+        self.state.feature_seconds += self._feature_pass()
+        self._train_epochs()
+        self._check_an_epoch_was_kept(n_params)
+        valid_ranks, test_ranks = self._score_best_epoch(test)
+        results = self._write_results(valid_ranks, test_ranks, n_params, peak_reset)
+        dist_utils.shutdown(self.dist)
+        return results
+
+    def _log_start(self, n_params: int) -> None:
+        cfg, st = self.cfg, self.state
         procs = f", {self.dist.world_size} processes ({self.dist.backend})" if self.dist.enabled else ""
         self.log(f"{self.dataset.name}: {self.dataset.n_users:,} users, {self.dataset.n_items:,} items | "
                  f"{cfg.model.encoder.kind}-{cfg.model.backbone}, {n_params:,} trainable parameters, "
@@ -433,74 +333,52 @@ class Trainer:
         if self.resumed:
             where = f"epoch {st.epoch}, batch {st.batches_done}/{len(self.batches)}" if not st.finished else "the end"
             self.log(f"resumed {self.out} at {where} (step {st.step})")
-        self._start = time.perf_counter() - st.elapsed
-        peak_reset = cost.reset_peak_memory(self.device)
-        st.feature_seconds += self._feature_pass()
-        if main:
-            self.runlog = RunLog(self.out, st.log, st.step, self.resumed, cfg.train.tensorboard, self.log)
+
+    def _train_epochs(self) -> None:
+        st = self.state
+        if self.dist.is_main:
+            self.runlog = RunLog(self.out, st.log, st.step, self.resumed, self.cfg.train.tensorboard, self.log)
         try:
-            while not st.finished and st.epoch < cfg.train.epochs:
+            while not st.finished and st.epoch < self.cfg.train.epochs:
                 self._run_epoch()
         finally:
             if self.runlog:
                 self.runlog.close()
                 self.runlog = None
+
+    def _check_an_epoch_was_kept(self, n_params: int) -> None:
+        cfg, st = self.cfg, self.state
         if st.best_epoch < 0 and st.stop_reason == "collapsed":
-            if main:
-                atomic_write_text(self.out / "results.json", json.dumps({
-                    "best_epoch": -1, "epochs_run": st.epoch, "valid": None, "test": None, "test_subsets": None,
-                    "seconds_per_epoch": st.train_seconds / max(st.epoch, 1), "trainable_parameters": n_params,
-                    "stop_reason": "collapsed", "collapse": st.collapse, "config": to_dict(cfg)}, indent=2))
+            if self.dist.is_main:
+                write_collapsed_results(self.out, cfg, st, n_params)
             raise TrainingCollapsed(st.collapse)
         if st.best_epoch < 0:
             raise RuntimeError("no epoch finished with a finite loss; nothing to evaluate. Lower train.lr "
                                f"(now {cfg.train.lr}) or model.encoder.lr (now {cfg.model.encoder.lr})")
-        if main:
+
+    def _score_best_epoch(self, test: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """The best epoch's weights ranked on every user's validation item and, if ``test``, test item."""
+        if self.dist.is_main:
             self.model.load_state_dict(read_tensors(self.out / "model.safetensors", self.device))
         dist_utils.broadcast_state(self.model, self.dist)
-        epochs_run = max(st.epoch, 1)
         valid_ranks = self.rank("valid")
         test_ranks = self.rank("test") if test else None  # the only time the test split is read
-        if main:
+        if self.dist.is_main:
             save_ranks(self.out, valid_ranks, test_ranks)
-        e = cfg.eval
-        validated = [r["epoch"] for r in st.log if f"valid_{e.select_metric}" in r]
-        results = {
-            "best_epoch": st.best_epoch,
-            "epochs_run": st.epoch,
-            "valid": metrics_from_ranks(valid_ranks, e.ks),  # the chosen model on every user, whatever selection saw
-            "selection": {  # what chose best_epoch: the metric, on which users, at which epochs
-                "metric": e.select_metric, "score": st.best_score,
-                "valid_users": self.dataset.n_users if self.valid_users is None else len(self.valid_users),
-                "users_of": self.dataset.n_users, "epochs_validated": len(validated),
-                "valid_from": e.valid_from, "valid_every": e.valid_every},
-            "test": metrics_from_ranks(test_ranks, e.ks) if test else None,
-            "test_subsets": subset_metrics(test_ranks, self.dataset, "test", e.ks, e.subsets, e.cold_threshold)
-            if test else None,
-            "seconds_per_epoch": st.train_seconds / epochs_run,
-            "feature_pass_seconds": st.feature_seconds,  # before epoch 0, once: not in seconds_per_epoch
-            "seconds_to_best": st.time_to_best,
-            "seconds_total": time.perf_counter() - self._start,
-            "trainable_parameters": n_params,
-            "processes": self.dist.world_size,
-            "checkpoint_bytes": st.checkpoint_bytes,
-            "checkpoint_seconds": st.checkpoint_seconds / max(st.serial, 1),
-            "stop_reason": st.stop_reason,
-            # stopped by the epoch cap while validation was still rising (its best validated epoch its last); a
-            # schedule ending by design at the cap after validation stopped rising is not capped
-            "valid_rising_at_cap": st.stop_reason == "epochs" and bool(validated) and validated[-1] == st.best_epoch,
-            "capped": st.stop_reason == "epochs" and bool(validated) and validated[-1] == st.best_epoch,
-            **({"collapse": st.collapse} if st.collapse else {}),
-            "flops_per_item": cost.item_flops(self.model) if main else None,
-            **cost.peak_memory(self.device, peak_reset),
-            "dataset": self.dataset.identity(),
-            "config": to_dict(cfg),
-        }
+        return valid_ranks, test_ranks
+
+    def _write_results(self, valid_ranks, test_ranks, n_params: int, peak_reset) -> dict:
+        main = self.dist.is_main
+        run = {"seconds_total": time.perf_counter() - self._start, "trainable_parameters": n_params,
+               "processes": self.dist.world_size}
+        results = run_results(self.cfg, self.state, self.dataset, valid_ranks, test_ranks,
+                              valid_users=self.valid_users, run=run,
+                              flops_per_item=cost.item_flops(self.model) if main else None,
+                              memory=cost.peak_memory(self.device, peak_reset))
         if main:
             atomic_write_text(self.out / "results.json", json.dumps(results, indent=2))
             if results["capped"]:
-                self.log(capped_message(cfg, st.best_epoch, self.out))
-        dist_utils.shutdown(self.dist)
+                self.log(capped_message(self.cfg, self.state.best_epoch, self.out))
         return results
 
     def _feature_pass(self) -> float:
@@ -516,60 +394,37 @@ class Trainer:
         return seconds
 
     def _run_epoch(self) -> None:
+        """One epoch trained, then judged: a non-finite loss collapses the run, an unvalidated epoch only counts
+        for patience, a validated one may become the best and may stop the run."""
         cfg, st = self.cfg, self.state
         epoch = st.epoch
         loss = self.train_epoch(epoch)
         t_eval = time.perf_counter()
-        st.train_seconds += st.epoch_seconds
-        epoch_train_seconds = st.epoch_seconds
-        st.epoch, st.batches_done, st.loss_sum, st.loss_count, st.nonfinite, st.epoch_seconds = epoch + 1, 0, 0.0, 0, 0, 0.0
+        seconds = st.close_epoch()
         if not math.isfinite(loss):
-            st.collapse = collapse_message(cfg, epoch, f"the training loss is {loss}")
-            self.log(st.collapse)
-            st.finished, st.stop_reason = True, "collapsed"
-            if cfg.train.checkpoints:
-                self.save_checkpoint()
-            return
-        if not self.validates(epoch):
-            self._record({"epoch": epoch, "step": st.step, "loss": loss, "seconds": epoch_train_seconds})
+            judge_nonfinite_loss(st, cfg, epoch, loss, self.log)
+        elif not validates(cfg, epoch):
+            self._record({"epoch": epoch, "step": st.step, "loss": loss, "seconds": seconds})
             self.log(f"epoch {epoch:3d}  loss {loss:.4f}  (not validated: eval.valid_from {cfg.eval.valid_from}, "
                      f"valid_every {cfg.eval.valid_every})")
-            if st.best_score is not None:
-                st.bad_epochs += 1  # patience counts epochs; a stop is decided only on a validated one
-            if st.epoch >= cfg.train.epochs:
-                st.finished, st.stop_reason = True, "epochs"
-            if cfg.train.checkpoints:
-                self.save_checkpoint()
-            return
+            judge_unvalidated(st, cfg)
+        else:
+            return self._validate(epoch, loss, seconds, t_eval)
+        if cfg.train.checkpoints:
+            self.save_checkpoint()
+
+    def _validate(self, epoch: int, loss: float, seconds: float, t_eval: float) -> None:
+        """Score ``epoch`` on the selection users, judge it, checkpoint, and keep its weights if it is the best."""
+        cfg, st = self.cfg, self.state
         valid = self.evaluate("valid", self.valid_users)
         score = valid[cfg.eval.select_metric]
-        improved = st.best_score is None or score > st.best_score
+        improved = improves(st, score)
         seen = {} if self.valid_users is None else {"valid_users": len(self.valid_users)}
-        self._record({"epoch": epoch, "step": st.step, "loss": loss,
-                      "seconds": epoch_train_seconds + time.perf_counter() - t_eval,
+        self._record({"epoch": epoch, "step": st.step, "loss": loss, "seconds": seconds + time.perf_counter() - t_eval,
                       **{f"valid_{k}": v for k, v in valid.items()}, **seen})
         self.log(f"epoch {epoch:3d}  loss {loss:.4f}  " + "  ".join(f"valid {k} {v:.4f}" for k, v in valid.items())
                  + (f" ({len(self.valid_users)} users)" if seen else "") + ("  *" if improved else ""))
-        if improved:
-            st.best_score, st.best_epoch, st.bad_epochs = score, epoch, 0
-            st.time_to_best = time.perf_counter() - self._start
-        else:
-            st.bad_epochs += 1
-        t = cfg.train
-        st.low_epochs = st.low_epochs + 1 if (st.best_score >= t.collapse_floor
-                                              and score < t.collapse_ratio * st.best_score) else 0
-        if st.low_epochs >= t.collapse_epochs:
-            st.collapse = collapse_message(cfg, epoch, f"valid {cfg.eval.select_metric} {score:.4g} has been under "
-                                           f"{t.collapse_ratio:g} x its best ({st.best_score:.4g}, epoch "
-                                           f"{st.best_epoch}) for {st.low_epochs} epochs")
-            self.log(st.collapse)
-            st.finished, st.stop_reason = True, "collapsed"
-        elif not improved:
-            if st.bad_epochs >= cfg.train.patience:
-                self.log(f"early stop: no better valid {cfg.eval.select_metric} for {cfg.train.patience} epochs")
-                st.finished, st.stop_reason = True, "patience"
-        if st.epoch >= cfg.train.epochs and not st.finished:
-            st.finished, st.stop_reason = True, "epochs"
+        judge_validated(st, cfg, epoch, score, time.perf_counter() - self._start, self.log)
         # checkpoint first, then the best weights: a crash in between is repaired by load_checkpoint
         if cfg.train.checkpoints:
             self.save_checkpoint()
@@ -582,31 +437,6 @@ class Trainer:
         self.state.log.append(record)
         if self.runlog:
             self.runlog.epoch(record)
-
-
-RUN_OUTPUTS = ("model.safetensors", "results.json")  # what a finished run leaves besides its checkpoint
-_RUN_FILES = ("config.yaml", "checkpoint.json", *RUN_OUTPUTS)
-
-
-def claim_run_dir(out: str | Path, overwrite: bool = False) -> None:
-    """`morec train --out DIR`: refuse a directory that already holds files (an earlier run would be
-    mixed with the new one) unless ``overwrite``, which starts from an empty directory."""
-    import os
-    import shutil
-
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"out={out} is a file, not a directory; give a new directory path for the run")
-    if not out.exists() or not any(out.iterdir()):
-        return
-    if not overwrite:
-        what = "a run" if any((out / f).exists() for f in _RUN_FILES) else "files"
-        raise ConfigError(f"out={out} already holds {what}. Continue it with `morec train --resume {out}`, "
-                          "start it over with --overwrite (deletes what is there), or choose another --out")
-    aside = out.parent / f".{out.name}.old-{os.getpid()}"
-    out.rename(aside)  # one step: no reader ever sees half of the old run beside the new one
-    out.mkdir()
-    shutil.rmtree(aside, ignore_errors=True)
 
 
 def train(cfg: Config, dataset: PreparedDataset | None = None, log=print) -> dict:

@@ -37,19 +37,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from .checkpoint import atomic_write_text, has_checkpoint
 from .config import Config, ConfigError, deep_merge, from_dict, to_dict
 from .evaluate import metrics_from_ranks, rank_users, subset_metrics
 from .ranks import load_ranks, save_ranks
+from .run_pool import DEFAULT_JOBS, pinned_threads
 from .runlock import run_lock
 from .runs import load_run
-from .sweep import (SweepRun, SweepSpec, get_dotted, load_base, nest_dotted, parse_sweep, run_sweep, same_config,
-                    summarize, summary_markdown, write_summary)
+from .sweep import (SweepRun, SweepSpec, get_dotted, load_base, nest_dotted, parse_sweep, read_spec_file, run_sweep,
+                    same_config, summarize, summary_markdown, write_summary)
+from .stats.seeds import metrics_mean_std
 from .train import Trainer, TrainingCollapsed
+from .tune_processes import Search, search_in_processes
 from .compare import chosen_vs_base
-from .yamlfile import load_yaml_file, shown
+from .yamlfile import shown
 
 # `morec tune --example`: a tune file to start from, every key explained (tests parse it)
 EXAMPLE = """\
@@ -111,10 +112,7 @@ KEYS = {"base", "config", "trial", "space", "trials", "pruner", "warmup_epochs",
 def load_tune(path: str | Path, overrides: dict | None = None) -> TuneSpec:
     """Read a tune file; ``overrides`` (nested, e.g. from --train.threads=1) go over its base config."""
     path = Path(path)
-    spec = load_yaml_file(path, "tune file") or {}
-    if not isinstance(spec, dict):
-        raise TuneError(f"{path}: expected a mapping with base, space, trials and out")
-    return parse_tune(spec, overrides, path)
+    return parse_tune(read_spec_file(path, "tune file", "base, space, trials and out", TuneError), overrides, path)
 
 
 def parse_tune(spec: dict, overrides: dict | None = None, source: Path | None = None) -> TuneSpec:
@@ -254,26 +252,44 @@ def _trial_trainer(cfg: Config, trial, metric: str, tag: str, log: Callable[[str
     return Trainer(cfg, log=lambda s: None)
 
 
+def trial_setup(spec: TuneSpec, trial, log: Callable[[str], None]) -> tuple[Config, str, dict | None]:
+    """A trial's config, its log tag and the results its directory holds already (None to train). An impossible
+    combination (dim not divisible by heads, ...) raises TrialPruned: counted, never chosen."""
+    params = {key: _suggest(trial, key, kind, args) for key, (kind, args) in spec.space.items()}
+    name = trial.user_attrs.get("dir") or f"trial-{trial.number:03d}"
+    trial.set_user_attr("dir", name)
+    try:
+        cfg = trial_config(spec, params, name)
+    except TuneError as err:
+        trial.set_user_attr("stop", f"invalid: {err}")
+        log(f"[trial {trial.number}] {name}: {err}; pruned")
+        raise _optuna().TrialPruned(str(err)) from None
+    tag = f"[trial {trial.number}] {name} " + " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                                       for k, v in params.items())
+    results = _read_json(Path(cfg.out) / "results.json")
+    if results is not None and not same_config(results.get("config") or {}, to_dict(cfg)):
+        raise TuneError(f"{cfg.out} holds a finished run of another config than trial {trial.number}'s; "
+                        "give the tune file a new out directory or remove that run")
+    return cfg, tag, results
+
+
+def trial_value(results: dict, trial, metric: str, tag: str, log: Callable[[str], None]) -> float:
+    """The objective of a trial that ran to its end; a collapsed one raises TrialPruned (never chosen)."""
+    if results.get("stop_reason") == "collapsed":
+        trial.set_user_attr("stop", "collapsed")
+        log(f"{tag}: collapsed, pruned: {results.get('collapse', '')}")
+        raise _optuna().TrialPruned("collapsed")
+    score = results["valid"][metric]
+    log(f"{tag}: valid {metric} {score:.4f} (best epoch {results['best_epoch']} of {results['epochs_run']})")
+    return score
+
+
 def make_objective(spec: TuneSpec, log: Callable[[str], None]):
     optuna = _optuna()
 
     def objective(trial) -> float:
-        params = {key: _suggest(trial, key, kind, args) for key, (kind, args) in spec.space.items()}
-        name = trial.user_attrs.get("dir") or f"trial-{trial.number:03d}"
-        trial.set_user_attr("dir", name)
-        try:
-            cfg = trial_config(spec, params, name)
-        except TuneError as err:  # an impossible combination (dim not divisible by heads, ...): counted, never chosen
-            trial.set_user_attr("stop", f"invalid: {err}")
-            log(f"[trial {trial.number}] {name}: {err}; pruned")
-            raise optuna.TrialPruned(str(err)) from None
+        cfg, tag, results = trial_setup(spec, trial, log)
         metric = cfg.eval.select_metric
-        tag = f"[trial {trial.number}] {name} " + " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                                           for k, v in params.items())
-        results = _read_json(Path(cfg.out) / "results.json")
-        if results is not None and not same_config(results.get("config") or {}, to_dict(cfg)):
-            raise TuneError(f"{cfg.out} holds a finished run of another config than trial {trial.number}'s; "
-                            "give the tune file a new out directory or remove that run")
         if results is None:
 
             # the curve's step is the number of epochs trained (the pruners' resource)
@@ -297,31 +313,38 @@ def make_objective(spec: TuneSpec, log: Callable[[str], None]):
                 trial.set_user_attr("error", f"{type(err).__name__}: {err}")
                 log(f"{tag}: failed: {type(err).__name__}: {err}")
                 raise
-        if results.get("stop_reason") == "collapsed":
-            trial.set_user_attr("stop", "collapsed")
-            log(f"{tag}: collapsed, pruned: {results.get('collapse', '')}")
-            raise optuna.TrialPruned("collapsed")
-        score = results["valid"][metric]
-        log(f"{tag}: valid {metric} {score:.4f} (best epoch {results['best_epoch']} of {results['epochs_run']})")
-        return score
+        return trial_value(results, trial, metric, tag, log)
 
     return objective
 
 
-def search(spec: TuneSpec, log: Callable[[str], None] = print):
-    """Run trials until the study holds ``spec.trials`` finished ones (complete or pruned); returns the study."""
+def search(spec: TuneSpec, log: Callable[[str], None] = print, jobs: int = DEFAULT_JOBS):
+    """Run trials until the study holds ``spec.trials`` finished ones (complete or pruned); returns the study.
+    With ``jobs`` > 1, ``jobs`` trials train at once as processes (:mod:`morec.tune_processes`)."""
     optuna = _optuna()
     study = open_study(spec)
+    optuna.storages.fail_stale_trials(study)  # a killed process's trials, so that they are retried now
     _retry_interrupted(study)
     done = _finished(study)
     if done < spec.trials:
         log(f"{spec.out}: {done} of {spec.trials} trials finished before; running the rest")
+        if jobs > 1:
+            search_in_processes(processes_search(spec, jobs, log), study)
+            return study
         stop = optuna.study.MaxTrialsCallback(spec.trials, states=(optuna.trial.TrialState.COMPLETE,
                                                                    optuna.trial.TrialState.PRUNED))
         # a trial's own error is recorded and the search goes on; Ctrl-C stops it (the trial is retried next time)
         study.optimize(make_objective(spec, log), callbacks=[stop, _StopOnRepeatedFailure(log)], catch=(Exception,),
                        gc_after_trial=True)
     return study
+
+
+def processes_search(spec: TuneSpec, jobs: int, log: Callable[[str], None]) -> Search:
+    """The search of ``spec`` as rounds of ``jobs`` `morec train` processes (morec.tune_processes)."""
+    threads = pinned_threads(jobs, from_dict(Config, spec.base).train.threads)
+    return Search(spec.trials, jobs, threads, lambda trial: trial_setup(spec, trial, log),
+                  lambda results, trial, cfg, tag: trial_value(results, trial, cfg.eval.select_metric, tag, log),
+                  spec.out / "logs", log)
 
 
 class _StopOnRepeatedFailure:
@@ -394,7 +417,8 @@ def trial_runs(spec: TuneSpec, study) -> list[SweepRun]:
     return runs
 
 
-def finish(spec: TuneSpec, study, log: Callable[[str], None] = print, seeds: bool = True) -> dict:
+def finish(spec: TuneSpec, study, log: Callable[[str], None] = print, seeds: bool = True,
+           jobs: int = DEFAULT_JOBS) -> dict:
     """Choose on validation (best trial per group), score each choice on test once, run the seeds (unless
     ``seeds`` is false: a later run does them), summarize."""
     runs = trial_runs(spec, study)
@@ -418,7 +442,8 @@ def finish(spec: TuneSpec, study, log: Callable[[str], None] = print, seeds: boo
             cfg = trial_config(spec, params, "unused", search=False)  # the base budget, not the trial's
             base = {k: v for k, v in to_dict(cfg).items() if k != "out"}
             log(f"{label}: {len(spec.seeds)} seeds of {'the chosen configuration' if arm == 'chosen' else 'the base config'}")
-            result = run_sweep(parse_sweep({"base": base, "grid": {"train.seed": spec.seeds}, "out": str(out)}), log)
+            result = run_sweep(parse_sweep({"base": base, "grid": {"train.seed": spec.seeds}, "out": str(out)}), log,
+                               jobs=jobs)
             summary["seeds"].append({"arm": arm, "group": b["group"], "overrides": params, "out": str(out), "runs": [
                 {"seed": r["overrides"]["train.seed"], "dir": r["dir"], "status": r["status"],
                  "test": (_read_json(Path(r["dir"]) / "results.json") or {}).get("test")} for r in result["runs"]]})
@@ -428,11 +453,13 @@ def finish(spec: TuneSpec, study, log: Callable[[str], None] = print, seeds: boo
     return summary
 
 
-def run_tune(spec: TuneSpec, log: Callable[[str], None] = print, seeds: bool = True) -> dict | None:
-    """Search, then (when no trial of the study is still running elsewhere) choose, test once and summarize."""
+def run_tune(spec: TuneSpec, log: Callable[[str], None] = print, seeds: bool = True,
+             jobs: int = DEFAULT_JOBS) -> dict | None:
+    """Search, then (when no trial of the study is still running elsewhere) choose, test once and summarize;
+    ``jobs`` trials (and seed runs) at once."""
     TrialState = _optuna().trial.TrialState
 
-    study = search(spec, log)
+    study = search(spec, log, jobs)
     running = [t.number for t in study.trials if t.state == TrialState.RUNNING]
     if running:
         log(f"trials {running} are still running in other processes; the last process to finish writes the summary")
@@ -440,7 +467,7 @@ def run_tune(spec: TuneSpec, log: Callable[[str], None] = print, seeds: bool = T
     from filelock import FileLock
 
     with FileLock(str(spec.out / "finish.lock")):  # several processes: one finishes, the next finds it done
-        return finish(spec, study, log, seeds)
+        return finish(spec, study, log, seeds, jobs)
 
 
 def tune_markdown(summary: dict) -> str:
@@ -451,11 +478,11 @@ def tune_markdown(summary: dict) -> str:
     for s in summary.get("seeds", []):
         tests = [r["test"] for r in s["runs"] if r["test"]]
         if tests:
-            values = {k: np.array([x[k] for x in tests]) for k in tests[0]}
+            means, sds = metrics_mean_std(tests)
             lines.append(f"- {s['arm']} {s['group'] or ''} {s['overrides'] or '(the base config)'}: seeds "
                          f"{[r['seed'] for r in s['runs'] if r['test']]}, {s['out']}: " + ", ".join(
-                             f"test {k} {v.mean():.4f}" + (f" ± {v.std(ddof=1):.4f} (sd)" if len(v) > 1 else " (one seed)")
-                             for k, v in values.items()))
+                             f"test {k} {means[k]:.4f}" + (f" ± {sds[k]:.4f} (sd)" if len(tests) > 1 else " (one seed)")
+                             for k in means))
     if summary.get("verdicts"):
         lines += ["", "## Chosen vs base", ""] + [f"- {v}" for v in summary["verdicts"]]
     return "\n".join(lines) + "\n"

@@ -115,11 +115,11 @@ def test_a_sweep_leaves_a_run_another_process_writes_to_it(world, tmp_path):
                                  "train": {"epochs": 1, "progress": False, "tensorboard": False}},
                         "grid": {"train.lr": [0.001]}, "out": str(tmp_path / "sweep")})
     said = []
-    with writer(tmp_path / "sweep" / "lr-0.001"):
+    with writer(tmp_path / "sweep" / "sasrec-id"):
         summary = run_sweep(spec, log=said.append)
     assert summary["runs"][0]["status"] == "pending" and summary["runs"][0]["how"] == "running elsewhere"
     assert any("is being written by pid" in line for line in said)
-    assert not (tmp_path / "sweep" / "lr-0.001").exists()  # no error.txt written into another writer's folder
+    assert not (tmp_path / "sweep" / "sasrec-id").exists()  # no error.txt written into another writer's folder
 
 
 def test_a_tune_trial_whose_folder_has_a_live_writer_is_not_trained(world, tmp_path):

@@ -26,7 +26,7 @@ def test_every_setting_has_a_type_default_and_meaning():
     assert rows["train.negatives_shared"][2].startswith("bce / sampled / gbce: one set of K negatives")
     assert rows["train.collapse_floor"][2] == rows["train.collapse_ratio"][2] != ""  # a group under one comment
     missing = [key for key, (_, _, meaning) in rows.items() if not meaning]
-    assert not missing, f"settings without a comment in morec/config.py: {missing}"
+    assert not missing, f"settings without a comment in morec/config/: {missing}"
     assert len(rows) == len(dataclasses.fields(PrepareConfig)) + _count(Config)
 
 

@@ -3,15 +3,16 @@
 Layers, lowest first; a module imports only from its own layer or a lower one:
 
     foundation   config, digest, tempfiles, checkpoint, runlog, cost, layers, ranks, yamlfile, runlock, extras,
-                 progress, config_help
+                 progress, config_help, recipes
     data         morec.data (formats, preparation, batches, content stores)
     parts        encoders/, backbones/, losses      (peers: none imports another part)
     model        model
     evaluation   evaluate, runs, stats, verdict
-    uses         train, distributed, catalog, recommend, serve, pretraining, pretrain_text, pretrain_vision
+    uses         train (with optim, selection, run_outputs), distributed, catalog, recommend, serve, pretraining,
+                 pretrain_text, pretrain_vision, run_pool (training runs as `morec train` processes)
                  (serving, the catalogue and pre-training never import the training loop)
-    experiments  sweep, tune, report, study, sequential, compare
-    front        api, cli, __main__
+    experiments  sweep, tune, tune_processes, report, study, sequential, compare
+    front        api, cli (with cli_data, cli_serving), __main__
 
 and no import cycle, even through function-local imports. Each rule has a test on the real graph and a test that
 adds one wrong edge to it and must see that rule fail.
@@ -67,18 +68,20 @@ GRAPH = {name: imports(name) for name in MODULES}
 LAYERS = [
     ("foundation", ("morec.config", "morec.digest", "morec.tempfiles", "morec.checkpoint", "morec.runlog", "morec.cost",
                     "morec.yamlfile", "morec.runlock", "morec.extras", "morec.progress", "morec.config_help",
-                    "morec.layers", "morec.ranks")),
+                    "morec.layers", "morec.ranks", "morec.recipes")),
     ("data", ("morec.data",)),
     ("parts", ("morec.encoders", "morec.backbones", "morec.losses")),
     ("model", ("morec.model",)),
     ("evaluation", ("morec.evaluate", "morec.runs", "morec.stats", "morec.verdict")),
-    ("uses", ("morec.train", "morec.distributed", "morec.catalog", "morec.recommend", "morec.serve",
-              "morec.pretraining", "morec.pretrain_text", "morec.pretrain_vision")),
-    ("experiments", ("morec.sweep", "morec.tune", "morec.report", "morec.study", "morec.sequential", "morec.compare")),
-    ("front", ("morec.api", "morec.cli", "morec.__main__")),
+    ("uses", ("morec.train", "morec.optim", "morec.selection", "morec.run_outputs", "morec.distributed",
+              "morec.catalog", "morec.recommend", "morec.serve",
+              "morec.pretraining", "morec.pretrain_text", "morec.pretrain_vision", "morec.run_pool")),
+    ("experiments", ("morec.sweep", "morec.tune", "morec.tune_processes", "morec.report", "morec.study",
+                     "morec.sequential", "morec.compare")),
+    ("front", ("morec.api", "morec.cli", "morec.cli_data", "morec.cli_serving", "morec.__main__")),
 ]
 PARTS = ("morec.encoders", "morec.backbones", "morec.losses")
-TRAINING = ("morec.train", "morec.sweep", "morec.tune")
+TRAINING = ("morec.train", "morec.optim", "morec.selection", "morec.run_outputs", "morec.sweep", "morec.tune")
 NEVER_TRAINING = ("morec.catalog", "morec.recommend", "morec.serve", "morec.pretraining", "morec.pretrain_text",
                   "morec.pretrain_vision", "morec.runs", "morec.model", "morec.evaluate")
 

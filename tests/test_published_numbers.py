@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from morec.report import relink
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs" / "results").rglob("README.md")), ROOT / "benchmarks" / "README.md",
         # the configuration reference is generated from morec/config.py (settings, not results): its own test
@@ -152,7 +154,8 @@ def test_a_changed_last_digit_is_caught(doc):
 def test_generated_blocks_are_the_files_they_name(doc):
     text = doc.read_text(encoding="utf-8")
     for m in re.finditer(r"<!-- results: (\S+) -->\n(.*?)<!-- /results -->", text, re.S):
-        assert m.group(2).strip() == (ROOT / m.group(1)).read_text(encoding="utf-8").strip(), (
+        source = relink((ROOT / m.group(1)).read_text(encoding="utf-8").strip(), ROOT / m.group(1), doc)
+        assert m.group(2).strip() == source, (
             f"{doc.name}: the block of {m.group(1)} was edited by hand; regenerate it with morec report --fill")
 
 

@@ -157,11 +157,11 @@ def test_without_an_image_root_only_uploads_are_accepted(vision_run, tmp_path):
 
 
 def test_cli_takes_the_token_from_the_environment(monkeypatch, vision_run):
-    import morec.cli
+    import morec.cli_serving
     from morec.cli import main
 
     seen = {}
-    monkeypatch.setattr(morec.cli, "serve", lambda *a, **k: seen.update(k))  # the function the command calls
+    monkeypatch.setattr(morec.cli_serving, "serve", lambda *a, **k: seen.update(k))  # the function the command calls
     monkeypatch.setenv("MOREC_SERVE_TOKEN", "from-env")
     assert main(["serve", str(vision_run / "run"), "--image-root", str(vision_run)]) == 0
     assert seen["token"] == "from-env" and seen["image_root"] == str(vision_run)

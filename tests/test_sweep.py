@@ -36,11 +36,12 @@ def test_grid_expands_to_named_runs(tmp_path, tiny_data):
                         "grid": {"model.backbone": ["sasrec", "dssm"], "train.lr,model.encoder.lr": [[1e-3, 1e-4], [1e-4, 5e-5]]},
                         "group_by": ["model.backbone"]})
     runs = expand(spec)
-    assert [r.name for r in runs] == ["backbone-sasrec_lr-0.001_encoder.lr-0.0001", "backbone-sasrec_lr-0.0001_encoder.lr-5e-05",
-                                      "backbone-dssm_lr-0.001_encoder.lr-0.0001", "backbone-dssm_lr-0.0001_encoder.lr-5e-05"]
+    # named by what tells them apart: the encoder lr goes with the lr, and 0.001 is the base's lr
+    assert [r.name for r in runs] == ["sasrec-id", "sasrec-id-trainlr0.0001", "dssm-id", "dssm-id-trainlr0.0001"]
     assert runs[1].config.train.lr == 1e-4 and runs[1].config.model.encoder.lr == 5e-5
     assert runs[2].config.out == str(tmp_path / "sw" / runs[2].name) and runs[2].group == {"model.backbone": "dssm"}
-    assert run_name({"train.lr": 1e-3, "model.lr": 2}) == "train.lr-0.001_model.lr-2"  # short names would clash
+    # the long names of earlier versions (kept for their sweep directories)
+    assert run_name({"train.lr": 1e-3, "model.lr": 2}) == "train.lr-0.001_model.lr-2"  # short keys would clash
     with pytest.raises(SweepError, match="varies 2 keys"):
         parse_sweep({"base": {}, "out": "x", "grid": {"train.lr,model.encoder.lr": [1e-3]}})
     with pytest.raises(SweepError, match="unknown config key"):
@@ -219,8 +220,8 @@ def test_cli_sweep(tmp_path, tiny_data, capsys):
                                           "grid": {"model.backbone": ["dssm"]}, "group_by": ["model.backbone"]}))
     assert cli.main(["sweep", str(sweep_file), "--train.threads=1"]) == 0
     out = capsys.readouterr().out
-    assert "backbone-dssm" in out and "sweep.json" in out
-    assert (tmp_path / "sw" / "backbone-dssm" / "results.json").exists()
+    assert "DSSM · ID" in out and "sweep.json" in out
+    assert (tmp_path / "sw" / "dssm-id" / "results.json").exists()
     assert cli.main(["sweep", str(tmp_path / "missing.yaml")]) == 2
 
 
@@ -254,15 +255,15 @@ def test_seeds_axis_runs_each_combination_per_seed_and_keeps_per_user_ranks(tmp_
 
     order = [r.name for r in expand(parse_sweep({"base": base(tiny_data), "out": "x", "seeds": [1, 2],
                                                  "grid": {"model.backbone": ["sasrec", "dssm"]}}))]
-    assert order == ["backbone-sasrec_seed-1", "backbone-dssm_seed-1", "backbone-sasrec_seed-2", "backbone-dssm_seed-2"]
+    assert order == ["sasrec-id-s1", "dssm-id-s1", "sasrec-id-s2", "dssm-id-s2"]
     spec = parse_sweep({"base": base(tiny_data, epochs=2, patience=5), "out": str(tmp_path / "sw"), "seeds": [1, 2],
                         "grid": {"model.backbone": ["dssm"]}, "group_by": ["model.backbone"]})
     runs = expand(spec)
-    assert [r.name for r in runs] == ["backbone-dssm_seed-1", "backbone-dssm_seed-2"]
-    assert [r.config.train.seed for r in runs] == [1, 2] and {r.config_name for r in runs} == {"backbone-dssm"}
+    assert [r.name for r in runs] == ["dssm-id-s1", "dssm-id-s2"]
+    assert [r.config.train.seed for r in runs] == [1, 2] and {r.config_name for r in runs} == {"dssm-id"}
     summary = run_sweep(spec, quiet)
     (best,) = summary["best"]
-    assert best["name"] == "backbone-dssm" and best["seeds"] == [1, 2] and len(best["dirs"]) == 2
+    assert best["name"] == "dssm-id" and best["seeds"] == [1, 2] and len(best["dirs"]) == 2
     tests = [json.loads((r.dir / "results.json").read_text()) for r in runs]
     assert tests[0]["test"] != tests[1]["test"]  # the seeds are different runs
     assert best["test"]["hr@10"] == pytest.approx((tests[0]["test"]["hr@10"] + tests[1]["test"]["hr@10"]) / 2)

@@ -252,9 +252,29 @@ def synthesize(cfg: SynthConfig) -> tuple[RawDataset, SynthTruth]:
     # Independent streams per component: e.g. changing n_users does not change item titles.
     s_vocab, s_items, s_users, s_new, s_time, s_img = (
         np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(6))
-    n, m, K, L = cfg.n_users, cfg.n_items, cfg.n_topics, cfg.seq_len_max
+    vocab, topic, secondary, titles = _items(s_vocab, s_items, cfg)
+    item_seeds = s_img.integers(0, 2**62, size=cfg.n_items)
+    new_items = _pick_new_items(s_new, cfg, topic) if cfg.n_new_items else np.zeros(0, np.int64)
+    is_new = np.zeros(cfg.n_items, dtype=bool)
+    is_new[new_items] = True
+    cat = _Catalogue(s_items, cfg, topic, secondary, is_new)
+    topics, items, lens = _sequences(s_users, cfg, cat, topic)
+    if cfg.n_new_items:
+        _end_with_new_items(s_new, cfg, topic, new_items, topics, items, lens)
+    inter, item_ids = _interactions(s_time, cfg, items, lens)
+    # The topic is ground truth, not content: kept out of `items` so that text encoders, which read
+    # every text column, cannot see it.
+    items_df = pd.DataFrame({"item": item_ids, "title": titles})
+    raw = RawDataset(inter, items_df, name="synthetic",
+                     notes=[f"synthetic: {cfg.n_users} users, {cfg.n_items} items ({cfg.n_new_items} new), "
+                            f"{cfg.n_topics} topics, {len(inter)} interactions, seed {cfg.seed}"])
+    truth = SynthTruth(topic, secondary, [str(item_ids[j]) for j in new_items], vocab, item_seeds)
+    return raw, truth
 
-    # -- items: topics (balanced), secondary topics, titles
+
+def _items(s_vocab, s_items, cfg: SynthConfig):
+    """(vocab per topic + the shared one, each item's topic (balanced), secondary topic (-1: none), title)."""
+    m, K = cfg.n_items, cfg.n_topics
     words = _pseudo_words(s_vocab, K * cfg.vocab_per_topic + cfg.shared_vocab)
     vocab = [words[k * cfg.vocab_per_topic:(k + 1) * cfg.vocab_per_topic] for k in range(K)]
     vocab.append(words[K * cfg.vocab_per_topic:])
@@ -264,16 +284,13 @@ def synthesize(cfg: SynthConfig) -> tuple[RawDataset, SynthTruth]:
         has_sec = s_items.random(m) < _SECONDARY_PROB
         shift = s_items.integers(1, K, size=m)  # any topic but the primary
         secondary[has_sec] = (topic[has_sec] + shift[has_sec]) % K
-    titles = _titles(s_items, cfg, vocab, topic, secondary)
-    item_seeds = s_img.integers(0, 2**62, size=m)
+    return vocab, topic, secondary, _titles(s_items, cfg, vocab, topic, secondary)
 
-    new_items = _pick_new_items(s_new, cfg, topic) if cfg.n_new_items else np.zeros(0, np.int64)
-    is_new = np.zeros(m, dtype=bool)
-    is_new[new_items] = True
-    cat = _Catalogue(s_items, cfg, topic, secondary, is_new)
 
-    # -- users: preferences, topic transitions, sequences (all users advance one step at a time)
-    rng = s_users
+def _sequences(rng, cfg: SynthConfig, cat: _Catalogue, topic: np.ndarray):
+    """Each user's topics and items, (n, L) each, and sequence length: preferences and topic transitions drive
+    the topics, popularity and "follow" links the items; all users advance one step at a time."""
+    n, K, L = cfg.n_users, cfg.n_topics, cfg.seq_len_max
     pref = rng.dirichlet(np.full(K, _PREF_CONCENTRATION), size=n)        # (n, K)
     trans = rng.dirichlet(np.full(K, 0.5), size=K)                       # (K, K)
     if K > 1:
@@ -291,47 +308,57 @@ def synthesize(cfg: SynthConfig) -> tuple[RawDataset, SynthTruth]:
         items[:, t] = cat.popular(rng, topics[:, t])
         follow = stay & (rng.random(n) < cfg.follow_prob)
         items[follow, t] = cat.follow[prev_i[follow], rng.integers(_N_FOLLOW, size=int(follow.sum()))]
-        # No user repeats an item: redraw by popularity, then fall back to any unseen item.
-        for _ in range(10):
-            dup = np.flatnonzero((items[:, :t] == items[:, t:t + 1]).any(axis=1))
-            if len(dup) == 0:
-                break
-            items[dup, t] = cat.popular(rng, topics[dup, t])
+        _redraw_repeats(rng, cat, topic, topics, items, t)
+    return topics, items, lens
+
+
+def _redraw_repeats(rng, cat: _Catalogue, topic: np.ndarray, topics: np.ndarray, items: np.ndarray, t: int) -> None:
+    """No user repeats an item: step ``t``'s repeats redrawn by popularity, then from any unseen item."""
+    for _ in range(10):
+        dup = np.flatnonzero((items[:, :t] == items[:, t:t + 1]).any(axis=1))
+        if len(dup) == 0:
+            return
+        items[dup, t] = cat.popular(rng, topics[dup, t])
+    for u in np.flatnonzero((items[:, :t] == items[:, t:t + 1]).any(axis=1)):
+        seen = items[u, :t]
+        pool = np.setdiff1d(cat.cands[topics[u, t]], seen)
+        if len(pool) == 0:  # the user has seen the whole topic: any unseen regular item
+            pool = np.setdiff1d(cat.regular, seen)
+            items[u, t] = pool[rng.integers(len(pool))]
+            topics[u, t] = topic[items[u, t]]  # the user moved on to that item's topic
         else:
-            for u in np.flatnonzero((items[:, :t] == items[:, t:t + 1]).any(axis=1)):
-                seen = items[u, :t]
-                pool = np.setdiff1d(cat.cands[topics[u, t]], seen)
-                if len(pool) == 0:  # the user has seen the whole topic: any unseen regular item
-                    pool = np.setdiff1d(cat.regular, seen)
-                    items[u, t] = pool[rng.integers(len(pool))]
-                    topics[u, t] = topic[items[u, t]]  # the user moved on to that item's topic
-                else:
-                    items[u, t] = pool[rng.integers(len(pool))]
+            items[u, t] = pool[rng.integers(len(pool))]
 
-    # -- new items: replace the final item of ~n/10 users by a new item of the topic they were in
-    if cfg.n_new_items:
-        last = np.arange(n), lens - 1
-        last_topic = topics[last]
-        new_by_topic = [new_items[topic[new_items] == k] for k in range(K)]
-        order = s_new.permutation(n)
-        assigned = np.full(n, -1, dtype=np.int64)
-        queues = {k: [u for u in order if last_topic[u] == k] for k in range(K)}
-        for j in new_items:  # every new item appears at least once
-            q = queues[int(topic[j])]
-            if q:
-                u = q.pop(0)
-            else:  # no user ends in this topic (tiny configs): take any unassigned user
-                u = next(int(x) for x in order if assigned[x] < 0)
-            assigned[u] = j
-        quota = min(n, max(cfg.n_new_items, round(n / 10))) - cfg.n_new_items
-        extra = [u for u in order if assigned[u] < 0 and len(new_by_topic[last_topic[u]])][:quota]
-        for u in extra:
-            pool = new_by_topic[last_topic[u]]
-            assigned[u] = pool[s_new.integers(len(pool))]
-        has = assigned >= 0
-        items[np.flatnonzero(has), lens[has] - 1] = assigned[has]
 
-    # -- tables
+def _end_with_new_items(s_new, cfg: SynthConfig, topic: np.ndarray, new_items: np.ndarray, topics: np.ndarray,
+                        items: np.ndarray, lens: np.ndarray) -> None:
+    """The final item of ~n/10 users replaced by a new item of the topic they were in; every new item at least once."""
+    n, K = cfg.n_users, cfg.n_topics
+    last = np.arange(n), lens - 1
+    last_topic = topics[last]
+    new_by_topic = [new_items[topic[new_items] == k] for k in range(K)]
+    order = s_new.permutation(n)
+    assigned = np.full(n, -1, dtype=np.int64)
+    queues = {k: [u for u in order if last_topic[u] == k] for k in range(K)}
+    for j in new_items:  # every new item appears at least once
+        q = queues[int(topic[j])]
+        if q:
+            u = q.pop(0)
+        else:  # no user ends in this topic (tiny configs): take any unassigned user
+            u = next(int(x) for x in order if assigned[x] < 0)
+        assigned[u] = j
+    quota = min(n, max(cfg.n_new_items, round(n / 10))) - cfg.n_new_items
+    extra = [u for u in order if assigned[u] < 0 and len(new_by_topic[last_topic[u]])][:quota]
+    for u in extra:
+        pool = new_by_topic[last_topic[u]]
+        assigned[u] = pool[s_new.integers(len(pool))]
+    has = assigned >= 0
+    items[np.flatnonzero(has), lens[has] - 1] = assigned[has]
+
+
+def _interactions(s_time, cfg: SynthConfig, items: np.ndarray, lens: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """The interactions table (user, item, timestamp strictly increasing per user) and every item's id."""
+    n, m, L = cfg.n_users, cfg.n_items, cfg.seq_len_max
     mask = np.arange(L)[None, :] < lens[:, None]                         # (n, L)
     gaps = s_time.integers(60, 3 * 86400, size=(n, L))                    # seconds between events
     start = _T0 + s_time.integers(0, 180 * 86400, size=n)
@@ -343,14 +370,7 @@ def synthesize(cfg: SynthConfig) -> tuple[RawDataset, SynthTruth]:
         "item": item_ids[items[mask]],
         "timestamp": ts[mask].astype(np.int64),
     })
-    # The topic is ground truth, not content: kept out of `items` so that text encoders, which read
-    # every text column, cannot see it.
-    items_df = pd.DataFrame({"item": item_ids, "title": titles})
-    raw = RawDataset(inter, items_df, name="synthetic",
-                     notes=[f"synthetic: {n} users, {m} items ({cfg.n_new_items} new), {K} topics, "
-                            f"{len(inter)} interactions, seed {cfg.seed}"])
-    truth = SynthTruth(topic, secondary, [str(item_ids[j]) for j in new_items], vocab, item_seeds)
-    return raw, truth
+    return inter, item_ids
 
 
 def generate(cfg: SynthConfig) -> RawDataset:

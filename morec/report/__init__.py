@@ -3,17 +3,20 @@ tables (:mod:`.tables`) and the figures (:mod:`.figures`); here the whole report
 summaries it is rebuilt from, and the generated blocks of documents."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
 
 from .discovery import RunInfo, find_runs, group_seeds, load_arm, load_run_info
+from .arms import label_groups
 from .figures import (plot_accuracy_by_encoder, plot_datasets_popularity, plot_item_popularity, plot_lr_curves,
                       plot_sequence_lengths)
+from .index import write_runs_index
 from .tables import Family, Table, build_tables, common_k, first_seen, format_table, results_rows
 
 __all__ = ["RunInfo", "Table", "build_tables", "copy_run_summaries", "copy_run_summary", "fill_blocks", "find_runs", "format_table",
-           "group_seeds", "load_arm", "load_run_info", "plot_item_popularity", "plot_sequence_lengths",
+           "group_seeds", "load_arm", "load_run_info", "plot_item_popularity", "plot_sequence_lengths", "relink",
            "results_rows", "write_report"]
 
 
@@ -25,7 +28,7 @@ def write_report(paths: list[str | Path], out: str | Path = "report") -> list[Pa
     out.mkdir(parents=True, exist_ok=True)
     family = Family()
     tables = build_tables(runs, family)
-    written: list[Path] = []
+    written: list[Path] = [write_runs_index(label_groups(group_seeds(runs)), out)]
     for t in tables:
         for ext, text in (("md", t.markdown()), ("csv", t.csv())):
             path = out / f"{t.name}.{ext}"
@@ -82,12 +85,26 @@ def copy_run_summary(run_dir: str | Path, target: str | Path) -> None:
             shutil.copy2(run_dir / name, target / name)
 
 
+LINK_TARGET = re.compile(r"\]\((?![a-z]+:|#|/)([^)#\s]+)(#[^)\s]*)?\)")  # a Markdown link to a relative path
+
+
+def relink(text: str, src: str | Path, doc: str | Path) -> str:
+    """``text`` of file ``src`` with its relative links (a table's runs.md#arm) made relative to ``doc`` instead,
+    so that they still resolve once the text is copied into ``doc``."""
+    def fix(m):
+        target = os.path.relpath(Path(src).parent / m.group(1), Path(doc).parent)
+        return f"]({Path(target).as_posix()}{m.group(2) or ''})"
+
+    return LINK_TARGET.sub(fix, text)
+
+
 BLOCK = re.compile(r"(<!-- results: (?P<src>\S+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
 
 
 def fill_blocks(doc: str | Path) -> int:
     """Rewrite every ``<!-- results: FILE -->`` ... ``<!-- /results -->`` block of ``doc`` with FILE's text (a path
-    relative to the repository root, e.g. a report's table5_ts_vs_e2e.md); returns how many blocks were filled."""
+    relative to the repository root, e.g. a report's table5_ts_vs_e2e.md, its links made relative to ``doc``);
+    returns how many blocks were filled."""
     doc = Path(doc)
     text = doc.read_text(encoding="utf-8")
     count = 0
@@ -95,7 +112,7 @@ def fill_blocks(doc: str | Path) -> int:
     def fill(m):
         nonlocal count
         count += 1
-        body = Path(m.group("src")).read_text(encoding="utf-8").strip()
+        body = relink(Path(m.group("src")).read_text(encoding="utf-8").strip(), m.group("src"), doc)
         return f"{m.group(1)}{body}\n{m.group(4)}"
 
     doc.write_text(BLOCK.sub(fill, text), encoding="utf-8")

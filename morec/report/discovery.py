@@ -14,6 +14,7 @@ import numpy as np
 from ..config import Config, ConfigError, from_dict, note_once, to_dict
 from ..ranks import load_ranks
 from ..runlog import capped
+from ..stats.seeds import mean_std
 from ..yamlfile import load_yaml_file
 
 
@@ -28,6 +29,8 @@ class RunInfo:
     dataset: str = ""
     log: list = field(default_factory=list)  # metrics.jsonl records
     members: list = field(default_factory=list)  # a seed group's runs; [] for a single run
+    label: str = ""  # the arm's label in tables (report.arms.label_groups); "" until labelled
+    anchor: str = ""  # its id in the runs index
 
     def ranks(self, split: str = "test"):
         """This run's per-user ranks on ``split`` (ranks.npz), None where it kept none."""
@@ -48,7 +51,7 @@ class RunInfo:
     def spread(self, split: str, metric: str) -> float | None:
         """Sample standard deviation over the usable seeds (None for one seed)."""
         values = [float(r.results[split][metric]) for r in self.runs if r.usable and metric in r.results[split]]
-        return float(np.std(values, ddof=1)) if len(values) > 1 else None
+        return mean_std(values)[1] if len(values) > 1 else None
 
     @property
     def capped(self) -> int:
@@ -263,11 +266,23 @@ def _resolved(config: dict) -> dict:
         return config
 
 
+SEED_SUFFIX = re.compile(r"(?P<config>.+)(?P<sep>_seed-|-s)(?P<seed>-?\d+)")
+
+
+def split_seed(name: str) -> tuple[str, str, str] | None:
+    """(configuration name, separator, seed) of a seed run's directory name: a sweep's ``sasrec-id-s3``, or
+    ``..._seed-3`` as sweeps named them before short names."""
+    m = SEED_SUFFIX.fullmatch(name)
+    return (m.group("config"), m.group("sep"), m.group("seed")) if m else None
+
+
 def _group_dir(runs: list[RunInfo]) -> Path:
-    """``sweep/name_seed-{1,2,3}`` for a sweep's seed runs; otherwise the run directories joined with '+'."""
-    parts = [re.fullmatch(r"(.*)_seed-(-?\d+)", r.dir.name) for r in runs]
-    if all(parts) and len({m.group(1) for m in parts}) == 1 and len({r.dir.parent for r in runs}) == 1:
-        return runs[0].dir.parent / f"{parts[0].group(1)}_seed-{{{','.join(m.group(2) for m in parts)}}}"
+    """``sweep/name-s{1,2,3}`` (or ``sweep/name_seed-{1,2,3}``) for a sweep's seed runs; otherwise the run
+    directories joined with '+'."""
+    parts = [split_seed(r.dir.name) for r in runs]
+    if all(parts) and len({p[:2] for p in parts}) == 1 and len({r.dir.parent for r in runs}) == 1:
+        config, sep, _ = parts[0]
+        return runs[0].dir.parent / f"{config}{sep}{{{','.join(p[2] for p in parts)}}}"
     return Path(" + ".join(str(r.dir) for r in runs))
 
 
@@ -328,17 +343,19 @@ def group_seeds(runs: list[RunInfo]) -> list[RunInfo]:
 
 def load_arm(path: str | Path | list) -> RunInfo:
     """One arm of a comparison: a run directory, a folder holding the runs of one configuration (its seeds),
-    a sweep's configuration name without its ``_seed-N`` suffix (``runs/sweep/NAME`` for ``NAME_seed-1``, ...),
+    a sweep's configuration name without its seed suffix (``runs/sweep/NAME`` for ``NAME-s1``, ``NAME-s2``, ...,
+    or ``NAME_seed-1``, ... as sweeps named them before),
     or a list of run directories of one configuration."""
     if isinstance(path, (list, tuple)):
         runs = find_runs(list(path))
         path = Path(" + ".join(map(str, path)))
     elif not Path(path).exists():
         path = Path(path)
-        seeds = sorted(p for p in path.parent.glob(f"{glob_escape(path.name)}_seed-*") if (p / "results.json").exists())
+        seeds = sorted(p for p in path.parent.glob(f"{glob_escape(path.name)}*")
+                       if (split_seed(p.name) or ("",))[0] == path.name and (p / "results.json").exists())
         if not seeds:
             raise FileNotFoundError(f"{path} is not a run directory, a folder of runs, or a sweep configuration with "
-                                    "_seed-N runs")
+                                    "-sN (or _seed-N) runs")
         runs = find_runs(seeds)
     else:
         path = Path(path)

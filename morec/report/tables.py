@@ -10,6 +10,7 @@ from ..config import MODES
 from ..cost import human, human_bytes
 from ..stats import format_improv, p_cell
 from ..verdict import Family, budget_notes, comparability_problems
+from .arms import LINK, arm_link, label_groups
 from .discovery import RunInfo, best_on_valid, encoder_label, group_seeds, setting_label, training_label, training_order
 
 # Every table cell is one configuration: a run directory, or the runs of one configuration that differ only
@@ -96,17 +97,20 @@ class Table:
     verdicts: list = field(default_factory=list)  # one sentence per Improv. row, from the statistics
 
     def markdown(self) -> str:
-        columns = [c for c in self.columns if c not in ("notes", "p") or any(r.get(c) for r in self.rows)]
+        """The table for readers: arms by their labels, linked to the runs index, in place of directories."""
+        columns = ["arm" if c == "run" else c for c in self.columns
+                   if c not in ("notes", "p") or any(r.get(c) for r in self.rows)]
         text = f"## {self.title}\n\n{format_table(self.rows, columns, self.floats)}\n"
         text += f"\n{self.note}\n" if self.note else ""
         return text + "".join(f"\n- {v}" for v in self.verdicts) + ("\n" if self.verdicts else "")
 
     def csv(self) -> str:
         buf = io.StringIO()
-        w = csv.DictWriter(buf, self.columns, extrasaction="ignore", lineterminator="\n")
+        columns = [x for c in self.columns for x in (("arm", "run") if c == "run" else (c,))]
+        w = csv.DictWriter(buf, columns, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
-        for row in self.rows:
-            w.writerow({c: ("" if row.get(c) is None else row.get(c, "")) for c in self.columns})
+        for row in self.rows:  # data for programs: the arm's plain label and its run directories
+            w.writerow({c: ("" if row.get(c) is None else LINK.sub(r"\1", str(row.get(c, "")))) for c in columns})
         return buf.getvalue()
 
 
@@ -140,7 +144,7 @@ def _notes(r: RunInfo) -> str:
 
 def _accuracy_row(r: RunInfo, k: int, **lead) -> dict:
     return {**lead, f"HR@{k}": _cell(r, "test", f"hr@{k}"), f"NDCG@{k}": _cell(r, "test", f"ndcg@{k}"),
-            "seeds": str(r.seeds), "notes": _notes(r), "run": str(r.dir)}
+            "seeds": str(r.seeds), "notes": _notes(r), "run": str(r.dir), "arm": arm_link(r)}
 
 
 def _improv_row(new: RunInfo, old: RunInfo, k: int, verdicts: list[str], names: tuple[str, str], family: Family,
@@ -149,8 +153,10 @@ def _improv_row(new: RunInfo, old: RunInfo, k: int, verdicts: list[str], names: 
     (95% CI, p raw (Holm), * when significant after Holm) and a verdict sentence appended to ``verdicts``; without them
     (runs from before morec kept ranks) the plain relative difference, said to have no interval."""
     metrics = [f"hr@{k}", f"ndcg@{k}"]
-    row = {**lead, "run": f"{new.dir} vs {old.dir}"}
-    problems = [p for m in metrics for p in comparability_problems(old, new, m)]
+    row = {**lead, "run": f"{new.dir} vs {old.dir}", "arm": f"{arm_link(new)} vs {arm_link(old)}"}
+    # a table names arms by their label (runs.md maps it to directories), its notes too
+    problems = [p.replace(str(new.dir), arm_link(new)).replace(str(old.dir), arm_link(old))
+                for m in metrics for p in comparability_problems(old, new, m)]
     if problems:
         for m in metrics:
             row[m.upper()] = improvement(percent(new.results["test"], m), percent(old.results["test"], m))
@@ -273,7 +279,8 @@ def table4(runs: list[RunInfo], k: int) -> Table | None:
         rows.append({"dataset": key[0], "users": f"{key[1]:,}" if key[1] else "Base", "backbone": key[2],
                      "item encoder": key[3], f"TFS HR@{k}": hr(tfs), f"PE HR@{k}": hr(pe),
                      "Improv.": improvement(hr(pe), hr(tfs)),
-                     "run": "; ".join(f"{n}: {r.dir}" for n, r in (("TFS", tfs), ("PE", pe)) if r)})
+                     "run": "; ".join(f"{n}: {r.dir}" for n, r in (("TFS", tfs), ("PE", pe)) if r),
+                     "arm": "; ".join(f"{n}: {arm_link(r)}" for n, r in (("TFS", tfs), ("PE", pe)) if r)})
     return Table("table4_pretrained_vs_scratch", "Table 4: pre-trained (PE) vs from-scratch (TFS) item encoder (test HR, %)",
                  ["dataset", "users", "backbone", "item encoder", f"TFS HR@{k}", f"PE HR@{k}", "Improv.", "run"], rows,
                  note="users: Base = every user; a number = the dataset's prepare.n_users subsample.")
@@ -325,7 +332,8 @@ def table6(runs: list[RunInfo], k: int) -> Table | None:
                      "Time/E": "" if spe is None else (f"{spe:.2f}s" if spe < 120 else f"{spe / 60:.1f}m"),
                      "peak memory": human_bytes(res.get("peak_memory_bytes"))
                      + MEMORY_KINDS.get(kind, ""),
-                     "processes": str(res.get("processes", 1)), "seeds": str(r.seeds), "run": str(r.dir)})
+                     "processes": str(res.get("processes", 1)), "seeds": str(r.seeds), "run": str(r.dir),
+                     "arm": arm_link(r)})
     return Table("table6_cost", "Table 6: training cost",
                  ["dataset", "setting", "backbone", "item encoder", "training", "fusion", "#Param.", "FLOPs/item", "Time/E",
                   "peak memory", "processes", "seeds", "run"], rows,
@@ -394,7 +402,7 @@ def table9(runs: list[RunInfo], k: int) -> Table | None:
             s = sub.get(name) or {}
             row[f"{title} users"] = str(s.get("users", "")) if s else ""
             row[f"{title} HR@{k}"] = percent(s, hr) if s.get("users") else None
-        row["run"] = str(r.dir)
+        row["run"], row["arm"] = str(r.dir), arm_link(r)
         rows.append(row)
     cols = ["dataset", "new items held out", "backbone", "item encoder", "training", "negatives from"]
     for _, title in SUBSET_TITLES:
@@ -422,6 +430,7 @@ def build_tables(runs: list[RunInfo], family: Family | None = None) -> list[Tabl
     Improv. rows' tests are computed first and Holm-adjusted together (``family``), then every table written."""
     k = common_k([r for r in runs if r.usable])
     groups = group_seeds(runs)
+    label_groups(groups)
     family = family or Family()
 
     def tables():

@@ -216,9 +216,3 @@ def paired(ranks_a: list[np.ndarray], ranks_b: list[np.ndarray], metric: str, al
     _set_p(out, pv)
     _design(out, se_total, se_user)
     return out
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value) over seeds."""
-    v = np.asarray(values, dtype=np.float64)
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0

@@ -50,7 +50,7 @@ def _curve(run_dir: Path, metric: str) -> list[tuple[int, float]]:
 
 
 def summarize_arm(arm: Arm, dirs: list[Path], primary: str) -> ArmSummary:
-    from .runner import results_of
+    from ..run_pool import results_of
 
     s = ArmSummary(arm, dirs)
     for d in dirs:

@@ -1,5 +1,5 @@
 """`morec study`: on one prepared dataset, should items be IDs, content, or both, how sure is that, and what does it
-cost? A composition of the library's parts: the plan (:mod:`.plan`), `morec train` runs (:mod:`.runner`), the
+cost? A composition of the library's parts: the plan (:mod:`.plan`), `morec train` runs (:mod:`morec.run_pool`), the
 verdict statistics (:mod:`.decide`) and one report (:mod:`.report`). It owns no training logic.
 
 Steps, all resumable from ``OUT/study.json`` after a kill:
@@ -26,7 +26,7 @@ from ..config import ConfigError
 from ..data.dataset import PreparedDataset
 from .decide import verdicts
 from .plan import (Arm, dataset_content, fit_budget, format_duration, plan_arms, recipe, select_arms)
-from .runner import RunSpec, child_env, results_of, run_all
+from ..run_pool import Job, Outcome, child_env, results_of, run_all
 
 PRIMARY = "ndcg@10"
 # seconds kept back from the budget for the last verdicts and the report (the plots and bootstrap of a few arms)
@@ -171,30 +171,35 @@ class Study:
         return max(run_seconds[key], sum(seen) / len(seen)) if seen else run_seconds[key]
 
     def _train_round(self, trained: list[Arm], run_seconds: dict[str, float]) -> None:
-        specs = [RunSpec(a.key, s, self.run_args(a, s)) for a in trained for s in range(1, self.state["targets"][a.key] + 1)]
-        todo = [s for s in specs if results_of(self.out / "runs" / s.name) is None]
+        jobs = [self.job(a, s) for a in trained for s in range(1, self.state["targets"][a.key] + 1)]
+        todo = [j for j in jobs if results_of(j.run_dir) is None]
         done = [0]
 
-        def may_start(spec: RunSpec) -> bool:
-            need = self.expected(spec.key, run_seconds)
+        def may_start(job: Job) -> bool:
+            need = self.expected(job.owner.key, run_seconds)
             if self.elapsed() + need + REPORT_RESERVE <= self.opts.budget:
                 return True
-            self.log(f"[study] {spec.name} not started: about {format_duration(need)} needed, "
+            self.log(f"[study] {job.name} not started: about {format_duration(need)} needed, "
                      f"{format_duration(self.opts.budget - self.elapsed())} of the budget left "
                      f"({format_duration(REPORT_RESERVE)} of it kept for the report)")
             return False
 
-        def on_done(spec: RunSpec, results: dict | None, seconds: float) -> None:
+        def on_done(job: Job, outcome: Outcome) -> None:
             done[0] += 1
-            self.state["run_seconds"].setdefault(spec.key, []).append(seconds)
+            self.state["run_seconds"].setdefault(job.owner.key, []).append(outcome.seconds)
             self.save()
             left = self.opts.budget - self.elapsed()
-            self.log(f"[study] {done[0]}/{len(todo)} runs of this round done ({spec.name} in "
-                     f"{format_duration(seconds)}); {format_duration(self.elapsed())} used, "
+            self.log(f"[study] {done[0]}/{len(todo)} runs of this round done ({job.name} in "
+                     f"{format_duration(outcome.seconds)}); {format_duration(self.elapsed())} used, "
                      f"{format_duration(max(left, 0))} of the budget left")
 
-        run_all(specs, self.out / "runs", self.out / "logs", self.opts.jobs, self.opts.threads, may_start, on_done,
-                self.log)
+        run_all(jobs, self.opts.jobs, self.opts.threads, on_done, may_start, log=self.log, prefix="[study] ")
+
+    def job(self, arm: Arm, seed: int) -> Job:
+        """Seed ``seed`` of ``arm``: the run ``OUT/runs/KEY-sSEED``, its console output in ``OUT/logs/``."""
+        name = f"{arm.key}-s{seed}"
+        return Job(name, self.out / "runs" / name, self.run_args(arm, seed), self.out / "logs" / f"{name}.log",
+                   owner=arm)
 
     def decide(self, trained: list[Arm]) -> dict:
         looks = self.opts.seeds_max - self.opts.seeds_min + 1

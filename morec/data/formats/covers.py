@@ -12,8 +12,9 @@ import pandas as pd
 
 from morec.data.formats import DataFormatError, RawDataset
 from morec.data.formats.table import (
-    check_unique_items, finish, parse_timestamps, read_delimited, require_nonempty,
+    check_unique_items, finish, read_delimited, require_nonempty,
 )
+from morec.data.formats.timestamps import parse_timestamps
 
 USER_NAMES = ("user_id", "user", "userid", "uid", "customer_id")
 ITEM_NAMES = ("item_id", "item", "itemid", "iid", "video_id", "videoid", "article_id")

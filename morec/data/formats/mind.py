@@ -22,6 +22,7 @@ from morec.data.formats import DataFormatError, RawDataset
 from morec.data.formats.table import (
     check_unique_items, finish, read_delimited, require_file, require_nonempty,
 )
+from morec.data.formats.timestamps import parse_timestamps
 
 NEWS_COLUMNS = ("item", "category", "subcategory", "title", "abstract", "url",
                 "title_entities", "abstract_entities")
@@ -49,16 +50,8 @@ def _read_behaviors(path: Path, encoding: str) -> pd.DataFrame:
     raw = read_delimited(path, sep="\t", header=False, min_fields=5, max_fields=5,
                          layout=BEHAVIOR_LAYOUT, encoding=encoding)
     require_nonempty(raw, {1: "user_id", 2: "time"}, path)
-    times = pd.to_datetime(raw[2], format=TIME_FORMAT, errors="coerce")
-    bad = times.isna()
-    if bad.any():
-        line = raw.index[bad.to_numpy()][0]
-        raise DataFormatError(
-            f"{path}, line {line}: time {raw.loc[line, 2]!r} is not like '11/15/2019 10:22:32 AM' "
-            f"({int(bad.sum())} lines like this). Fix or remove those lines."
-        )
-    seconds = (times - pd.Timestamp(0)) // pd.Timedelta(1, "s")
-    return pd.DataFrame({"user": raw[1], "time": seconds.astype("int64"),
+    seconds = parse_timestamps(raw[2], path, "time", time_format=TIME_FORMAT, example="11/15/2019 10:22:32 AM")
+    return pd.DataFrame({"user": raw[1], "time": seconds,
                          "history": raw[3], "impressions": raw[4]})
 
 

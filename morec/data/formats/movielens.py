@@ -7,8 +7,9 @@ import pandas as pd
 
 from morec.data.formats import DataFormatError, RawDataset
 from morec.data.formats.table import (
-    check_unique_items, finish, parse_timestamps, read_delimited, require_file, require_nonempty,
+    check_unique_items, finish, read_delimited, require_file, require_nonempty,
 )
+from morec.data.formats.timestamps import parse_timestamps
 
 # The order of the 19 genre flags at the end of each u.item line (see the ML-100K README).
 GENRES_100K = (

@@ -8,8 +8,9 @@ import pandas as pd
 
 from morec.data.formats import DataFormatError, RawDataset
 from morec.data.formats.table import (
-    check_unique_items, finish, parse_timestamps, read_delimited, require_file, require_nonempty,
+    check_unique_items, finish, read_delimited, require_file, require_nonempty,
 )
+from morec.data.formats.timestamps import parse_timestamps
 
 FIELD_TYPES = ("token", "token_seq", "float", "float_seq")
 TEXT_TYPES = ("token", "token_seq")

@@ -1,14 +1,13 @@
 """Generic interaction / item tables (CSV, TSV, Parquet) with a column mapping.
 
 This is also the native layout of ``morec data synth``: ``interactions.csv`` (user,item,timestamp)
-and ``items.csv`` (item,title,...,image). The module also holds the small parsing helpers the
-other readers share, so that every format reports bad input the same way.
+and ``items.csv`` (item,title,...,image). The module also holds the small helpers the other readers share
+(with morec.data.formats.delimited for text files and .timestamps for times), so that every format reports
+bad input the same way.
 """
 from __future__ import annotations
 
 import csv
-import re
-import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -16,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from morec.data.formats import DataFormatError, RawDataset
-from morec.data.formats.guards import header_fields, no_field_limit, read_parquet, refuse_repeated_columns, to_dates
+from morec.data.formats.delimited import read_delimited
+from morec.data.formats.guards import read_parquet
+from morec.data.formats.timestamps import parse_timestamps
 
-_TOKENIZER_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 _SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 _TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet")
 
@@ -32,104 +32,6 @@ def require_file(path: Path, hint: str) -> Path:
     return path
 
 
-def _first_undecodable_line(path: Path, encoding: str) -> tuple[int, str]:
-    # Only runs after a decode failure, so a plain loop over the lines is fine here.
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                raw.decode(encoding)
-            except UnicodeDecodeError as err:
-                return number, f"bytes {raw[err.start:err.end]!r} at column {err.start + 1}"
-    return 0, "unknown position"
-
-
-def read_delimited(
-    path: Path,
-    *,
-    sep: str,
-    header: bool,
-    layout: str,
-    encoding: str = "utf-8",
-    min_fields: int = 1,
-    max_fields: int | None = None,
-    quoting: int = csv.QUOTE_NONE,
-    usecols: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """Read a delimited text file with every field as str ('' when empty).
-
-    The index is the 1-based line number in the file, so callers can name the line of any bad
-    value. Blank lines carry no data and are skipped. ``layout`` describes the expected line in
-    words for error messages. A row with more or fewer fields than the header (or, without a
-    header, than the first line when the layout fixes the count) is an error naming its line:
-    pandas would otherwise pad a short row with '' or turn a long first row into an index.
-    """
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", pd.errors.ParserWarning)
-            frame = pd.read_csv(
-                path, sep=sep, header=0 if header else None, dtype=str, na_filter=False,
-                quoting=quoting, skip_blank_lines=False, encoding=encoding, usecols=usecols,
-                index_col=False,
-            )
-    except FileNotFoundError:
-        raise DataFormatError(f"{path}: file not found. Expected {layout}.") from None
-    except pd.errors.EmptyDataError:
-        raise DataFormatError(f"{path}: the file is empty. Expected {layout}.") from None
-    except pd.errors.ParserError as err:
-        found = _TOKENIZER_ERROR.search(str(err))
-        if found is None:
-            raise DataFormatError(f"{path}: cannot parse the file ({err}). Expected {layout}.") from None
-        expected, line, saw = found.groups()
-        raise _ragged(path, int(line), int(saw), int(expected), sep, layout, header) from None
-    except UnicodeDecodeError:
-        line, detail = _first_undecodable_line(path, encoding)
-        raise DataFormatError(
-            f"{path}, line {line}: not valid {encoding} text ({detail}). Re-save the file as "
-            f"{encoding}, or pass encoding='...' with the file's real encoding (e.g. 'latin-1')."
-        ) from None
-
-    if header:
-        refuse_repeated_columns(path, header_fields(path, sep, quoting, encoding))
-    n_fields = frame.shape[1]
-    if n_fields < min_fields or (max_fields is not None and n_fields > max_fields):
-        wanted = str(min_fields) if max_fields == min_fields else f"{min_fields} to {max_fields or 'any'}"
-        raise DataFormatError(
-            f"{path}, line 1: {n_fields} fields (separator {sep!r}) where {wanted} are expected. "
-            f"Expected {layout}."
-        )
-    frame.index = np.arange(len(frame)) + (2 if header else 1)
-    blank = (frame == "").all(axis=1)
-    long_first_row = any("Length of header" in str(w.message) for w in caught)
-    # A short row shows only as '' in its trailing fields; look closer only when the last column has one.
-    if usecols is None and (header or min_fields == max_fields) and (long_first_row or (
-            n_fields > 1 and ((frame.iloc[:, -1] == "") & ~blank).any())):
-        bad = _first_ragged_record(path, sep, quoting, encoding, n_fields, skip=1 if header else 0)
-        if bad is not None:
-            raise _ragged(path, bad[0], bad[1], n_fields, sep, layout, header)
-    return frame[~blank] if blank.any() else frame
-
-
-def _ragged(path: Path, line: int, saw: int, expected: int, sep: str, layout: str, header: bool) -> DataFormatError:
-    return DataFormatError(
-        f"{path}, line {line}: {saw} field{'s' if saw != 1 else ''} where the file's {'header' if header else 'first line'} has {expected} "
-        f"(separator {sep!r}). Expected {layout}. Fix or remove that line (quote fields that contain {sep!r})."
-    )
-
-
-def _first_ragged_record(path: Path, sep: str, quoting: int, encoding: str, n_fields: int,
-                         skip: int) -> tuple[int, int] | None:
-    """(line, fields) of the first non-blank record whose field count is not ``n_fields``; only runs when
-    the fast read hinted at one, so a plain loop is fine."""
-    with open(path, newline="", encoding=encoding) as handle, no_field_limit():
-        reader = csv.reader(handle, delimiter=sep, quoting=quoting)
-        for number, row in enumerate(reader):
-            if number < skip or not row or row == [""]:
-                continue
-            if len(row) != n_fields:
-                return reader.line_num, len(row)
-    return None
-
-
 def require_nonempty(frame: pd.DataFrame, columns: Sequence | dict, path: Path, *, where: str = "line") -> None:
     """Fail on the first empty required field; ``columns`` may map positions to readable names."""
     labels = columns if isinstance(columns, dict) else {column: column for column in columns}
@@ -140,137 +42,6 @@ def require_nonempty(frame: pd.DataFrame, columns: Sequence | dict, path: Path, 
                 f"{path}, {where} {frame.index[empty.to_numpy()][0]}: the {label} field is empty "
                 f"({int(empty.sum())} {where}s like this). Every row needs a {label}; fix or remove them."
             )
-
-
-def _seconds_since_epoch(dates: pd.Series) -> pd.Series:
-    if dates.dt.tz is not None:
-        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
-    return (dates - pd.Timestamp(0)) // pd.Timedelta(1, "s")
-
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_EXACT_FLOAT = 2**53  # beyond this a float64 no longer holds every whole second
-
-
-def parse_timestamps(
-    values: pd.Series, path: Path, column: str, *, where: str = "line", allow_dates: bool = False,
-    time_format: str | None = None,
-) -> pd.Series:
-    """Numbers (or, if allowed, ISO dates) -> int64 seconds when all are whole, else float64.
-
-    Whole numbers are parsed exactly (a 20-digit string is not rounded through float64) and refused,
-    with their line, when int64 cannot hold them; float seconds such as ``1610830704.0`` become int64.
-    Fractional seconds stay float64 so that events within one second keep their order, and are
-    refused beyond 2**53, where float64 cannot tell neighbouring seconds apart.
-
-    ``time_format`` (a strftime pattern such as ``%d/%m/%Y %H:%M``) parses every value as a date in
-    that format instead; the result is seconds since 1970 (UTC when the dates carry a zone).
-    """
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return _seconds_since_epoch(values).astype("int64")
-    if time_format:
-        dates = to_dates(values, time_format, path, column, where)
-        bad = dates.isna()
-        if bad.any():
-            line = values.index[bad.to_numpy()][0]
-            raise DataFormatError(
-                f"{path}, {where} {line}: {column} {values.loc[line]!r} does not match time_format "
-                f"{time_format!r} ({int(bad.sum())} {where}s like this). Fix those {where}s or give the "
-                "format they use (pandas / strftime codes, e.g. time_format=%d/%m/%Y %H:%M)."
-            )
-        return _seconds_since_epoch(dates).astype("int64")
-    if pd.api.types.is_bool_dtype(values):
-        raise DataFormatError(f"{path}: {column} holds true/false values, not times. Pick the time column.")
-    if pd.api.types.is_integer_dtype(values):
-        exact = pd.Series([int(v) for v in values.to_numpy()], index=values.index, dtype=object) \
-            if values.dtype.kind == "u" else values
-        _refuse_out_of_range(exact, values, path, column, where)
-        return values.astype("int64")
-    if pd.api.types.is_float_dtype(values):
-        text = None
-        numbers = values.astype("float64")
-    else:
-        text = values.astype(str).str.strip()
-        numbers = pd.to_numeric(text, errors="coerce").astype("float64")
-    bad = numbers.isna() | ~np.isfinite(numbers.to_numpy())
-    if bad.any() and allow_dates and text is not None:
-        dates = to_dates(values, "ISO8601", path, column, where)
-        if dates.notna().all():
-            return _seconds_since_epoch(dates).astype("int64")
-        if dates.isna().sum() < bad.sum():
-            bad = dates.isna()
-    if bad.any():
-        line = values.index[bad.to_numpy()][0]
-        kind = "a number or an ISO date" if allow_dates else "a number"
-        hint = " or pass time_format=... with the dates' format (e.g. time_format=%d/%m/%Y)" if allow_dates else ""
-        raise DataFormatError(
-            f"{path}, {where} {line}: {column} {values.loc[line]!r} is not {kind} "
-            f"({int(bad.sum())} {where}s like this). Fix those {where}s or remove them{hint}."
-        )
-    as_float = numbers.to_numpy()
-    if text is not None:
-        inexact = (np.abs(as_float) >= _EXACT_FLOAT) & ~text.str.fullmatch(r"[+-]?\d+").to_numpy(dtype=bool)
-        if inexact.any():  # e.g. 9007199254740997.0: float64 would round it onto its neighbour
-            return _exact_large_times(text, inexact, values, path, column, where)
-    whole = as_float == np.floor(as_float)
-    if whole.all():
-        if text is not None:
-            digits = text.str.fullmatch(r"[+-]?\d+")
-            if digits.all():  # exact integers, whatever their size
-                exact = pd.Series([int(v) for v in text.to_numpy()], index=values.index, dtype=object) \
-                    if (text.str.len() >= 19).any() else pd.to_numeric(text)
-                _refuse_out_of_range(exact, values, path, column, where)
-                return pd.Series(np.asarray(exact, dtype="int64"), index=values.index)
-        _refuse_out_of_range(pd.Series(as_float, index=values.index), values, path, column, where)
-        return pd.Series(as_float.astype("int64"), index=values.index)
-    too_big = np.abs(as_float) >= _EXACT_FLOAT
-    if too_big.any():
-        line = values.index[too_big][0]
-        raise DataFormatError(
-            f"{path}, {where} {line}: {column} {_shown(values.loc[line])} has a fraction but is too large to keep "
-            f"exactly (|value| >= 2**53; {int(too_big.sum())} {where}s like this). Use whole seconds, or "
-            "fractional seconds of a realistic size."
-        )
-    return pd.Series(as_float, index=values.index)
-
-
-def _exact_large_times(text: pd.Series, inexact: np.ndarray, values: pd.Series, path: Path, column: str,
-                       where: str) -> pd.Series:
-    """Times written with a fraction or an exponent at or beyond 2**53: exact whole seconds (read as decimals),
-    or an error when a fraction would be lost."""
-    from decimal import Decimal
-
-    exact = [Decimal(t) for t in text.to_numpy()]
-    fraction = np.array([d != d.to_integral_value() for d in exact], dtype=bool)
-    if fraction.any():
-        line = values.index[fraction & inexact][0] if (fraction & inexact).any() else values.index[fraction][0]
-        raise DataFormatError(
-            f"{path}, {where} {line}: {column} {_shown(values.loc[line])} has a fraction, and this column has times "
-            f"at or above 2**53 that float64 cannot hold with a fraction ({int(inexact.sum())} {where}s that large; "
-            "they would round onto each other and lose their order). Use whole seconds, or a realistic size")
-    ints = pd.Series([int(d) for d in exact], index=values.index, dtype=object)
-    _refuse_out_of_range(ints, values, path, column, where)
-    return pd.Series(np.asarray(ints, dtype="int64"), index=values.index)
-
-
-def _shown(value) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def _refuse_out_of_range(numbers: pd.Series, shown: pd.Series, path: Path, column: str, where: str) -> None:
-    """Whole-number times outside int64 would wrap around (a time far in the future becoming negative)."""
-    if numbers.dtype == object:
-        out = np.array([not _INT64_MIN <= v <= _INT64_MAX for v in numbers.to_numpy()], dtype=bool)
-    else:  # float64: 2**63 itself rounds to a float equal to the bound, so compare with >=
-        arr = numbers.to_numpy()
-        out = (arr >= 2.0**63) | (arr < -(2.0**63))
-    if out.any():
-        line = numbers.index[out][0]
-        raise DataFormatError(
-            f"{path}, {where} {line}: {column} {_shown(shown.loc[line])} is outside the range of a 64-bit time "
-            f"(-2**63 to 2**63 - 1; {int(out.sum())} {where}s like this). Fix those values: seconds since "
-            "1970 are about 1.7e9 today, milliseconds about 1.7e12."
-        )
 
 
 def check_unique_items(ids: pd.Series, path: Path, *, where: str = "line") -> None:
@@ -511,55 +282,15 @@ def read_table(
     notes: list[str] = []
     inter_path, items_path = _locate_tables(folder, interactions_file, items_file, user_column, item_column,
                                             item_id_column, sep, encoding, notes)
-
-    wanted = [user_column, item_column] + ([time_column] if time_column else [])
-    inter, where = _load(inter_path, wanted, sep, encoding)
-    if inter.empty:
-        raise DataFormatError(f"{inter_path}: no interactions (the table has a header but no rows); give a table "
-                              "with one row per interaction")
-    require_nonempty(inter, [user_column, item_column], inter_path, where=where)
-    if time_column:
-        times = parse_timestamps(inter[time_column], inter_path, time_column, where=where, allow_dates=True,
-                                 time_format=time_format)
-    else:
-        times = pd.Series(np.arange(len(inter), dtype="int64"), index=inter.index)
-    interactions = pd.DataFrame({"user": inter[user_column], "item": inter[item_column], "timestamp": times})
-
+    interactions = _read_interactions(inter_path, user_column, item_column, time_column, time_format, sep, encoding)
     if items_path is None:
         # ID-only data is legitimate (IDRec needs nothing else); say so rather than fail.
         items = pd.DataFrame({"item": pd.unique(interactions["item"].astype(str))})
         notes.append(f"{folder}: no item table; the {len(items)} items have no text or image content.")
         items_source: Path | str = "the (absent) item table"
     else:
-        raw_items, item_where = _load(items_path, None, sep, encoding)
-        if item_id_column is None:
-            item_id_column = item_column if item_column in raw_items.columns else "item"
-            if item_id_column != "item":
-                notes.append(f"{items_path.name}: item ids read from column {item_id_column!r} (as item_column); "
-                             "pass item_id_column= if another column holds them.")
-        _check_columns(items_path, list(raw_items.columns), [item_id_column])
-        raw_items[item_id_column] = raw_items[item_id_column].astype(str)
-        if image_column is None and "image" in raw_items.columns:
-            image_column = "image"  # the native layout written by `morec data synth`
-        elif image_column is None and image_pattern is None:
-            found = _guess_image_column(raw_items, [item_id_column, *(text_columns or [])], items_path.parent)
-            if found:
-                image_column = found[0]
-                notes.append(f"{items_path.name}: image column {found[0]!r} ({found[1]}); pass image_column= to "
-                             "choose another, or list it in text_columns= to read it as text.")
-        require_nonempty(raw_items, [item_id_column], items_path, where=item_where)
-        check_unique_items(raw_items[item_id_column], items_path, where=item_where)
-        if text_columns is None:
-            text_columns = [c for c in raw_items.columns
-                            if c not in (item_id_column, image_column) and _looks_textual(raw_items[c])]
-            notes.append(f"{items_path.name}: text columns {', '.join(map(repr, text_columns)) or '(none)'} "
-                         "(the columns holding text); pass text_columns= to choose.")
-        _check_columns(items_path, list(raw_items.columns), list(text_columns) + ([image_column] if image_column else []))
-        items = pd.DataFrame({"item": raw_items[item_id_column]})
-        for column in text_columns:
-            items[column] = raw_items[column]
-        if image_column:
-            items["image"] = raw_items[image_column]
+        items, item_id_column, image_column = _read_items(
+            items_path, item_column, item_id_column, text_columns, image_column, image_pattern, sep, encoding, notes)
         items_source = items_path
     if image_pattern:
         items["image"] = apply_image_pattern(items["item"], image_pattern)
@@ -568,3 +299,62 @@ def read_table(
                  notes=notes, items_source=items_source, id_column=item_id_column or item_column)
     raw.image_column = image_column  # new items may name their images as the source did
     return raw
+
+
+def _read_interactions(path: Path, user_column: str, item_column: str, time_column: str | None,
+                       time_format: str | None, sep: str | None, encoding: str) -> pd.DataFrame:
+    """user, item, timestamp (the file order when there is no time column), indexed by line."""
+    wanted = [user_column, item_column] + ([time_column] if time_column else [])
+    inter, where = _load(path, wanted, sep, encoding)
+    if inter.empty:
+        raise DataFormatError(f"{path}: no interactions (the table has a header but no rows); give a table "
+                              "with one row per interaction")
+    require_nonempty(inter, [user_column, item_column], path, where=where)
+    if time_column:
+        times = parse_timestamps(inter[time_column], path, time_column, where=where, allow_dates=True,
+                                 time_format=time_format)
+    else:
+        times = pd.Series(np.arange(len(inter), dtype="int64"), index=inter.index)
+    return pd.DataFrame({"user": inter[user_column], "item": inter[item_column], "timestamp": times})
+
+
+def _read_items(path: Path, item_column: str, item_id_column: str | None, text_columns: Sequence[str] | None,
+                image_column: str | None, image_pattern: str | None, sep: str | None, encoding: str,
+                notes: list[str]) -> tuple[pd.DataFrame, str, str | None]:
+    """(item, the text columns, image) and the id and image columns they were read from, guessed where not
+    given (each guess said in ``notes``)."""
+    raw_items, where = _load(path, None, sep, encoding)
+    if item_id_column is None:
+        item_id_column = item_column if item_column in raw_items.columns else "item"
+        if item_id_column != "item":
+            notes.append(f"{path.name}: item ids read from column {item_id_column!r} (as item_column); "
+                         "pass item_id_column= if another column holds them.")
+    _check_columns(path, list(raw_items.columns), [item_id_column])
+    raw_items[item_id_column] = raw_items[item_id_column].astype(str)
+    if image_column is None and "image" in raw_items.columns:
+        image_column = "image"  # the native layout written by `morec data synth`
+    elif image_column is None and image_pattern is None:
+        image_column = _guessed_image_column(raw_items, [item_id_column, *(text_columns or [])], path, notes)
+    require_nonempty(raw_items, [item_id_column], path, where=where)
+    check_unique_items(raw_items[item_id_column], path, where=where)
+    if text_columns is None:
+        text_columns = [c for c in raw_items.columns
+                        if c not in (item_id_column, image_column) and _looks_textual(raw_items[c])]
+        notes.append(f"{path.name}: text columns {', '.join(map(repr, text_columns)) or '(none)'} "
+                     "(the columns holding text); pass text_columns= to choose.")
+    _check_columns(path, list(raw_items.columns), list(text_columns) + ([image_column] if image_column else []))
+    items = pd.DataFrame({"item": raw_items[item_id_column]})
+    for column in text_columns:
+        items[column] = raw_items[column]
+    if image_column:
+        items["image"] = raw_items[image_column]
+    return items, item_id_column, image_column
+
+
+def _guessed_image_column(raw_items: pd.DataFrame, skip: Sequence[str], path: Path, notes: list[str]) -> str | None:
+    found = _guess_image_column(raw_items, skip, path.parent)
+    if not found:
+        return None
+    notes.append(f"{path.name}: image column {found[0]!r} ({found[1]}); pass image_column= to "
+                 "choose another, or list it in text_columns= to read it as text.")
+    return found[0]
