@@ -158,15 +158,15 @@ class Bench:
                 self.fast_run(arm, seed)
 
     def jobs_part(self) -> None:
-        spec = self.work / "jobs_sweep.yaml"
-        spec.write_text(JOBS_SWEEP.format(data=self.args.data))
         for jobs, threads in ((1, 2), (2, 1)):
             key = f"jobs{jobs}x{threads}"
             if self.row("jobs", key, 0):
                 continue
-            out = self.work / f"sweep-{key}"
+            out = (self.work / f"sweep-{key}").resolve()
+            spec = self.work / f"jobs_sweep_{key}.yaml"
+            spec.write_text(JOBS_SWEEP.format(data=Path(self.args.data).resolve(), out=out))
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "morec", "sweep", str(spec), f"--out={out}", f"--jobs={jobs}",
+            subprocess.run([sys.executable, "-m", "morec", "sweep", str(spec.resolve()), f"--jobs={jobs}",
                             f"--train.threads={threads}"], check=True, cwd=ROOT,
                            env={**os.environ, "PYTHONPATH": str(ROOT)})
             wall = time.perf_counter() - started
@@ -189,6 +189,7 @@ grid:
     - [text, frozen, none]
     - [text, frozen, add]
 seeds: [1, 2, 3]
+out: {out}
 """
 
 

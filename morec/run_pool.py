@@ -26,8 +26,11 @@ from typing import Any, Callable, Iterator
 from .checkpoint import has_checkpoint
 from .config import ConfigError
 
-# runs trained at once by sweep and tune unless --jobs says otherwise (study plans its own, see morec study --help)
+# runs trained at once by the API's sweep and tune (in this process); the command line's default is cli_jobs()
 DEFAULT_JOBS = 1
+# On 2 cores, a 3-arm x 3-seed sweep of fast runs took 0.83x the wall time as two 1-thread runs at once than as one
+# 2-thread run at a time (benchmarks/bench_recipes.py; benchmarks/README.md): small models leave a second thread idle
+CLI_JOBS_CAP = 2
 POLL_SECONDS = 0.2
 
 
@@ -174,10 +177,15 @@ def _terminate_as_exit() -> Iterator[None]:
 
 def add_jobs_argument(parser) -> None:
     """`--jobs N` of `morec sweep` and `morec tune`."""
-    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
+    parser.add_argument("--jobs", type=int, default=cli_jobs(), metavar="N",
                         help=f"runs trained at once, each a process with --train.threads threads (0 = the cores' share) "
-                             f"and its OpenMP / MKL threads pinned, so N x threads stays within the cores "
-                             f"(default {DEFAULT_JOBS})")
+                             f"and its OpenMP / MKL threads pinned, so N x threads stays within the cores (default: "
+                             f"the cores, at most {CLI_JOBS_CAP}: {cli_jobs()} here; 1 trains in this process)")
+
+
+def cli_jobs() -> int:
+    """The command line's --jobs default: one run per core, at most CLI_JOBS_CAP."""
+    return max(1, min(CLI_JOBS_CAP, cores()))
 
 
 def check_jobs(jobs: int) -> int:
