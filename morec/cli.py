@@ -240,7 +240,7 @@ def add_tune_parser(sub) -> None:
     tu.add_argument("--example", action="store_true", help="print a commented tune file to start from")
     tu.add_argument("--search-only", action="store_true",
                     help="search and choose, but leave the seeds of the chosen configuration to a later run")
-    add_jobs_argument(tu)
+    add_jobs_argument(tu, default=1)
     tu.set_defaults(func=cmd_tune)
 
 

@@ -175,12 +175,15 @@ def _terminate_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def add_jobs_argument(parser) -> None:
-    """`--jobs N` of `morec sweep` and `morec tune`."""
-    parser.add_argument("--jobs", type=int, default=cli_jobs(), metavar="N",
+def add_jobs_argument(parser, default: int | None = None) -> None:
+    """`--jobs N` of `morec sweep` (default: cli_jobs()) and `morec tune` (default 1: a round of N trials tells
+    Optuna its results only at its end, so TPE would sample each round from fewer finished trials)."""
+    jobs = cli_jobs() if default is None else default
+    said = f"the cores, at most {CLI_JOBS_CAP}: {jobs} here" if default is None else str(jobs)
+    parser.add_argument("--jobs", type=int, default=jobs, metavar="N",
                         help=f"runs trained at once, each a process with --train.threads threads (0 = the cores' share) "
                              f"and its OpenMP / MKL threads pinned, so N x threads stays within the cores (default: "
-                             f"the cores, at most {CLI_JOBS_CAP}: {cli_jobs()} here; 1 trains in this process)")
+                             f"{said}; 1 trains in this process)")
 
 
 def cli_jobs() -> int:

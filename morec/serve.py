@@ -163,6 +163,7 @@ def create_app(service: RecommenderService, limits: Limits | None = None, image_
 
 def _add_error_answers(app) -> None:
     """A person's mistake (a known error, a malformed body) answered as one readable ``detail``."""
+    _require_fastapi()
     from fastapi import Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
@@ -221,6 +222,7 @@ def _authorized(request, token: str | None) -> bool:
 
 def _add_items_route(app, service: RecommenderService, limits: Limits, token: str | None) -> None:
     """POST /items: new items encoded from their content and made recommendable (guarded by ``token``)."""
+    _require_fastapi()
     from fastapi import Request
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, ConfigDict, Field, StrictStr

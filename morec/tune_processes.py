@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import Config, save_config
+from .extras import need
 from .run_pool import Job, Outcome, run_all
 
 FAILURES_TO_STOP = 3  # trials in a row failing with an error of their own (a missing dataset, ...) end the search
@@ -37,9 +38,7 @@ class _Trial:
 
 
 def _optuna():
-    import optuna  # an optional dependency: morec.tune says how to install it
-
-    return optuna
+    return need("optuna", "morec tune")
 
 
 @dataclass
@@ -122,7 +121,7 @@ def _train_round(search: Search, round_: list[_Trial]) -> None:
             t.state = "fail"
 
     with ExitStack() as beating:  # heartbeats: a killed search's trials are failed later, then retried
-        from optuna.storages._heartbeat import get_heartbeat_thread
+        get_heartbeat_thread = need("optuna.storages._heartbeat", "morec tune").get_heartbeat_thread
 
         for t in todo:  # optuna's own optimize() beats this way; ask/tell has no public hook for it
             beating.enter_context(get_heartbeat_thread(t.trial._trial_id, t.trial.study._storage))

@@ -29,7 +29,7 @@ VERDICT = re.compile(r"^- (?P<arm>.+?) vs IDRec: \*\*(?P<verdict>[^*]+)\*\*, NDC
 
 
 def plain(text: str) -> str:
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", text.replace("**", ""))).split())
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", text.replace("**", ""))).split())
 
 
 @pytest.mark.parametrize("name", sorted(REPORTS))
@@ -37,7 +37,7 @@ def test_committed_report_renders_offline_with_its_decision(name, tmp_path):
     report = REPORTS[name]
     md = (report / "study.md").read_text(encoding="utf-8")
     decision = plain(md.split("\n\n")[1])  # the paragraph under the title
-    assert decision.startswith("On ") and "keep" in decision, decision
+    assert decision.startswith("On ") and ("keep" in decision or "could not decide" in decision), decision
     page = (report / "study.html").read_text(encoding="utf-8")
     assert not re.search(r"""(?:src|href)=["'](?:https?:)?//""", page), "the page must open offline"
     dom = check_in_chromium(report / "study.html", tmp_path, ["Is content worth it on"])

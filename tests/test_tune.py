@@ -139,7 +139,7 @@ def test_seeds_of_the_chosen_configuration_and_the_base(synth_prepared, tmp_path
     from morec.report import find_runs
 
     usable = sorted(str(r.dir.relative_to(tmp_path / "tune")) for r in find_runs([tmp_path / "tune"]) if r.usable)
-    assert usable == sorted([f"trials/{summary['best'][0]['name']}"] + [f"seeds/{a}/seed-{s}" for a in ("base", "chosen")
+    assert usable == sorted([f"trials/{summary['best'][0]['name']}"] + [f"seeds/{a}/sasrec-id-s{s}" for a in ("base", "chosen")
                                                                           for s in (1, 2)])
 
 

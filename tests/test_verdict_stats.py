@@ -243,7 +243,7 @@ def test_a_sweep_with_a_seed_range_adds_seeds_to_undecided_configurations(tmp_pa
             "seeds": {"min": 2, "max": 4}, "out": str(tmp_path / "sw")}
     summary = run_sweep(parse_sweep(spec), log=lambda m: None, runner=runner)
     assert [a["seed"] for a in summary["added_seeds"]] == [3, 4]  # equal arms: never decided, so up to max
-    assert all(a["configurations"] == ["lr-0.001", "lr-0.002"] for a in summary["added_seeds"])
+    assert all(a["configurations"] == ["sasrec-id", "sasrec-id-lr0.002"] for a in summary["added_seeds"])
     assert "Bonferroni over 3 planned looks" in summary["added_seeds"][0]["rule"]
     assert len(trained) == 8
     again = run_sweep(parse_sweep(spec), log=lambda m: None, runner=runner)  # resumable: nothing retrained

@@ -124,6 +124,9 @@ def short_names(base: dict, combos: list[dict[str, Any]]) -> list[str]:
             if not _same(value, get_dotted(defaults, key)):
                 parts[i].append(token(key, value, keys))
         so_far = [f"{s}|{v}" for s, v in zip(so_far, values)]
+    for part, combo in zip(parts, combos):  # a seed swept in the grid (tune's seed runs) names like sweep's seeds
+        if "train.seed" in combo:
+            part.append(f"s{combo['train.seed']}")
     return _unique(["-".join(p) for p in parts], combos)
 
 
