@@ -41,7 +41,7 @@ from .config import Config, ConfigError, deep_merge, from_dict, save_config, to_
 from .report.discovery import split_seed
 from .report.arms import INDEX, Arm, make_arms
 from .report.index import runs_index
-from .report.names import short_names
+from .report.names import safe_text, short_names
 from .report.tables import format_table
 from .run_pool import DEFAULT_JOBS, Job, Outcome, pinned_threads, run_all
 from .runlock import RunDirBusy, run_lock
@@ -205,22 +205,13 @@ def _short(key: str, all_keys: list[str]) -> str:
     return key
 
 
-def _value_text(v: Any) -> str:
-    if isinstance(v, float):
-        v = f"{v:g}"
-    elif isinstance(v, list):
-        v = "+".join(map(_value_text, v))
-    text = re.sub(r"[^A-Za-z0-9.+-]+", "-", str(v)).strip("-")
-    return text or "none"
-
-
 def run_name(overrides: dict[str, Any]) -> str:
     """The long directory name sweeps gave a run before short names (``encoder.kind-text_lr-0.001``), kept so that
     a sweep directory named that way resumes under its own names; a long one is shortened with a hash."""
     keys = list(overrides)
     if not keys:
         return "run"
-    name = "_".join(f"{_short(k, keys)}-{_value_text(v)}" for k, v in overrides.items())
+    name = "_".join(f"{_short(k, keys)}-{safe_text(v, strip='-')}" for k, v in overrides.items())
     if len(name) > 150:
         digest = hashlib.sha1(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:10]
         name = f"{name[:120]}_{digest}"

@@ -48,13 +48,14 @@ def _nest(dotted: str, value: Any) -> dict:
     return out
 
 
-def safe_text(value: Any) -> str:
-    """A value as directory-safe text: letters, digits, '.', '+' and '-' only."""
+def safe_text(value: Any, strip: str = "-.") -> str:
+    """A value as directory-safe text: letters, digits, '.', '+' and '-' only (``strip``: cut from both ends;
+    the long names of earlier sweeps kept a trailing '.')."""
     if isinstance(value, float):
         value = f"{value:g}"
     elif isinstance(value, list):
-        value = "+".join(map(safe_text, value))
-    text = re.sub(r"[^A-Za-z0-9.+-]+", "-", str(value)).strip("-.")
+        value = "+".join(safe_text(v, strip) for v in value)
+    text = re.sub(r"[^A-Za-z0-9.+-]+", "-", str(value)).strip(strip)
     return text or "none"
 
 
