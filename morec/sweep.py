@@ -41,7 +41,7 @@ from .config import Config, ConfigError, deep_merge, from_dict, save_config, to_
 from .report.discovery import split_seed
 from .report.arms import INDEX, Arm, make_arms
 from .report.index import runs_index
-from .report.names import safe_text, short_names
+from .report.names import get_dotted, nest_dotted, safe_text, short_names
 from .report.tables import format_table
 from .run_pool import DEFAULT_JOBS, Job, Outcome, pinned_threads, run_all
 from .runlock import RunDirBusy, run_lock
@@ -89,23 +89,6 @@ class SweepError(ConfigError):
 
 # --- the sweep file ---------------------------------------------------------------------------
 
-def nest_dotted(dotted: str, value: Any) -> dict:
-    out: dict = {}
-    node = out
-    parts = dotted.split(".")
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-    node[parts[-1]] = value
-    return out
-
-
-def get_dotted(values: dict, dotted: str) -> Any:
-    node: Any = values
-    for p in dotted.split("."):
-        if not isinstance(node, dict) or p not in node:
-            return None
-        node = node[p]
-    return node
 
 
 def load_sweep(path: str | Path, overrides: dict | None = None) -> SweepSpec:

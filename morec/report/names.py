@@ -38,7 +38,8 @@ def get_dotted(values: dict, dotted: str) -> Any:
     return node
 
 
-def _nest(dotted: str, value: Any) -> dict:
+def nest_dotted(dotted: str, value: Any) -> dict:
+    """``{"a": {"b": value}}`` from ``"a.b"``: a sweep or tune key as a config fragment."""
     out: dict = {}
     node = out
     parts = dotted.split(".")
@@ -134,7 +135,7 @@ def short_names(base: dict, combos: list[dict[str, Any]]) -> list[str]:
 def _merged(defaults: dict, combo: dict[str, Any]) -> dict:
     out = defaults
     for k, v in combo.items():
-        out = deep_merge(out, _nest(k, v))
+        out = deep_merge(out, nest_dotted(k, v))
     return out
 
 
