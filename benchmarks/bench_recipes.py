@@ -32,15 +32,18 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_morec_cost import ARMS as DEFAULT_ARMS, BUDGET as DEFAULT_BUDGET  # noqa: E402
 
 from morec.compare import comparisons  # noqa: E402
-from morec.config import load_config  # noqa: E402
+from morec.config import load_config, to_dict  # noqa: E402
 from morec.data.dataset import PreparedDataset  # noqa: E402
 from morec.recipes import fast  # noqa: E402
+from morec.stats.seeds import mean_std  # noqa: E402
 from morec.train import Trainer  # noqa: E402
 
 ML100K_RUNS = ROOT / "docs/results/ml100k/runs"
@@ -164,7 +167,7 @@ class Bench:
                 continue
             out = (self.work / f"sweep-{key}").resolve()
             spec = self.work / f"jobs_sweep_{key}.yaml"
-            spec.write_text(JOBS_SWEEP.format(data=Path(self.args.data).resolve(), out=out))
+            spec.write_text(yaml.safe_dump(jobs_sweep(self.args.data, out), sort_keys=False))
             started = time.perf_counter()
             subprocess.run([sys.executable, "-m", "morec", "sweep", str(spec.resolve()), f"--jobs={jobs}",
                             f"--train.threads={threads}"], check=True, cwd=ROOT,
@@ -174,23 +177,16 @@ class Bench:
             self.keep({"part": "jobs", "arm": key, "seed": 0, "jobs": jobs, "threads": threads, "seconds": wall})
 
 
-JOBS_SWEEP = """# bench_recipes.py's jobs measurement: IDRec, TS and TS + ID at the fast recipe, three seeds each
-base:
-  data: {data}
-  model: {{backbone: sasrec, dim: 64, max_len: 50, ffn_mult: 1, attention: fused,
-          encoder: {{pretrained: minilm, text: {{fields: [title]}}}}}}
-  train: {{loss: ce, windows: sample, window_fraction: 0.5, lr: 0.003, betas: [0.9, 0.98], schedule: cosine,
-          warmup: 0.1, weight_decay: 0.1, batch_size: 32, epochs: 20, patience: 10, progress: false,
-          tensorboard: false, checkpoints: false}}
-  eval: {{valid_from: 8, select_metric: ndcg@10}}
-grid:
-  model.encoder.kind,model.encoder.mode,model.encoder.fusion:
-    - [id, e2e, none]
-    - [text, frozen, none]
-    - [text, frozen, add]
-seeds: [1, 2, 3]
-out: {out}
-"""
+def jobs_sweep(data: str, out: Path) -> dict:
+    """The jobs measurement's sweep: IDRec, TS and TS + ID at the shared fast recipe (morec.recipes), 3 seeds each."""
+    cfg = load_config(None, [f"--data={Path(data).resolve()}", *fast("sasrec"), "--model.encoder.pretrained=minilm",
+                             "--model.encoder.text.fields=[title]", "--train.progress=false",
+                             "--train.tensorboard=false", "--train.checkpoints=false"])
+    base = {k: v for k, v in to_dict(cfg).items() if k != "out"}
+    grid = {"model.encoder.kind,model.encoder.mode,model.encoder.fusion": [["id", "e2e", "none"],
+                                                                           ["text", "frozen", "none"],
+                                                                           ["text", "frozen", "add"]]}
+    return {"base": base, "grid": grid, "seeds": [1, 2, 3], "out": str(out)}
 
 
 def run_dir(row: dict) -> Path:
@@ -200,8 +196,8 @@ def run_dir(row: dict) -> Path:
 
 
 def spread(values: list[float], digits: int = 4) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
+    mean, sd = mean_std(values)
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
 def verdicts(pairs: list[tuple[str, list, list]]) -> dict[str, dict]:
@@ -286,6 +282,10 @@ def main(argv=None) -> int:
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args(argv)
     args.arms = [a for a in args.arms.split(",") if a]
+    unknown = [a for a in args.arms if a not in FAST_CONFIGS or a == "idrec"]
+    if unknown:
+        p.error(f"--arms names {', '.join(unknown)}; the MoRec arms are "
+                f"{', '.join(a for a in FAST_CONFIGS if a != 'idrec')}")
     bench = Bench(args)
     import torch
 

@@ -11,20 +11,15 @@ from pathlib import Path
 import pytest
 
 from browser import check_in_chromium
+from test_recipes import load_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 ML100K = ROOT / "docs/results/study-ml100k/report"
 REPORTS = {"ml100k": ML100K, "study-shop": ROOT / "examples/study-shop/study/report"}
-# the study's text arms -> the committed default-budget runs of the same item representation (five seeds each)
-SWEEP = "docs/results/ml100k/runs/encoder.kind-{kind}_encoder.mode-{mode}_encoder.mlp_layers-0_encoder.fusion-none" \
-        "_backbone-sasrec_batch_size-128_weight_decay-0.1_seed-{seed}"
-REPUBLISHED = {
-    "IDRec": [SWEEP.format(kind="id", mode="e2e", seed=s) for s in range(1, 6)],
-    "Text TS (two-stage)": [SWEEP.format(kind="text", mode="frozen", seed=s) for s in range(1, 6)],
-    "Text Side": [f"benchmarks/results/morec_modes_cost/side/seed-{s}" for s in range(1, 6)],
-    "Text Side + ID": [f"benchmarks/results/morec_modes_cost/side-id/seed-{s}" for s in range(1, 6)],
-    "Text top-1 (top layer trained)": [f"benchmarks/results/morec_modes_cost/top1/seed-{s}" for s in range(1, 6)],
-}
+# the study's text arms -> their keys in the recipe benchmark, whose committed_default() names the committed
+# default-budget runs of the same item representation (five seeds each)
+REPUBLISHED = {"IDRec": "idrec", "Text TS (two-stage)": "ts", "Text Side": "side", "Text Side + ID": "side-id",
+               "Text top-1 (top layer trained)": "top1"}
 VERDICT = re.compile(r"^- (?P<arm>.+?) vs IDRec: \*\*(?P<verdict>[^*]+)\*\*, NDCG@10 (?P<improv>[+-][\d.]+)%", re.M)
 
 
@@ -44,8 +39,9 @@ def test_committed_report_renders_offline_with_its_decision(name, tmp_path):
     assert decision[:120] in plain(dom), decision[:120]
 
 
-def mean_ndcg(runs: list[str]) -> float:
-    return statistics.mean(json.loads((ROOT / r / "results.json").read_text())["test"]["ndcg@10"] for r in runs)
+def mean_ndcg(arm: str) -> float:
+    runs = load_bench("bench_recipes").committed_default(REPUBLISHED[arm])
+    return statistics.mean(json.loads((run / "results.json").read_text())["test"]["ndcg@10"] for run in runs)
 
 
 def test_ml100k_study_agrees_with_the_republished_verdicts_wherever_it_decides():
@@ -54,9 +50,9 @@ def test_ml100k_study_agrees_with_the_republished_verdicts_wherever_it_decides()
     md = (ML100K / "study.md").read_text(encoding="utf-8")
     found = {m["arm"]: (m["verdict"], float(m["improv"])) for m in VERDICT.finditer(md)}
     assert {"Text TS (two-stage)", "Text Side", "Text Side + ID"} <= set(found), found
-    idrec = mean_ndcg(REPUBLISHED["IDRec"])
+    idrec = mean_ndcg("IDRec")
     for arm, (verdict, improv) in found.items():
-        republished = mean_ndcg(REPUBLISHED[arm]) - idrec
+        republished = mean_ndcg(arm) - idrec
         if verdict in ("better", "worse"):
             assert (improv > 0) == (republished > 0), (arm, verdict, improv, republished)
             assert (verdict == "better") == (improv > 0), (arm, verdict, improv)
