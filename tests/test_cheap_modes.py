@@ -23,6 +23,9 @@ from test_text_encoder import QUIET, enc_cfg, world  # noqa: E402,F401 (world: t
 
 LORA = ["--model.encoder.mode=lora", "--model.encoder.train_layers=2"]
 SIDE = ["--model.encoder.mode=side"]
+# the learning test's arms and their shared budget (benchmarks/measure_test_bars.py trains the same over seeds)
+MODES = [("ts", ["--model.encoder.mode=frozen"]), ("side", SIDE), ("lora", LORA + ["--model.encoder.lr=1e-3"])]
+BUDGET = ["--train.epochs=8", "--train.patience=100", "--model.encoder.disk_cache=false"]
 
 
 def run_config(world, out, *extra, model=None):
@@ -85,6 +88,19 @@ def test_lora_trains_only_the_low_rank_matrices_of_the_top_layers_and_starts_as_
         assert not torch.allclose(lora.eval()(items), top(items), atol=1e-4)  # the updates changed the vectors
 
 
+def test_side_network_reads_every_layer():
+    """Moving any one layer's pooled state moves the side network's output (a network that passed only the top
+    layer through would ignore the lower ones)."""
+    from morec.encoders.side import SideNetwork
+
+    torch.manual_seed(0)
+    net, states = SideNetwork([8, 6, 8], 16).eval(), torch.randn(5, 22)
+    for start, width in ((0, 8), (8, 6), (14, 8)):
+        moved = states.clone()
+        moved[:, start:start + width] += torch.randn(5, width)  # (a constant shift would vanish in LayerNorm)
+        assert (net(moved) - net(states)).abs().max() > 1e-3, (start, width)
+
+
 def test_side_dropout_acts_in_training_only_and_is_checked():
     from morec.encoders.side import SideNetwork
 
@@ -106,28 +122,36 @@ def test_lora_targets_that_match_nothing_are_a_clear_error(world):
 
 # --- they learn ----------------------------------------------------------------------------
 
+SEEDS = (42, 1, 2)  # 42: the training default
+
+
 @pytest.fixture(scope="module")
 def trained(world):
-    """TS, side and lora on MiniLM (titles share topic words and meaning), same budget, a few epochs."""
+    """TS, side and lora on MiniLM (titles share topic words and meaning), same budget, a few epochs, per seed."""
     runs = {}
-    for name, extra in [("ts", ["--model.encoder.mode=frozen"]), ("side", SIDE),
-                        ("lora", LORA + ["--model.encoder.lr=1e-3"])]:
-        cfg = run_config(world, world["root"] / f"run-{name}", "--train.epochs=8", "--train.patience=100",
-                         "--model.encoder.disk_cache=false", *extra, model="minilm")
-        trainer = Trainer(cfg, world["ds"], log=QUIET)
-        runs[name] = trainer.fit()
+    for seed in SEEDS:
+        for name, extra in MODES:
+            cfg = run_config(world, world["root"] / f"run-{name}-{seed}", *BUDGET, f"--train.seed={seed}", *extra,
+                             model="minilm")
+            runs[name, seed] = Trainer(cfg, world["ds"], log=QUIET).fit()["test"]["ndcg@10"]
     return runs
 
 
 @pytest.mark.integration
 def test_side_and_lora_learn_far_above_most_popular_and_beat_two_stage(world, trained):
-    """The synthetic titles reward adapting the encoder: both adapted modes beat the frozen features (measured
-    test NDCG@10: side 0.232, lora 0.230, two-stage 0.214, most-popular 0.103), so a side network that only
-    passed the top layer through, or LoRA updates that never trained, would not clear the bar."""
+    """The synthetic titles reward adapting the encoder: both adapted modes beat the frozen features. Measured over
+    seeds 42, 1, 2, 3 (benchmarks/results/test_bars.jsonl), test NDCG@10 / most-popular's: TS 2.02-2.11, side
+    2.10-2.32, lora 2.14-2.31; the margin over TS seed by seed: side +8.6%, +12.1%, -0.7%, +11.1%, lora +7.5%,
+    +4.0%, +9.4%, +5.8%. One seed can lose to TS, so the margin is held on the mean over three seeds (side
+    +6.7%, lora +7.0% on these). Checked on broken variants: LoRA updates that never train fall below TS
+    (mean margin -3.8%), a side network that never trains reaches 1.15x most-popular. A side network that passes
+    only the top layer through still beats TS here: test_side_network_reads_every_layer catches it."""
     popular = metrics_from_ranks(most_popular_ranks(world["ds"], "test"), [10])["ndcg@10"]
-    got = {name: r["test"]["ndcg@10"] for name, r in trained.items()}
-    assert got["side"] > 1.5 * popular and got["lora"] > 1.5 * popular, (got, popular)
-    assert got["side"] > 1.03 * got["ts"] and got["lora"] > 1.03 * got["ts"], got
+    for mode in ("ts", "side", "lora"):
+        assert all(trained[mode, s] > 1.8 * popular for s in SEEDS), (mode, trained, popular)
+    for mode in ("side", "lora"):
+        margin = np.mean([trained[mode, s] / trained["ts", s] - 1 for s in SEEDS])
+        assert margin > 0.03, (mode, margin, trained)
 
 
 # --- new items through the same path ------------------------------------------------------

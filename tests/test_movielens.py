@@ -23,19 +23,25 @@ def test_quickstart_on_movielens(tmp_path, capsys):
     metrics = json.loads(out.strip().splitlines()[-1])
     ds = PreparedDataset(tmp_path / "data" / "prepared" / "ml-100k")
     assert (ds.n_users, ds.n_items, ds.manifest["n_interactions"]) == (943, 1682, 100000)
+    # both arms far above recommending the most popular items: test HR@10 / most-popular's, measured over seeds
+    # 42 (the default, this run), 1, 2, 3 (benchmarks/results/test_bars.jsonl): IDRec 1.53-1.62, TS 1.53-1.68
     popular = metrics_from_ranks(most_popular_ranks(ds, "test"), [10])
-    assert metrics["IDRec"]["test"]["hr@10"] > 1.3 * popular["hr@10"], (metrics, popular)
-    # titles alone, through frozen MiniLM features, must already beat recommending the most popular items
-    assert metrics["MoRec (MiniLM, TS)"]["test"]["hr@10"] > popular["hr@10"], (metrics, popular)
+    for arm in ("IDRec", "MoRec (MiniLM, TS)"):
+        assert metrics[arm]["test"]["hr@10"] > 1.3 * popular["hr@10"], (arm, metrics, popular)
 
 
 def test_quickstart_with_top_layer_training(tmp_path, capsys):
-    """--morec top1: MiniLM's top layer trained with the recommender (one epoch here: the wiring, not accuracy)."""
+    """--morec top1: MiniLM's top layer trained with the recommender, 6 epochs of the fast recipe. Test HR@10 /
+    most-popular's, measured over seeds 42 (the default, this run), 1, 2 (benchmarks/results/test_bars.jsonl):
+    1.37-1.47. A model that learned only popularity sits at 1.0x; one whose backbone never sees the
+    history at 0.77x (IDRec with that break, test_quickstart_on_movielens)."""
     assert main(["quickstart", "--root", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"), "--morec", "top1",
-                 "--train.epochs=1", "--train.progress=false", "--json"]) == 0
+                 "--train.epochs=6", "--train.progress=false", "--json"]) == 0
     out = capsys.readouterr().out
     assert "| MoRec (MiniLM, E2E top-1) SASRec" in out
     metrics = json.loads(out.strip().splitlines()[-1])
-    assert metrics["MoRec (MiniLM, E2E top-1)"]["test"]["hr@10"] > 10 / 1682, metrics  # above chance after one epoch
+    popular = metrics_from_ranks(most_popular_ranks(PreparedDataset(tmp_path / "data" / "prepared" / "ml-100k"),
+                                                    "test"), [10])
+    assert metrics["MoRec (MiniLM, E2E top-1)"]["test"]["hr@10"] > 1.2 * popular["hr@10"], (metrics, popular)
     saved = json.loads((tmp_path / "runs" / "ml100k-sasrec-minilm-top1" / "results.json").read_text())["config"]
     assert saved["model"]["encoder"]["mode"] == "top" and saved["model"]["encoder"]["train_layers"] == 1

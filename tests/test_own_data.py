@@ -3,6 +3,7 @@ through the Python API and through the command line, with tiny models so that it
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +24,14 @@ IDREC = ["--model.encoder.kind=id"]
 MOREC = ["--model.encoder.kind=text", "--model.encoder.pretrained=minilm", "--model.encoder.mode=frozen",
          "--model.encoder.lr=3e-3"]
 QUIET = lambda s: None  # noqa: E731
+
+
+def plain_ndcg10(run: Path) -> float:
+    """Test NDCG@10 of a run from its saved ranks, by the definition (users without a target, rank 0, left out)."""
+    import numpy as np
+
+    ranks = [int(r) for r in np.load(run / "ranks.npz")["test"] if r > 0]
+    return sum(1 / math.log2(r + 1) for r in ranks if r <= 10) / len(ranks)
 
 
 def genre_of(customer: str) -> int:
@@ -55,11 +64,22 @@ def test_walk_through_with_the_python_api(shop, tmp_path):
 
     verdict = api.compare(tmp_path / "prepared", tmp_path / "runs", IDREC, MOREC, seeds=[1, 2], common=TINY, log=QUIET)
     assert verdict["seeds"] == 2 and verdict["users"] == ds.n_users
-    assert verdict["verdict"] in ("IDRec better", "MoRec better", "no detectable difference", "equivalent within ±5%",
-                                  "undecided at this precision")
-    low, high = verdict["ci95"]
-    assert low <= verdict["difference"] <= high and 0 <= verdict["p"] <= 1
-    assert len(verdict["MoRec"]["per_seed"]) == 2
+    # the compared numbers are the runs' own per-user test ranks, read back plainly
+    per_seed = {arm: [plain_ndcg10(tmp_path / "runs" / f"{arm}-seed{s}") for s in (1, 2)] for arm in ("IDRec", "MoRec")}
+    for arm, want in per_seed.items():
+        assert verdict[arm]["per_seed"] == pytest.approx(want, abs=1e-12)
+        assert verdict[arm]["mean"] == pytest.approx(sum(want) / 2, abs=1e-12)
+    assert verdict["difference"] == pytest.approx(sum(per_seed["MoRec"]) / 2 - sum(per_seed["IDRec"]) / 2, abs=1e-12)
+    assert verdict["level"] == "seeds and users" and not verdict["provisional"]  # two seeds an arm: seeds count
+    # the word follows the printed interval (of Improv.) and p: better / worse only when both say so
+    low, high = verdict["improv_ci95"]
+    assert low <= verdict["improv"] <= high
+    assert verdict["improv"] == pytest.approx(verdict["difference"] / verdict["IDRec"]["mean"], rel=1e-9)
+    decided = verdict["p"] < 0.05 and (low > 0 or high < 0)
+    word = ("MoRec better" if low > 0 else "IDRec better") if decided else \
+        "equivalent within ±5%" if -0.05 < low and high < 0.05 else verdict["verdict"]
+    assert verdict["verdict"] == word and word in ("IDRec better", "MoRec better", "no detectable difference",
+                                                   "equivalent within ±5%", "undecided at this precision")
 
     run = api.load_run(tmp_path / "runs" / "MoRec-seed1")
     assert run.config.model.encoder.text.fields == ["book_title", "blurb"]  # the default: the dataset's text columns
