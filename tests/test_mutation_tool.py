@@ -5,6 +5,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 spec = importlib.util.spec_from_file_location("mutation", Path(__file__).resolve().parents[1] / "tools" / "mutation.py")
 mutation = importlib.util.module_from_spec(spec)
 sys.modules["mutation"] = mutation  # dataclasses look their module up there
@@ -31,3 +33,30 @@ def test_equivalent_file_lines_and_group_tables(tmp_path):
     assert mutation.mutant_patterns(mutation.GROUPS["ranking"]) == ["morec.evaluate.*", "morec.ranks.*"]
     for name, g in mutation.GROUPS.items():  # every listed test file exists
         assert all((Path(mutation.ROOT) / t.split("::")[0]).exists() for t in g.tests), name
+
+
+spec_bv = importlib.util.spec_from_file_location("broken_variants",
+                                                 Path(__file__).resolve().parents[1] / "tools" / "broken_variants.py")
+broken_variants = importlib.util.module_from_spec(spec_bv)
+sys.modules["broken_variants"] = broken_variants
+spec_bv.loader.exec_module(broken_variants)
+
+
+def test_every_broken_variant_still_applies_to_the_code_and_names_real_tests():
+    """tools/broken_variants.py edits the code by exact text: each edit must match once, so that a refactor
+    makes the tool fail loudly instead of checking an unbroken copy; and each test it expects to fail exists."""
+    root = Path(broken_variants.ROOT)
+    for name, variant in broken_variants.VARIANTS.items():
+        for file, text, new in variant.edits:
+            assert (root / file).read_text(encoding="utf-8").count(text) == 1 and new != text, (name, file)
+        for test in variant.tests:
+            path, func = test.split("::")
+            assert f"def {func.split('[')[0]}(" in (root / path).read_text(encoding="utf-8"), (name, test)
+
+
+def test_a_stale_broken_variant_is_refused_in_one_line(tmp_path):
+    (tmp_path / "m.py").write_text("x = 1\nx = 1\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as stop:
+        broken_variants.apply(tmp_path, [("m.py", "x = 1", "x = 2")])
+    assert str(stop.value) == "broken_variants: m.py holds 2 copies of 'x = 1', not 1: update the variant to the code"
+    assert (tmp_path / "m.py").read_text(encoding="utf-8") == "x = 1\nx = 1\n"
