@@ -48,10 +48,11 @@ GROUPS = {
         "seen_mask_is_each_users_training_items")))),  # (its training runs take minutes per mutant)
     "stats": Group(("morec/stats/paired.py", "morec/stats/pvalues.py", "morec/stats/bootstrap.py",
                     "morec/stats/family.py", "morec/stats/design.py"),
-                   ("tests/test_stats_values.py", *(f"tests/test_verdict_stats.py::test_{t}" for t in (
-                       "holm_matches_statsmodels_and_a_hand_worked_family",
-                       "identical_differences_and_few_users_get_the_exact_p",
-                       "no_hits_and_rank_zero_users_raise_no_warnings"))),  # (the report / compare tests train runs)
+                   ("tests/test_stats_values.py", "tests/test_stats_edges.py",
+                    *(f"tests/test_verdict_stats.py::test_{t}" for t in (
+                        "holm_matches_statsmodels_and_a_hand_worked_family",
+                        "identical_differences_and_few_users_get_the_exact_p",
+                        "no_hits_and_rank_zero_users_raise_no_warnings"))),  # (the report / compare tests train runs)
                    ("sign_flip", "exact_sign_flip", "_signed_sums", "from_count", "until_clear", "holm", "adjust",
                     "paired", "_user_level", "_set_p", "seed_matrix", "mde", "seeds_needed", "hierarchical")),
     "catalog": Group(("morec/catalog.py",), ("tests/test_catalog_file.py",),

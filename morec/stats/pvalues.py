@@ -105,10 +105,15 @@ def exact_sign_flip(d: np.ndarray) -> float:
 
 def sign_flip(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, thresholds=(0.05,),
               max_draws: int = MAX_DRAWS) -> PValue:
-    """Two-sided paired sign-flip test of mean(b - a) = 0 over users: exact when at most :data:`EXACT_MAX` users
-    differ, else Monte-Carlo draws until clear of ``thresholds`` (see the module docstring)."""
+    """Two-sided paired sign-flip test of mean(b - a) = 0 over the users both arms scored (NaN in either: left
+    out): exact when at most :data:`EXACT_MAX` users differ, else Monte-Carlo draws until clear of ``thresholds``
+    (see the module docstring)."""
     d = np.asarray(b, np.float64) - np.asarray(a, np.float64)
-    d = d[d != 0]  # a user whose arms agree adds nothing: flipping its sign changes no mean
+    # a user whose arms agree adds nothing (flipping its sign changes no mean); a user one arm did not score (NaN,
+    # as user_scores gives) is no paired observation, and its NaN would make every pattern fall short (p = 0)
+    d = d[(d != 0) & ~np.isnan(d)]
+    if np.isinf(d).any():
+        raise ValueError("sign_flip: a user's difference is infinite; the per-user values must be finite")
     if len(d) == 0:
         return exact(1.0, "sign-flip (exact)")
     if len(d) <= EXACT_MAX:
