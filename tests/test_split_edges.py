@@ -82,7 +82,8 @@ def test_time_split_in_dates_shows_dates():
                              "test-period item are never used)")
     with pytest.raises(DataFormatError, match=r"time cuts 2023-12-01 \(valid\) and 2024-01-15 \(test\) must lie "
                                               r"within the interactions' span, 2024-01-01 to 2024-01-21"):
-        time_split(df, PrepareConfig(split="time", time_valid="2023-12-01", time_test="2024-01-15"), _FilterLog("t", print))
+        time_split(df, PrepareConfig(split="time", time_valid="2023-12-01", time_test="2024-01-15"),
+                   _FilterLog("t", print))
 
 
 @pytest.mark.parametrize("rows,timed,cfg,message", [
