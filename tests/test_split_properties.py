@@ -21,8 +21,10 @@ from morec.data.prepare import prepare, time_cuts
 
 FAST = settings(max_examples=40, deadline=None, database=None)
 
-rows_strategy = st.lists(st.tuples(st.sampled_from("abcdef"), st.sampled_from("pqrstuvw"), st.integers(0, 12)),
-                         min_size=0, max_size=45)
+# four users and at least 12 rows: most tables keep some user past the filters (six users and lists from empty
+# up reached the comparisons in about 1 example of 40; the empty table: test_an_empty_table_is_refused)
+rows_strategy = st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from("pqrstuvw"), st.integers(0, 12)),
+                         min_size=12, max_size=45)
 configs = st.fixed_dictionaries({
     "dedup": st.sampled_from(["first", "last", "none"]),
     "min_user_interactions": st.integers(3, 5),
@@ -188,3 +190,9 @@ def test_a_time_split_whose_cuts_tie_names_the_settings(tmp_path):
     raw = RawDataset(inter, pd.DataFrame({"item": list("pqrs")}), "gen")
     with pytest.raises(DataFormatError, match=r"valid cut \(5\) is not before its test cut \(5\).*prepare.time_valid"):
         prepare(raw, tmp_path / "p", PrepareConfig(split="time", min_user_interactions=3), log=lambda s: None)
+
+
+def test_an_empty_table_is_refused(tmp_path):
+    raw = RawDataset(pd.DataFrame(columns=["user", "item", "timestamp"]), pd.DataFrame({"item": []}), "gen")
+    with pytest.raises(DataFormatError, match=r"^\[gen\] the source holds no interactions \(a header but no rows\?\)"):
+        prepare(raw, tmp_path / "p", PrepareConfig(), log=lambda s: None)

@@ -99,7 +99,7 @@ def run(name: str, variant: Variant, work: Path) -> tuple[bool, str]:
         shutil.copytree(ROOT / part, work / part, ignore=ignore)
     shutil.copy(ROOT / "pyproject.toml", work)
     apply(work, variant.edits)
-    env = {**os.environ, "PYTHONPATH": str(work), "OMP_NUM_THREADS": "1", "COLUMNS": "240"}
+    env = {**os.environ, "PYTHONPATH": str(work), "OMP_NUM_THREADS": "1", "COLUMNS": "400"}
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf", *variant.tests],
                           cwd=work, env=env, capture_output=True, text=True)
@@ -109,8 +109,10 @@ def run(name: str, variant: Variant, work: Path) -> tuple[bool, str]:
     missed = [t for t in variant.tests if t not in failed]
     caught = not missed and done.returncode == 1
     verdict = "caught" if caught else f"NOT caught by {', '.join(missed) or f'(pytest exit {done.returncode})'}"
-    return caught, (f"{name}: {variant.why}: {len(failed)} of {len(variant.tests)} tests failed, {verdict} "
-                    f"({time.perf_counter() - started:.0f} s)")
+    # each failure's own words (pytest's short summary line), so the log shows how far the broken model fell
+    why = [f"    {t}: {msg}" for t, msg in re.findall(r"^FAILED (\S+) - (.*)$", done.stdout, flags=re.M)]
+    return caught, "\n".join([f"{name}: {variant.why}: {len(failed)} of {len(variant.tests)} tests failed, {verdict} "
+                              f"({time.perf_counter() - started:.0f} s)", *why])
 
 
 def main(argv=None) -> int:

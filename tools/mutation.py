@@ -38,7 +38,8 @@ GROUPS = {
     "ranking": Group(("morec/evaluate.py", "morec/ranks.py"),
                      ("tests/test_metrics.py", "tests/test_ranking_properties.py", "tests/test_ranking_reference.py")),
     "split": Group(("morec/data/prepare.py",),
-                   ("tests/test_split_values.py", "tests/test_split_properties.py"),  # (test_prepare: a minute a run)
+                   ("tests/test_split_values.py", "tests/test_split_edges.py",
+                    "tests/test_split_properties.py"),  # (test_prepare: a minute a run)
                    ("filter_interactions", "time_cuts", "time_split", "_drop_idle_users", "_draw_new_items",
                     "_hold_out_new_test_items", "split_positions", "hold_out_new_items")),
     "losses": Group(("morec/losses.py",), ("tests/test_loss_values.py", "tests/test_loss_edges.py", *(f"tests/test_losses.py::test_{t}" for t in (
