@@ -110,7 +110,9 @@ def _train_round(search: Search, round_: list[_Trial]) -> None:
 
     def on_done(job: Job, outcome: Outcome) -> None:
         t: _Trial = job.owner
-        if outcome.stopped:
+        # a trial that finished between two looks still shows the pruner every epoch, so that whether it is
+        # pruned depends on its epochs, never on how busy the machine was when its process ended
+        if outcome.stopped or (outcome.results is not None and _pruned(t)):
             t.state = "pruned"
             search.log(f"{t.tag}: {t.trial.user_attrs.get('stop')}")
         elif outcome.results is not None:

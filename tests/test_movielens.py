@@ -34,7 +34,7 @@ def test_quickstart_with_top_layer_training(tmp_path, capsys):
     """--morec top1: MiniLM's top layer trained with the recommender, 6 epochs of the fast recipe. Test HR@10 /
     most-popular's, measured over seeds 42 (the default, this run), 1, 2 (benchmarks/results/test_bars.jsonl):
     1.37-1.47. A model that learned only popularity sits at 1.0x; one whose backbone never sees the
-    history at 0.77x (IDRec with that break, test_quickstart_on_movielens)."""
+    history falls below 1.0x (benchmarks/results/broken_variants.log)."""
     assert main(["quickstart", "--root", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"), "--morec", "top1",
                  "--train.epochs=6", "--train.progress=false", "--json"]) == 0
     out = capsys.readouterr().out
