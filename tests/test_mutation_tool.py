@@ -1,16 +1,14 @@
 """tools/mutation.py's bookkeeping: the per-group mutmut table, the mutant-name patterns and the score that
 leaves equivalent mutants out (the mutation runs themselves take minutes and are not part of CI)."""
-import importlib.util
 import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
-spec = importlib.util.spec_from_file_location("mutation", Path(__file__).resolve().parents[1] / "tools" / "mutation.py")
-mutation = importlib.util.module_from_spec(spec)
-sys.modules["mutation"] = mutation  # dataclasses look their module up there
-spec.loader.exec_module(mutation)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # the tools run as scripts from there
+import broken_variants  # noqa: E402
+import mutation  # noqa: E402
 
 
 def test_score_leaves_out_equivalent_mutants_and_lists_the_live_ones():
@@ -33,13 +31,6 @@ def test_equivalent_file_lines_and_group_tables(tmp_path):
     assert mutation.mutant_patterns(mutation.GROUPS["ranking"]) == ["morec.evaluate.*", "morec.ranks.*"]
     for name, g in mutation.GROUPS.items():  # every listed test file exists
         assert all((Path(mutation.ROOT) / t.split("::")[0]).exists() for t in g.tests), name
-
-
-spec_bv = importlib.util.spec_from_file_location("broken_variants",
-                                                 Path(__file__).resolve().parents[1] / "tools" / "broken_variants.py")
-broken_variants = importlib.util.module_from_spec(spec_bv)
-sys.modules["broken_variants"] = broken_variants
-spec_bv.loader.exec_module(broken_variants)
 
 
 def test_every_broken_variant_still_applies_to_the_code_and_names_real_tests():

@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from scratch_copy import fresh_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,12 +93,7 @@ def apply(work: Path, edits) -> None:
 
 def run(name: str, variant: Variant, work: Path) -> tuple[bool, str]:
     """(caught, one report line): every test of the variant failed on the broken copy."""
-    if work.exists():
-        shutil.rmtree(work)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for part in ("morec", "tests", "benchmarks", "configs"):
-        shutil.copytree(ROOT / part, work / part, ignore=ignore)
-    shutil.copy(ROOT / "pyproject.toml", work)
+    fresh_copy(work, ("morec", "tests", "benchmarks", "configs"), ("pyproject.toml",))
     apply(work, variant.edits)
     env = {**os.environ, "PYTHONPATH": str(work), "OMP_NUM_THREADS": "1", "COLUMNS": "400"}
     started = time.perf_counter()

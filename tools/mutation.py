@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from scratch_copy import fresh_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENT_FILE = ROOT / "tools" / "mutation_equivalent.txt"
@@ -83,12 +84,7 @@ def existing(tests: tuple[str, ...]) -> tuple[str, ...]:
 
 def prepare_workdir(work: Path, group: Group) -> None:
     """A fresh copy of the package and tests, with the group's mutmut table as its only pyproject."""
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "morec", work / "morec", ignore=ignore)
-    shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
+    fresh_copy(work, ("morec", "tests"))
     (work / "pyproject.toml").write_text(
         (ROOT / "pyproject.toml").read_text(encoding="utf-8").split("[tool.mutmut]")[0] + "\n"
         + mutmut_table(Group(group.files, existing(group.tests), group.functions)),
