@@ -20,70 +20,60 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-# (backbone, loss, epochs): tests/test_backbones.py::test_backbone_beats_most_popular's settings (dim 32, lr 1e-2)
-TOP1_EPOCHS = 6
-BACKBONES = [("gru4rec", "bce", 40), ("nextitnet", "bce", 30), ("bert4rec", "bce", 50), ("bert4rec", "inbatch", 30)]
 
-
-def ratios(ds, results: dict) -> dict:
+def most_popular(ds) -> dict:
     from morec.evaluate import metrics_from_ranks, most_popular_ranks
 
-    popular = metrics_from_ranks(most_popular_ranks(ds, "test"), [10])
-    return {m: round(results["test"][m], 4) for m in ("hr@10", "ndcg@10")} | {
-        f"{m}/popular": round(results["test"][m] / popular[m], 3) for m in ("hr@10", "ndcg@10")}
+    return metrics_from_ranks(most_popular_ranks(ds, "test"), [10])
+
+
+def row(test: str, setting: str, seed: int, results: dict, popular: dict) -> dict:
+    """One measured run: its test metrics and their ratio to most-popular's on the same split."""
+    return {"test": test, "setting": setting, "seed": seed, "best_epoch": results["best_epoch"],
+            "epochs": results["config"]["train"]["epochs"],
+            **{m: round(results["test"][m], 4) for m in ("hr@10", "ndcg@10")},
+            **{f"{m}/popular": round(results["test"][m] / popular[m], 3) for m in ("hr@10", "ndcg@10")}}
 
 
 def backbones(seeds: list[int], work: Path):
     """tests/conftest.py's synth_prepared, each backbone as test_backbone_beats_most_popular trains it."""
-    from morec.config import load_config
+    import conftest
     from morec.data.dataset import PreparedDataset
     from morec.data.prepare import prepare
     from morec.data.synthetic import SynthConfig, generate
     from morec.train import train
+    from test_backbones import BACKBONE_BARS, backbone_run
 
     data = work / "synth"
-    prepare(generate(SynthConfig(n_users=800, n_items=300, n_topics=6, seq_len_min=8, seq_len_max=20, image_size=0,
-                                 seed=1)), data, log=lambda s: None)
+    prepare(generate(SynthConfig(**conftest.SYNTH)), data, log=lambda s: None)
     ds = PreparedDataset(data)
-    for backbone, loss, epochs in BACKBONES:
+    popular = most_popular(ds)
+    for backbone, loss, epochs, _ in BACKBONE_BARS:
         for seed in seeds:
-            cfg = load_config(None, [f"--data={data}", f"--out={work / f'{backbone}-{loss}-{seed}'}", "--model.dim=32",
-                                     "--train.progress=false", f"--train.epochs={epochs}",
-                                     f"--train.patience={epochs}", "--train.lr=1e-2", f"--model.backbone={backbone}",
-                                     f"--train.loss={loss}", f"--train.seed={seed}"])
-            r = train(cfg, ds, log=lambda s: None)
-            yield {"test": "test_backbones.py::test_backbone_beats_most_popular", "setting": f"{backbone} {loss}",
-                   "seed": seed, "best_epoch": r["best_epoch"], "epochs": epochs, **ratios(ds, r)}
+            cfg = backbone_run(data, work / f"{backbone}-{loss}-{seed}", backbone, loss, epochs, f"--train.seed={seed}")
+            yield row("test_backbones.py::test_backbone_beats_most_popular", f"{backbone} {loss}", seed,
+                      train(cfg, ds, log=lambda s: None), popular)
 
 
-def quickstart(seeds: list[int], work: Path, data_root: Path):
-    """tests/test_movielens.py::test_quickstart_on_movielens: the README's quickstart at 8 epochs, both arms."""
+def quickstart(seeds: list[int], work: Path, data_root: Path, morec: str):
+    """tests/test_movielens.py's two quickstart tests: ``ts`` (both arms) or ``top1`` (its MoRec arm), each at
+    that test's budget."""
+    import test_movielens
     from morec import api
     from morec.data.dataset import PreparedDataset
 
+    test, budget, arms = {
+        "ts": ("test_quickstart_on_movielens", test_movielens.QUICKSTART_BUDGET, None),
+        "top1": ("test_quickstart_with_top_layer_training", test_movielens.TOP1_BUDGET, ["MoRec (MiniLM, E2E top-1)"]),
+    }[morec]
+    popular = None
     for seed in seeds:
-        out = api.quickstart(root=data_root, runs=work / f"quickstart-{seed}", morec="ts", log=lambda s: None,
-                             overrides=["--train.epochs=8", "--train.lr=3e-3", "--train.progress=false",
-                                        f"--train.seed={seed}"])
-        ds = PreparedDataset(Path(data_root) / "prepared" / "ml-100k")
-        for arm, r in out["results"].items():
-            yield {"test": "test_movielens.py::test_quickstart_on_movielens", "setting": arm, "seed": seed,
-                   "best_epoch": r["best_epoch"], "epochs": 8, **ratios(ds, r)}
-
-
-def top1(seeds: list[int], work: Path, data_root: Path):
-    """tests/test_movielens.py::test_quickstart_with_top_layer_training: quickstart --morec top1 at 6 epochs."""
-    from morec import api
-    from morec.data.dataset import PreparedDataset
-
-    for seed in seeds:
-        out = api.quickstart(root=data_root, runs=work / f"top1-{seed}", morec="top1", log=lambda s: None,
-                             overrides=[f"--train.epochs={TOP1_EPOCHS}", "--train.progress=false",
-                                        f"--train.seed={seed}"])
-        ds = PreparedDataset(Path(data_root) / "prepared" / "ml-100k")
-        r = out["results"]["MoRec (MiniLM, E2E top-1)"]
-        yield {"test": "test_movielens.py::test_quickstart_with_top_layer_training", "setting": "top-1", "seed": seed,
-               "best_epoch": r["best_epoch"], "epochs": TOP1_EPOCHS, **ratios(ds, r)}
+        out = api.quickstart(root=data_root, runs=work / f"{morec}-{seed}", morec=morec, log=lambda s: None,
+                             overrides=[*budget, "--train.progress=false", f"--train.seed={seed}"])
+        popular = popular or most_popular(PreparedDataset(Path(data_root) / "prepared" / "ml-100k"))
+        for arm in arms or out["results"]:
+            yield row(f"test_movielens.py::{test}", "top-1" if morec == "top1" else arm, seed, out["results"][arm],
+                      popular)
 
 
 def cheap_modes(seeds: list[int], work: Path):
@@ -91,21 +81,19 @@ def cheap_modes(seeds: list[int], work: Path):
     import test_cheap_modes as tcm
     from morec.data.dataset import PreparedDataset
     from morec.data.prepare import prepare
-    from morec.data.synthetic import SynthConfig, synthesize
+    from morec.data.synthetic import synthesize
     from morec.train import Trainer
-    from test_text_encoder import QUIET
+    from test_text_encoder import QUIET, WORLD_DATA
 
-    raw, _ = synthesize(SynthConfig(n_users=500, n_items=160, n_topics=6, n_new_items=18, seq_len_min=8,
-                                    seq_len_max=20, image_size=0, seed=3))
-    prepare(raw, work / "text", log=QUIET)
+    prepare(synthesize(WORLD_DATA)[0], work / "text", log=QUIET)
     world = {"data": work / "text", "ds": PreparedDataset(work / "text"), "bert": None}
+    popular = most_popular(world["ds"])
     for seed in seeds:
         for name, extra in tcm.MODES:
             cfg = tcm.run_config(world, work / f"{name}-{seed}", *tcm.BUDGET, f"--train.seed={seed}", *extra,
                                  model="minilm")
-            r = Trainer(cfg, world["ds"], log=QUIET).fit()
-            yield {"test": "test_cheap_modes.py::test_side_and_lora_learn_far_above_most_popular_and_beat_two_stage",
-                   "setting": name, "seed": seed, "best_epoch": r["best_epoch"], "epochs": 8, **ratios(world["ds"], r)}
+            yield row("test_cheap_modes.py::test_side_and_lora_learn_far_above_most_popular_and_beat_two_stage",
+                      name, seed, Trainer(cfg, world["ds"], log=QUIET).fit(), popular)
 
 
 def summary(rows: list[dict]) -> str:
@@ -136,8 +124,8 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         parts = {"backbones": lambda: backbones(seeds, Path(tmp) / "b"),
-                 "quickstart": lambda: quickstart(seeds, Path(tmp) / "q", args.data_root),
-                 "top1": lambda: top1(seeds, Path(tmp) / "t", args.data_root),
+                 "quickstart": lambda: quickstart(seeds, Path(tmp) / "q", args.data_root, "ts"),
+                 "top1": lambda: quickstart(seeds, Path(tmp) / "t", args.data_root, "top1"),
                  "cheap-modes": lambda: cheap_modes(seeds, Path(tmp) / "c")}
         for part in args.parts.split(","):
             for row in parts[part]():

@@ -167,20 +167,26 @@ def test_every_backbone_every_loss_runs_and_dedups(synth_prepared, name, loss):
 
 # Each backbone with the paper's BCE loss through the one loop (every loss with SASRec: test_losses.py).
 # Short runs: dim 32, lr 1e-2. Test NDCG@10 / most-popular's, measured over seeds 42 (the default, used here),
-# 1, 2, 3 (benchmarks/results/backbone_bars.jsonl): gru4rec 1.97-2.00, nextitnet 1.80-1.95, bert4rec bce
+# 1, 2, 3 (benchmarks/results/test_bars.jsonl): gru4rec 1.97-2.00, nextitnet 1.80-1.95, bert4rec bce
 # 1.70-1.81, bert4rec in-batch 1.90-2.00. Each bar sits ~10% under the lowest seed and at least 50% above
 # most-popular, so a model that learned only popularity (1.0x) or scores at random fails it.
-@pytest.mark.parametrize("backbone, loss, epochs, factor", [
+BACKBONE_BARS = [  # (backbone, loss, epochs, bar); benchmarks/measure_test_bars.py trains the same runs
     ("gru4rec", "bce", 40, 1.8),
     ("nextitnet", "bce", 30, 1.6),
     ("bert4rec", "bce", 50, 1.5),
     ("bert4rec", "inbatch", 30, 1.7),
-])
+]
+
+
+def backbone_run(data, out, backbone: str, loss: str, epochs: int, *extra: str):
+    return load_config(None, [f"--data={data}", f"--out={out}", "--model.dim=32", "--train.progress=false",
+                              f"--train.epochs={epochs}", f"--train.patience={epochs}", "--train.lr=1e-2",
+                              f"--model.backbone={backbone}", f"--train.loss={loss}", *extra])
+
+
+@pytest.mark.parametrize("backbone, loss, epochs, factor", BACKBONE_BARS)
 def test_backbone_beats_most_popular(synth_prepared, tmp_path, backbone, loss, epochs, factor):
     ds = PreparedDataset(synth_prepared)
-    cfg = load_config(None, [f"--data={synth_prepared}", f"--out={tmp_path / 'run'}", "--model.dim=32",
-                             "--train.progress=false", f"--train.epochs={epochs}", f"--train.patience={epochs}",
-                             "--train.lr=1e-2", f"--model.backbone={backbone}", f"--train.loss={loss}"])
-    results = train(cfg, ds, log=lambda s: None)
+    results = train(backbone_run(synth_prepared, tmp_path / "run", backbone, loss, epochs), ds, log=lambda s: None)
     popular = metrics_from_ranks(most_popular_ranks(ds, "test"), [10])
     assert results["test"]["ndcg@10"] > factor * popular["ndcg@10"], (results["test"], popular)

@@ -9,12 +9,15 @@ from morec.data.dataset import PreparedDataset
 from morec.evaluate import metrics_from_ranks, most_popular_ranks
 
 pytestmark = pytest.mark.integration
+# each test's training budget on top of the quickstart's recipe (benchmarks/measure_test_bars.py trains the same)
+QUICKSTART_BUDGET = ["--train.epochs=8", "--train.lr=3e-3"]
+TOP1_BUDGET = ["--train.epochs=6"]
 
 
 def test_quickstart_on_movielens(tmp_path, capsys):
     # the README's main job, shortened to a few epochs
     assert main(["quickstart", "--root", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"),
-                 "--train.epochs=8", "--train.lr=3e-3", "--train.progress=false", "--json"]) == 0
+                 *QUICKSTART_BUDGET, "--train.progress=false", "--json"]) == 0
     out = capsys.readouterr().out
     assert "| IDRec SASRec" in out and "| MoRec (MiniLM, TS) SASRec" in out and "| Improv. (test, 95% CI)" in out
     # the verdict comes from the paired statistics, never from the sign of one number
@@ -36,7 +39,7 @@ def test_quickstart_with_top_layer_training(tmp_path, capsys):
     1.37-1.47. A model that learned only popularity sits at 1.0x; one whose backbone never sees the
     history falls below 1.0x (benchmarks/results/broken_variants.log)."""
     assert main(["quickstart", "--root", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"), "--morec", "top1",
-                 "--train.epochs=6", "--train.progress=false", "--json"]) == 0
+                 *TOP1_BUDGET, "--train.progress=false", "--json"]) == 0
     out = capsys.readouterr().out
     assert "| MoRec (MiniLM, E2E top-1) SASRec" in out
     metrics = json.loads(out.strip().splitlines()[-1])

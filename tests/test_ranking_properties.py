@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from morec.evaluate import metrics_from_ranks, ranks_from_scores
 from morec.ranks import load_ranks, per_user_metric, save_ranks
 
+from metric_reference import plain_metrics
+
 FAST = settings(max_examples=60, deadline=None, database=None)
 NAN = float("nan")
 
@@ -117,15 +119,6 @@ def test_rows_counted_in_slices_on_a_wide_catalogue():
     scores[2, :] = 3.0  # row 2: target 7 ties with everything -> last
     got = ranks_from_scores(scores, torch.tensor([1, 5, 7]))
     assert got.tolist() == [10, 1, n - 1] and got.dtype == torch.int64
-
-
-def plain_metrics(ranks: list[int], ks: list[int]) -> dict[str, float]:
-    scored = [r for r in ranks if r > 0]
-    out = {}
-    for k in ks:
-        out[f"hr@{k}"] = sum(1 for r in scored if r <= k) / len(scored) if scored else 0.0
-        out[f"ndcg@{k}"] = sum(1 / math.log2(r + 1) for r in scored if r <= k) / len(scored) if scored else 0.0
-    return out
 
 
 @FAST

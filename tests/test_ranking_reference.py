@@ -16,6 +16,8 @@ from morec.evaluate import (evaluate, evaluate_subsets, most_popular_ranks, rank
                             subset_users)
 from morec.model import build_model
 
+from metric_reference import plain_metrics
+
 QUIET = lambda s: None  # noqa: E731
 
 
@@ -24,12 +26,6 @@ def plain_rank(row: list[float], target: int, masked: set[int]) -> int:
     if math.isnan(t):
         return len(row) - 1
     return 1 + sum(1 for j, s in enumerate(row) if j not in (0, target) and j not in masked and (math.isnan(s) or s >= t))
-
-
-def plain_metrics(ranks, k):
-    r = [x for x in ranks if x > 0]
-    return {f"hr@{k}": sum(x <= k for x in r) / len(r) if r else 0.0,
-            f"ndcg@{k}": sum(1 / math.log2(x + 1) for x in r if x <= k) / len(r) if r else 0.0}
 
 
 def raw(n_users=30, n_items=14, seed=0) -> RawDataset:

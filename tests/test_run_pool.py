@@ -18,17 +18,6 @@ from morec.sweep import parse_sweep, run_sweep
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    from morec.data.prepare import prepare
-    from morec.data.synthetic import SynthConfig, generate
-
-    out = tmp_path_factory.mktemp("pooldata") / "prepared"
-    raw = generate(SynthConfig(n_users=120, n_items=60, n_topics=4, seq_len_min=6, seq_len_max=10, image_size=0, seed=1))
-    prepare(raw, out, log=lambda s: None)
-    return out
-
-
 def sweep_spec(data, out, epochs=2, threads=1):
     return {"base": {"data": str(data), "model": {"dim": 16, "max_len": 10, "n_heads": 1},
                      "train": {"epochs": epochs, "threads": threads, "progress": False, "batch_size": 64,

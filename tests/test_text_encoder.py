@@ -53,12 +53,16 @@ def write_tiny_model(path, words, family="bert", layers=3, hidden=32):
     return path
 
 
+# the text tests' world: titles whose words follow the topics users follow, and items only ever test targets
+WORLD_DATA = SynthConfig(n_users=500, n_items=160, n_topics=6, n_new_items=18, seq_len_min=8, seq_len_max=20,
+                         image_size=0, seed=3)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A synthetic dataset with new items (only ever test targets) and a tiny BERT for its words."""
     root = tmp_path_factory.mktemp("text")
-    raw, truth = synthesize(SynthConfig(n_users=500, n_items=160, n_topics=6, n_new_items=18, seq_len_min=8,
-                                        seq_len_max=20, image_size=0, seed=3))
+    raw, truth = synthesize(WORLD_DATA)
     prepare(raw, root / "prepared", log=QUIET)
     ds = PreparedDataset(root / "prepared")
     words = {w for t in ds.items["title"] for w in t.split()}
@@ -406,8 +410,7 @@ def test_minilm_two_stage_separates_topics(world):
     ds = world["ds"]
     enc = build_item_encoder(EncoderConfig(kind="text", pretrained="minilm", mode="frozen", disk_cache=False), ds, 64)
     feats = torch.nn.functional.normalize(enc.frozen_features()[1:], dim=-1)
-    raw, truth = synthesize(SynthConfig(n_users=500, n_items=160, n_topics=6, n_new_items=18, seq_len_min=8,
-                                        seq_len_max=20, image_size=0, seed=3))
+    raw, truth = synthesize(WORLD_DATA)
     topic = dict(zip(raw.items["item"], truth.item_topic))
     t = torch.tensor([topic[i] for i in ds.items["item"]])
     same = (t[:, None] == t[None, :]) & ~torch.eye(len(t), dtype=torch.bool)
